@@ -1,0 +1,115 @@
+#pragma once
+// Optimisers with PyTorch semantics (Adam, SGD with momentum) and clip_grad_norm.
+// Parameters without a gradient are skipped, as torch.optim does.
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "disco/ops/ops.hpp"
+
+namespace disco::optim {
+
+// Global L2 norm of the gradients of `params`; when it exceeds max_norm every gradient
+// is scaled by max_norm / (norm + 1e-6) (torch.nn.utils.clip_grad_norm_). Returns the norm.
+template <class B>
+double clip_grad_norm(const std::vector<Tensor<B>>& params, double max_norm) {
+  DISCO_CHECK(max_norm > 0, "clip_grad_norm: max_norm ", max_norm, " must be positive");
+  double ss = 0;
+  for (auto& p : params) {
+    Tensor<B> g = p.grad();
+    if (!g.defined()) continue;
+    DISCO_TYPED(g.dtype(), ss += Kernels<B>::sumsq(g.template data<T>(), g.numel()));
+  }
+  const double norm = std::sqrt(ss);
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef < 1.0) {
+    for (auto& p : params) {
+      Tensor<B> g = p.grad();
+      if (!g.defined()) continue;
+      DISCO_TYPED(g.dtype(), Kernels<B>::affine(g.template data<T>(), T(coef), T(0), g.template data<T>(), g.numel()));
+    }
+  }
+  return norm;
+}
+
+struct AdamOptions {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+};
+
+template <class B>
+class Adam {
+ public:
+  Adam(std::vector<Tensor<B>> params, AdamOptions opt) : params_(std::move(params)), opt_(opt) {
+    DISCO_CHECK(opt.lr >= 0 && opt.eps >= 0 && opt.beta1 >= 0 && opt.beta1 < 1 && opt.beta2 >= 0 && opt.beta2 < 1,
+                "Adam: invalid options lr=", opt.lr, " betas=(", opt.beta1, ", ", opt.beta2, ") eps=", opt.eps);
+    m_.resize(params_.size());
+    v_.resize(params_.size());
+  }
+  void zero_grad() {
+    for (auto& p : params_) p.zero_grad();
+  }
+  // One update of every parameter that has a gradient.
+  void step() {
+    ++step_;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      Tensor<B>& p = params_[i];
+      Tensor<B> g = p.grad();
+      if (!g.defined()) continue;
+      if (!m_[i].defined()) {
+        m_[i] = Tensor<B>::zeros(p.shape(), p.dtype());
+        v_[i] = Tensor<B>::zeros(p.shape(), p.dtype());
+      }
+      DISCO_TYPED(p.dtype(), Kernels<B>::adam_update(p.template data<T>(), g.template data<T>(), m_[i].template data<T>(),
+                                                     v_[i].template data<T>(), p.numel(), opt_.lr, opt_.beta1,
+                                                     opt_.beta2, opt_.eps, opt_.weight_decay, step_, 1.0));
+    }
+  }
+  const std::vector<Tensor<B>>& params() const { return params_; }
+  AdamOptions& options() { return opt_; }
+  int64_t step_count() const { return step_; }
+  void set_step_count(int64_t s) { step_ = s; }
+  // First and second moment of parameter i (undefined before its first update).
+  Tensor<B>& exp_avg(std::size_t i) { return m_.at(i); }
+  Tensor<B>& exp_avg_sq(std::size_t i) { return v_.at(i); }
+
+ private:
+  std::vector<Tensor<B>> params_;
+  AdamOptions opt_;
+  std::vector<Tensor<B>> m_, v_;
+  int64_t step_ = 0;
+};
+
+struct SGDOptions {
+  double lr = 1e-2, momentum = 0, weight_decay = 0;
+};
+
+template <class B>
+class SGD {
+ public:
+  SGD(std::vector<Tensor<B>> params, SGDOptions opt) : params_(std::move(params)), opt_(opt) {
+    DISCO_CHECK(opt.lr >= 0 && opt.momentum >= 0, "SGD: invalid options lr=", opt.lr, " momentum=", opt.momentum);
+    buf_.resize(params_.size());
+  }
+  void zero_grad() {
+    for (auto& p : params_) p.zero_grad();
+  }
+  void step() {
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      Tensor<B>& p = params_[i];
+      Tensor<B> g = p.grad();
+      if (!g.defined()) continue;
+      const bool first = !buf_[i].defined();
+      if (first) buf_[i] = Tensor<B>::zeros(p.shape(), p.dtype());
+      DISCO_TYPED(p.dtype(), Kernels<B>::sgd_update(p.template data<T>(), g.template data<T>(), buf_[i].template data<T>(),
+                                                    p.numel(), opt_.lr, opt_.momentum, opt_.weight_decay, first, 1.0));
+    }
+  }
+
+ private:
+  std::vector<Tensor<B>> params_;
+  SGDOptions opt_;
+  std::vector<Tensor<B>> buf_;
+};
+
+}  // namespace disco::optim
