@@ -54,11 +54,12 @@ Tensor<B> linear(const Tensor<B>& x, const Tensor<B>& weight, const Tensor<B>& b
                                                       y.template data<T>(), M, N, 1));
   }
   Tensor<B> xd = x.detach(), wd = weight.detach();
-  const bool has_bias = bias.defined();
+  const bool has_bias = bias.defined() && bias.requires_grad();
+  const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   return record<B>(y, "linear", {x, weight, bias},
-                   [xd, wd, has_bias, M, N](const Tensor<B>& g, std::vector<Tensor<B>>& gi) {
-                     gi[0] = detail::gemm_raw(g, false, wd, false);  // g W
-                     gi[1] = detail::gemm_raw(g, true, xd, false);   // g^T x
+                   [xd, wd, has_bias, need_x, need_w, M, N](const Tensor<B>& g, std::vector<Tensor<B>>& gi) {
+                     if (need_x) gi[0] = detail::gemm_raw(g, false, wd, false);  // g W
+                     if (need_w) gi[1] = detail::gemm_raw(g, true, xd, false);   // g^T x
                      if (has_bias) gi[2] = detail::channel_reduce_raw<B>(g, nullptr, M, N, 1);
                    });
 }

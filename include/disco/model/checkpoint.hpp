@@ -1,0 +1,172 @@
+#pragma once
+// Checkpoints and weight files of a ContentDisentangler, as safetensors:
+//
+//   weights file     every parameter under its official name (e1.full.0.weight ...);
+//                    __metadata__: format=disco-weights, config (JSON)
+//   checkpoint       the weights, plus both Adam states as
+//                    optim.ae.exp_avg.<name>, optim.ae.exp_avg_sq.<name>, optim.disc.*;
+//                    __metadata__: format=disco-checkpoint, config, step, optim.ae.step,
+//                    optim.disc.step, and any caller entries (the trainer stores its
+//                    data-order seed and RNG state there)
+//
+// Written atomically (temp file, fsync, rename). Loading checks the config, then every
+// name, shape and dtype, and lists every mismatch in one disco::Error.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "disco/io/tensor_io.hpp"
+#include "disco/model/content_disentangler.hpp"
+
+namespace disco {
+
+namespace ckpt_detail {
+inline std::string config_diff(const ModelConfig& file, const ModelConfig& want) {
+  std::string d;
+  auto field = [&](const char* n, int a, int b) {
+    if (a != b) d += str(d.empty() ? "" : ", ", n, " ", a, " (model has ", b, ")");
+  };
+  field("resolution", file.resolution, want.resolution);
+  field("sep", file.sep, want.sep);
+  field("code_channels", file.code_channels, want.code_channels);
+  field("base_channels", file.base_channels, want.base_channels);
+  field("disc_hidden", file.disc_hidden, want.disc_hidden);
+  return d;
+}
+}  // namespace ckpt_detail
+
+// The config stored in a weights file or checkpoint, when there is one.
+inline bool read_stored_config(const std::string& path, ModelConfig& out) {
+  SafetensorsHeader h = read_safetensors_header(path);
+  auto it = h.metadata.find("config");
+  if (it == h.metadata.end()) return false;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, ": the stored config is not valid JSON: ", e.what());
+  }
+  out = ModelConfig::from_json(j);
+  return true;
+}
+
+template <class B>
+void save_weights(const ContentDisentangler<B>& m, const std::string& path) {
+  std::map<std::string, Tensor<B>> t;
+  for (auto& [n, p] : m.named_parameters()) t.emplace(n, p);
+  save_tensors(path, t, {{"format", "disco-weights"}, {"config", m.config().to_json().dump()}});
+}
+
+template <class B>
+void save_checkpoint(ContentDisentangler<B>& m, const std::string& path,
+                     const std::map<std::string, std::string>& extra_metadata = {}) {
+  std::map<std::string, Tensor<B>> t;
+  auto add_optim = [&](const char* tag, optim::Adam<B>& opt, const std::vector<std::pair<std::string, Tensor<B>>>& named) {
+    for (std::size_t i = 0; i < named.size(); ++i) {
+      if (!opt.exp_avg(i).defined()) continue;
+      t.emplace(str("optim.", tag, ".exp_avg.", named[i].first), opt.exp_avg(i));
+      t.emplace(str("optim.", tag, ".exp_avg_sq.", named[i].first), opt.exp_avg_sq(i));
+    }
+  };
+  auto named = m.named_parameters();
+  std::vector<std::pair<std::string, Tensor<B>>> ae_named, disc_named;
+  for (auto& np : named) {
+    t.emplace(np.first, np.second);
+    (np.first.rfind("disc.", 0) == 0 ? disc_named : ae_named).push_back(np);
+  }
+  add_optim("ae", m.ae_optimizer(), ae_named);
+  add_optim("disc", m.disc_optimizer(), disc_named);
+  std::map<std::string, std::string> meta = extra_metadata;
+  meta["format"] = "disco-checkpoint";
+  meta["config"] = m.config().to_json().dump();
+  meta["step"] = std::to_string(m.step());
+  meta["optim.ae.step"] = std::to_string(m.ae_optimizer().step_count());
+  meta["optim.disc.step"] = std::to_string(m.disc_optimizer().step_count());
+  save_tensors(path, t, meta);
+}
+
+// Load parameters from a weights file, a checkpoint, or any safetensors file holding the
+// four prefixed state dicts. Checks the stored config (when present) and every tensor.
+// Returns the file's metadata.
+template <class B>
+std::map<std::string, std::string> load_weights(ContentDisentangler<B>& m, const std::string& path,
+                                                bool with_optimizer = false) {
+  SafetensorsFile f = read_safetensors(path);
+  auto cfg_it = f.metadata.find("config");
+  if (cfg_it != f.metadata.end()) {
+    ModelConfig stored;
+    read_stored_config(path, stored);
+    DISCO_CHECK(stored.same_architecture(m.config()), path, ": checkpoint of another model config: ",
+                ckpt_detail::config_diff(stored, m.config()));
+  }
+  std::vector<std::string> problems;
+  auto named = m.named_parameters();
+  for (auto& [name, p] : named) {
+    auto it = f.tensors.find(name);
+    if (it == f.tensors.end()) {
+      problems.push_back("missing " + name);
+      continue;
+    }
+    const RawTensor& r = it->second;
+    if (r.shape != p.shape())
+      problems.push_back(name + " has shape " + shape_str(r.shape) + ", expected " + shape_str(p.shape()));
+    else if (r.dtype != "F32" && r.dtype != "F64")
+      problems.push_back(name + " has dtype " + r.dtype + ", expected F32");
+  }
+  for (auto& [name, r] : f.tensors) {
+    if (name.rfind("optim.", 0) == 0) continue;
+    bool known = false;
+    for (auto& np : named) known = known || np.first == name;
+    if (!known) problems.push_back("unexpected " + name);
+  }
+  if (!problems.empty()) {
+    std::string msg = path + ": " + std::to_string(problems.size()) + " mismatch(es) with the model (" +
+                      m.config().describe() + "): ";
+    for (std::size_t i = 0; i < problems.size() && i < 12; ++i) msg += (i ? "; " : "") + problems[i];
+    if (problems.size() > 12) msg += str("; ... and ", problems.size() - 12, " more");
+    fail(msg);
+  }
+  for (auto& [name, p] : named) {
+    Tensor<B> v = from_raw<B>(f.tensors.at(name), path + ": " + name);
+    if (v.dtype() != p.dtype()) v = Tensor<B>::from_vector(f.tensors.at(name).to_f32(name), p.shape());
+    p.copy_(v);
+  }
+  if (with_optimizer) {
+    auto restore = [&](const char* tag, optim::Adam<B>& opt, const std::vector<Tensor<B>>& params) {
+      std::vector<std::string> names;
+      for (auto& np : named)
+        for (auto& q : params)
+          if (q.same(np.second)) names.push_back(np.first);
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        auto m1 = f.tensors.find(str("optim.", tag, ".exp_avg.", names[i]));
+        auto m2 = f.tensors.find(str("optim.", tag, ".exp_avg_sq.", names[i]));
+        if (m1 == f.tensors.end() || m2 == f.tensors.end()) continue;
+        opt.exp_avg(i) = from_raw<B>(m1->second, m1->first);
+        opt.exp_avg_sq(i) = from_raw<B>(m2->second, m2->first);
+        DISCO_CHECK(opt.exp_avg(i).shape() == params[i].shape() && opt.exp_avg_sq(i).shape() == params[i].shape(),
+                    path, ": optimizer state of ", names[i], " has shape ", shape_str(opt.exp_avg(i).shape()),
+                    ", expected ", shape_str(params[i].shape()));
+      }
+      auto st = f.metadata.find(str("optim.", tag, ".step"));
+      opt.set_step_count(st == f.metadata.end() ? 0 : std::stoll(st->second));
+    };
+    restore("ae", m.ae_optimizer(), m.ae_parameters());
+    restore("disc", m.disc_optimizer(), m.disc_parameters());
+    auto st = f.metadata.find("step");
+    m.set_step(st == f.metadata.end() ? 0 : std::stoll(st->second));
+  }
+  return f.metadata;
+}
+
+// Resume: weights, both optimizers and the step counter.
+template <class B>
+std::map<std::string, std::string> load_checkpoint(ContentDisentangler<B>& m, const std::string& path) {
+  SafetensorsHeader h = read_safetensors_header(path);
+  auto fmt = h.metadata.find("format");
+  DISCO_CHECK(fmt != h.metadata.end() && fmt->second == "disco-checkpoint", path,
+              ": not a disco training checkpoint (format '", fmt == h.metadata.end() ? "none" : fmt->second,
+              "', expected 'disco-checkpoint'; a weights file can be loaded with load_weights)");
+  return load_weights(m, path, true);
+}
+
+}  // namespace disco
