@@ -13,3 +13,8 @@
 #include "disco/ops/ops.hpp"
 #include "disco/nn/layers.hpp"
 #include "disco/optim/optim.hpp"
+#include "disco/io/safetensors.hpp"
+#include "disco/io/tensor_io.hpp"
+#include "disco/model/content_disentangler.hpp"
+#include "disco/model/checkpoint.hpp"
+#include "disco/data/data.hpp"

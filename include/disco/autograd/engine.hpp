@@ -54,12 +54,14 @@ Tensor<B> add_tensors(const Tensor<B>& a, const Tensor<B>& b) {
   return out;
 }
 
-// Add g into the .grad of leaf `t` (reusing g's buffer when nobody else holds it).
+// Add g into the .grad of leaf `t` (reusing g's buffer when nobody else holds it: neither
+// its storage nor its TensorImpl, which a backward may hand to several inputs at once).
 template <class B>
 void accumulate_leaf(const Tensor<B>& t, const Tensor<B>& g) {
   auto& impl = *t.impl();
   if (!impl.grad) {
-    const bool own = g.is_contiguous() && g.offset() == 0 && g.impl()->storage.use_count() == 1;
+    const bool own = g.is_contiguous() && g.offset() == 0 && g.impl().use_count() == 1 &&
+                     g.impl()->storage.use_count() == 1;
     if (own) {
       impl.grad = g.impl();
     } else {
@@ -70,6 +72,10 @@ void accumulate_leaf(const Tensor<B>& t, const Tensor<B>& g) {
     return;
   }
   Tensor<B> cur(impl.grad);
+  if (!cur.is_contiguous()) {  // a strided gradient given to set_grad: add out of place, copy back
+    cur.copy_(add_tensors(cur, g));
+    return;
+  }
   Tensor<B> gc = g.contiguous();
   dispatch_dtype(g.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -109,8 +115,8 @@ void run_backward(const Tensor<B>& root, const Tensor<B>& grad_root) {
       stack.pop_back();
     }
   }
-  if (!root.impl()->grad_fn) {  // a leaf: its gradient is the seed itself
-    detail::accumulate_leaf(root, grad_root);
+  if (!root.impl()->grad_fn) {  // a leaf: its gradient is (a copy of) the seed, which the caller keeps
+    detail::accumulate_leaf(root, grad_root.clone());
     return;
   }
   std::unordered_map<Impl*, Tensor<B>> grads;

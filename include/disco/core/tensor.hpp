@@ -210,7 +210,13 @@ class Tensor {
     return *this;
   }
   Tensor grad() const { return Tensor(checked().grad); }
-  void set_grad(const Tensor& g) { checked().grad = g.impl_; }
+  // Replace the accumulated gradient (undefined clears it); it must match shape and dtype.
+  void set_grad(const Tensor& g) {
+    DISCO_CHECK(!g.defined() || (g.shape() == shape() && g.dtype() == dtype()), "Tensor::set_grad: gradient of shape ",
+                shape_str(g.shape()), " (", dtype_name(g.dtype()), ") for a tensor of shape ", shape_str(shape()), " (",
+                dtype_name(dtype()), ")");
+    checked().grad = g.impl_;
+  }
   void zero_grad() { checked().grad.reset(); }
   const std::shared_ptr<Node<B>>& grad_fn() const { return checked().grad_fn; }
   bool is_leaf() const { return !checked().grad_fn; }

@@ -76,9 +76,13 @@ Tensor<B> conv2d(const Tensor<B>& x, const Tensor<B>& weight, const Tensor<B>& b
                 " output channels");
   Conv2dProblem p = make_conv2d_problem(int(xs[0]), int(xs[1]), int(xs[2]), int(xs[3]), int(ws[0]), int(ws[2]),
                                         int(ws[3]), o.stride, o.padding, o.dilation);
-  DISCO_CHECK(p.P > 0 && p.Q > 0, "conv2d: input ", shape_str(xs), " is too small for kernel ", ws[2], "x", ws[3],
-              " with stride ", o.stride, ", padding ", o.padding, ", dilation ", o.dilation, " (output would be ",
-              p.P, "x", p.Q, ")");
+  // The dilated kernel must fit the padded input (P alone misses this: the size formula
+  // truncates a negative numerator towards zero, e.g. a 2x2 input, 4x4 kernel, stride 3).
+  const int64_t span_h = int64_t(o.dilation) * (ws[2] - 1) + 1, span_w = int64_t(o.dilation) * (ws[3] - 1) + 1;
+  DISCO_CHECK(xs[2] + 2 * o.padding >= span_h && xs[3] + 2 * o.padding >= span_w && p.P > 0 && p.Q > 0,
+              "conv2d: input ", shape_str(xs), " is too small for kernel ", ws[2], "x", ws[3], " with stride ",
+              o.stride, ", padding ", o.padding, ", dilation ", o.dilation, " (padded input ", xs[2] + 2 * o.padding,
+              "x", xs[3] + 2 * o.padding, ", dilated kernel ", span_h, "x", span_w, ")");
   Tensor<B> y = detail::fprop(p, x, weight);
   if (bias.defined()) detail::add_bias_inplace(y, bias);
   Tensor<B> xd = x.detach(), wd = weight.detach();

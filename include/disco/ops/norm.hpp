@@ -15,9 +15,13 @@ Tensor<B> instance_norm2d(const Tensor<B>& x, const Tensor<B>& weight = Tensor<B
   DISCO_CHECK(x.dim() >= 3, "instance_norm2d: input of shape ", shape_str(x.shape()),
               " must be [N, C, H, W] (at least 3 dims)");
   const int64_t N = x.shape()[0], C = x.shape()[1];
-  const int64_t HW = N * C ? x.numel() / (N * C) : 0;
+  const int64_t HW = N * C != 0 ? x.numel() / (N * C) : 0;
   DISCO_CHECK(HW > 1, "instance_norm2d: input of shape ", shape_str(x.shape()),
               " has one value per channel; expected more than 1 spatial element");
+  for (const Tensor<B>* a : {&weight, &bias})
+    DISCO_CHECK(!a->defined() || (a->dim() == 1 && a->shape()[0] == C && a->dtype() == x.dtype()), "instance_norm2d: ",
+                a == &weight ? "weight" : "bias", " of shape ", shape_str(a->shape()), " (", dtype_name(a->dtype()),
+                ") does not match input ", shape_str(x.shape()), " (", dtype_name(x.dtype()), "; expected [", C, "])");
   const bool affine = weight.defined() || bias.defined();
   const bool fusable = act == UnaryKind::None || act == UnaryKind::Relu || act == UnaryKind::LeakyRelu;
   if (affine || !fusable) {

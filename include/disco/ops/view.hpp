@@ -45,8 +45,8 @@ template <class B>
 Tensor<B> Tensor<B>::flatten(int64_t start_dim) const {
   const int d = normalize_dim("flatten", start_dim, shape().size());
   Shape to(shape().begin(), shape().begin() + d);
-  to.push_back(-1);
-  if (numel() == 0) to.back() = 0;
+  to.push_back(1);  // the product of the flattened dims (also right when one of them is 0)
+  for (std::size_t i = std::size_t(d); i < shape().size(); ++i) to.back() *= shape()[i];
   return reshape(to);
 }
 

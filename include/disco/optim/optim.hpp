@@ -19,7 +19,8 @@ double clip_grad_norm(const std::vector<Tensor<B>>& params, double max_norm) {
   for (auto& p : params) {
     Tensor<B> g = p.grad();
     if (!g.defined()) continue;
-    DISCO_TYPED(g.dtype(), ss += Kernels<B>::sumsq(g.template data<T>(), g.numel()));
+    Tensor<B> gc = g.contiguous();
+    DISCO_TYPED(g.dtype(), ss += Kernels<B>::sumsq(gc.template data<T>(), gc.numel()));
   }
   const double norm = std::sqrt(ss);
   const double coef = max_norm / (norm + 1e-6);
@@ -27,7 +28,9 @@ double clip_grad_norm(const std::vector<Tensor<B>>& params, double max_norm) {
     for (auto& p : params) {
       Tensor<B> g = p.grad();
       if (!g.defined()) continue;
-      DISCO_TYPED(g.dtype(), Kernels<B>::affine(g.template data<T>(), T(coef), T(0), g.template data<T>(), g.numel()));
+      Tensor<B> gc = g.contiguous();  // g itself unless set_grad gave a strided one
+      DISCO_TYPED(g.dtype(), Kernels<B>::affine(gc.template data<T>(), T(coef), T(0), gc.template data<T>(), gc.numel()));
+      if (!gc.same(g)) g.copy_(gc);
     }
   }
   return norm;
@@ -56,6 +59,9 @@ class Adam {
       Tensor<B>& p = params_[i];
       Tensor<B> g = p.grad();
       if (!g.defined()) continue;
+      DISCO_CHECK(p.is_contiguous(), "Adam: parameter ", i, " of shape ", shape_str(p.shape()),
+                  " is a strided view; parameters must be contiguous");
+      g = g.contiguous();
       if (!m_[i].defined()) {
         m_[i] = Tensor<B>::zeros(p.shape(), p.dtype());
         v_[i] = Tensor<B>::zeros(p.shape(), p.dtype());
@@ -99,6 +105,9 @@ class SGD {
       Tensor<B>& p = params_[i];
       Tensor<B> g = p.grad();
       if (!g.defined()) continue;
+      DISCO_CHECK(p.is_contiguous(), "SGD: parameter ", i, " of shape ", shape_str(p.shape()),
+                  " is a strided view; parameters must be contiguous");
+      g = g.contiguous();
       const bool first = !buf_[i].defined();
       if (first) buf_[i] = Tensor<B>::zeros(p.shape(), p.dtype());
       DISCO_TYPED(p.dtype(), Kernels<B>::sgd_update(p.template data<T>(), g.template data<T>(), buf_[i].template data<T>(),

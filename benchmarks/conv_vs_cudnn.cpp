@@ -1,0 +1,382 @@
+// conv_vs_cudnn: every Conv2d / ConvTranspose2d layer of the official model (encoders E1, E2
+// and the decoder, k4 s2 p1) in fprop, dgrad and wgrad, disco's implicit-GEMM kernels against
+// cuDNN's fastest algorithm (cudnnFind*AlgorithmEx) at the same precision (TF32; BF16 inputs
+// with FP32 accumulation). For each case: correctness check between the two first, then CUDA
+// event timing after warm-up, median of --iters runs, L2 flushed before every run.
+//
+//   conv_vs_cudnn [--size 128|256] [--batch 32] [--iters 20] [--warmup 3] [--math tf32,bf16]
+//                 [--only SUBSTR] [--csv PATH] [--self-test] [--list]
+//
+// Without a CUDA device it prints a skip line and exits 0. --self-test checks the layer table
+// and the FLOP arithmetic on the CPU (a ctest). Directions are those of the Conv2dProblem: for
+// a transposed convolution the forward pass is dgrad ("role" column).
+// BF16 timing of cuDNN covers the cuDNN call on bf16 tensors only; disco reads and writes
+// float32 and converts in its kernel.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "disco/backend/cuda/conv.hpp"
+#include "disco/backend/cuda/ops.hpp"
+#include "disco/backend/cuda/runtime.hpp"
+#include "disco/core/error.hpp"
+#include "disco/problem/conv2d_problem.hpp"
+
+namespace dc = disco::cuda;
+using disco::Conv2dProblem;
+
+namespace {
+
+struct Layer {
+  std::string net, name;
+  bool transposed;
+  int cin, cout, in_size;  // input spatial size of the layer
+  Conv2dProblem problem(int batch) const {
+    return transposed ? disco::make_conv_transpose2d_problem(batch, cin, in_size, in_size, cout, 4, 4, 2, 1, 0)
+                      : disco::make_conv2d_problem(batch, cin, in_size, in_size, cout, 4, 4, 2, 1);
+  }
+};
+
+// The official model's convolutions at image size s (128: 2x2 bottleneck; 256: the same list
+// at double the spatial size).
+std::vector<Layer> model_layers(int s) {
+  std::vector<Layer> L;
+  const int e1[][2] = {{3, 32}, {32, 64}, {64, 128}, {128, 256}, {256, 487}, {487, 487}};
+  const int e2[][2] = {{3, 32}, {32, 64}, {64, 128}, {128, 128}, {128, 128}, {128, 25}};
+  const int de[][2] = {{512, 512}, {512, 256}, {256, 128}, {128, 64}, {64, 32}, {32, 3}};
+  for (int i = 0; i < 6; ++i) L.push_back({"E1", "E1.conv" + std::to_string(i + 1), false, e1[i][0], e1[i][1], s >> i});
+  for (int i = 0; i < 6; ++i) L.push_back({"E2", "E2.conv" + std::to_string(i + 1), false, e2[i][0], e2[i][1], s >> i});
+  for (int i = 0; i < 6; ++i)
+    L.push_back({"D", "D.convT" + std::to_string(i + 1), true, de[i][0], de[i][1], (s / 64) << i});
+  return L;
+}
+
+const char* role(const Layer& l, dc::ConvDir d) {
+  if (d == dc::ConvDir::Wgrad) return "bwd-weight";
+  const bool fwd = (d == dc::ConvDir::Fprop) != l.transposed;
+  return fwd ? "forward" : "bwd-data";
+}
+
+int self_test() {
+  int fails = 0;
+  auto expect = [&](bool ok, const std::string& what) {
+    if (!ok) {
+      std::printf("self-test FAILED: %s\n", what.c_str());
+      ++fails;
+    }
+  };
+  for (int s : {128, 256}) {
+    const auto L = model_layers(s);
+    expect(L.size() == 18, "18 layers");
+    // encoders halve the map 6 times: 128 -> 2 (256 -> 4); channels chain
+    for (int i = 0; i < 12; ++i) {
+      const auto p = L[size_t(i)].problem(32);
+      expect(p.P == L[size_t(i)].in_size / 2 && p.Q == p.P, L[size_t(i)].name + " halves the map");
+      if (i % 6 != 5) expect(L[size_t(i + 1)].cin == L[size_t(i)].cout, L[size_t(i)].name + " channel chain");
+      if (i % 6 != 5) expect(L[size_t(i + 1)].in_size == p.P, L[size_t(i)].name + " size chain");
+    }
+    expect(L[5].problem(32).P == s / 64 && L[11].problem(32).P == s / 64, "bottleneck is s/64");
+    expect(L[5].cout + L[11].cout == L[12].cin, "487 + 25 = 512 decoder input channels");
+    for (int i = 12; i < 18; ++i) {
+      const auto p = L[size_t(i)].problem(32);
+      expect(p.H == 2 * L[size_t(i)].in_size && p.P == L[size_t(i)].in_size, L[size_t(i)].name + " doubles the map");
+      expect(p.K == L[size_t(i)].cin && p.C == L[size_t(i)].cout, L[size_t(i)].name + " transposed channels");
+      if (i < 17) expect(L[size_t(i + 1)].cin == L[size_t(i)].cout, L[size_t(i)].name + " channel chain");
+    }
+    expect(L[17].problem(32).H == s && L[17].cout == 3, "decoder ends at s x s x 3");
+  }
+  // FLOPs: E1.conv1 at 128 px, batch 32: 2 * (32*64*64) * 32 * (3*4*4)
+  const auto L = model_layers(128);
+  expect(L[0].problem(32).flops() == 2.0 * 32 * 64 * 64 * 32 * 48, "E1.conv1 FLOPs");
+  // D.convT1: 2x2 -> 4x4, 512 -> 512: 2 * (32*2*2) * 512 * (512*16) (dgrad of the problem)
+  expect(L[12].problem(32).flops() == 2.0 * 32 * 2 * 2 * 512 * 512 * 16, "D.convT1 FLOPs");
+  double fwd = 0;
+  for (const auto& l : L) fwd += l.problem(1).flops();
+  std::printf("conv FLOPs per image, forward, 128 px: %.1f MFLOP (x3 with backward: %.2f GFLOP)\n", fwd / 1e6,
+              3 * fwd / 1e9);
+  expect(fwd > 0.8e9 && fwd < 0.9e9, "forward conv FLOPs per image about 0.85 GFLOP");
+  std::printf(fails ? "self-test: %d failure(s)\n" : "self-test: ok\n", fails);
+  return fails ? 1 : 0;
+}
+
+// Peak dense tensor-core TFLOP/s of the card for the math mode (name table, else an
+// estimate from SMs x clock x per-SM rate of sm_90).
+double peak_tflops(dc::MathMode m, std::string* source) {
+  const std::string name = dc::device_name();
+  auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
+  const bool bf = m == dc::MathMode::BF16;
+  if (has("H100") && (has("PCIe") || has("PCIE"))) { *source = "H100 PCIe spec"; return bf ? 756.0 : 378.0; }
+  if (has("H100") || has("H200") || has("H800") || has("GH200")) { *source = "H100/H200 SXM spec"; return bf ? 989.4 : 494.7; }
+  if (has("A100")) { *source = "A100 spec"; return bf ? 312.0 : 156.0; }
+  int dev = 0, clk = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&clk, cudaDevAttrClockRate, dev);
+  *source = "estimate (SMs x clock x sm_90 rate)";
+  return double(dc::device_sm_count()) * clk * 1e3 * (bf ? 4096 : 2048) / 1e12;
+}
+
+void cuda_ok(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) disco::fail(what, ": ", cudaGetErrorString(e));
+}
+
+struct Timer {
+  cudaEvent_t a{}, b{};
+  void* flush = nullptr;
+  size_t flush_bytes = 0;
+  Timer() {
+    cuda_ok(cudaEventCreate(&a), "cudaEventCreate");
+    cuda_ok(cudaEventCreate(&b), "cudaEventCreate");
+    int dev = 0, l2 = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev);
+    flush_bytes = size_t(std::max(l2, 1 << 20)) * 2;
+    flush = dc::device_malloc(flush_bytes);
+  }
+  ~Timer() {
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    dc::device_free(flush);
+  }
+  template <class F>
+  double median_ms(F&& f, int warmup, int iters) {
+    for (int i = 0; i < warmup; ++i) f();
+    dc::synchronize();
+    std::vector<float> t;
+    auto st = static_cast<cudaStream_t>(dc::get_stream());
+    for (int i = 0; i < iters; ++i) {
+      dc::memset(flush, i & 0xff, flush_bytes);  // evict the operands from L2
+      cuda_ok(cudaEventRecord(a, st), "cudaEventRecord");
+      f();
+      cuda_ok(cudaEventRecord(b, st), "cudaEventRecord");
+      cuda_ok(cudaEventSynchronize(b), "cudaEventSynchronize");
+      float ms = 0;
+      cuda_ok(cudaEventElapsedTime(&ms, a, b), "cudaEventElapsedTime");
+      t.push_back(ms);
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  }
+};
+
+double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return INFINITY;
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+std::vector<float> random_host(size_t n, unsigned seed) {
+  std::vector<float> v(n);
+  uint32_t s = seed * 2654435761u + 1;
+  for (auto& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = float(s >> 8) / float(1 << 24) * 2.f - 1.f;
+  }
+  return v;
+}
+
+struct Row {
+  std::string layer, dir, role, math, cudnn_algo;
+  double gflop, t_disco, t_cudnn, err;
+  bool ok;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int size = 128, batch = 32, iters = 20, warmup = 3;
+  std::string csv, only, maths = "tf32,bf16";
+  bool list = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "missing value after %s\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--self-test") return self_test();
+    else if (a == "--size") size = std::atoi(next().c_str());
+    else if (a == "--batch") batch = std::atoi(next().c_str());
+    else if (a == "--iters") iters = std::max(1, std::atoi(next().c_str()));
+    else if (a == "--warmup") warmup = std::max(0, std::atoi(next().c_str()));
+    else if (a == "--math") maths = next();
+    else if (a == "--only") only = next();
+    else if (a == "--csv") csv = next();
+    else if (a == "--list") list = true;
+    else {
+      std::fprintf(stderr,
+                   "usage: conv_vs_cudnn [--size 128|256] [--batch N] [--iters N] [--warmup N] [--math tf32,bf16,fp32]"
+                   " [--only SUBSTR] [--csv PATH] [--self-test] [--list]\n");
+      return 2;
+    }
+  }
+  if (size != 128 && size != 256) {
+    std::fprintf(stderr, "--size must be 128 or 256\n");
+    return 2;
+  }
+  const auto layers = model_layers(size);
+  if (list) {
+    for (const auto& l : layers) {
+      const auto p = l.problem(batch);
+      std::printf("%-9s %s %3d -> %3d  in %3d  N=%d C=%d H=%d K=%d P=%d  %.3f GFLOP\n", l.name.c_str(),
+                  l.transposed ? "convT" : "conv ", l.cin, l.cout, l.in_size, p.N, p.C, p.H, p.K, p.P, p.flops() / 1e9);
+    }
+    return 0;
+  }
+  if (!dc::device_available()) {
+    std::printf("SKIP: no CUDA device (conv_vs_cudnn needs a GPU; --self-test runs without one)\n");
+    return 0;
+  }
+  std::vector<dc::MathMode> modes;
+  if (maths.find("fp32") != std::string::npos) modes.push_back(dc::MathMode::FP32);
+  if (maths.find("tf32") != std::string::npos) modes.push_back(dc::MathMode::TF32);
+  if (maths.find("bf16") != std::string::npos) modes.push_back(dc::MathMode::BF16);
+  const bool have_cudnn = dc::cudnn_available();
+  std::printf("conv_vs_cudnn: %s, %d SMs, cuDNN %d, %d px, batch %d, median of %d runs (L2 flushed)\n",
+              dc::device_name().c_str(), dc::device_sm_count(), dc::cudnn_version(), size, batch, iters);
+  if (!have_cudnn) std::printf("WARNING: built without cuDNN: timing disco only\n");
+
+  std::vector<Row> rows;
+  Timer timer;
+  int failures = 0;
+  try {
+    for (const Layer& l : layers) {
+      if (!only.empty() && l.name.find(only) == std::string::npos) continue;
+      const Conv2dProblem p = l.problem(batch);
+      const auto hx = random_host(size_t(p.x_size()), 1), hw = random_host(size_t(p.w_size()), 2),
+                 hdy = random_host(size_t(p.y_size()), 3);
+      dc::DeviceArray<float> x(hx.size()), w(hw.size()), dy(hdy.size());
+      dc::memcpy_h2d(x.data(), hx.data(), x.bytes());
+      dc::memcpy_h2d(w.data(), hw.data(), w.bytes());
+      dc::memcpy_h2d(dy.data(), hdy.data(), dy.bytes());
+      dc::DeviceArray<uint16_t> xb(hx.size()), wb(hw.size()), dyb(hdy.size());
+      dc::f32_to_bf16(x.data(), xb.data(), int64_t(hx.size()));
+      dc::f32_to_bf16(w.data(), wb.data(), int64_t(hw.size()));
+      dc::f32_to_bf16(dy.data(), dyb.data(), int64_t(hdy.size()));
+      for (dc::ConvDir dir : {dc::ConvDir::Fprop, dc::ConvDir::Dgrad, dc::ConvDir::Wgrad}) {
+        const size_t nout = size_t(dir == dc::ConvDir::Fprop ? p.y_size() : (dir == dc::ConvDir::Dgrad ? p.x_size() : p.w_size()));
+        dc::DeviceArray<float> o1(nout), o2(nout);
+        dc::DeviceArray<uint16_t> ob(nout);
+        for (dc::MathMode mode : modes) {
+          auto run_disco = [&] {
+            switch (dir) {
+              case dc::ConvDir::Fprop: dc::conv2d_fprop(p, x.data(), w.data(), nullptr, o1.data(), dc::ConvAlgo::Custom, mode); break;
+              case dc::ConvDir::Dgrad: dc::conv2d_dgrad(p, dy.data(), w.data(), o1.data(), false, dc::ConvAlgo::Custom, mode); break;
+              case dc::ConvDir::Wgrad: dc::conv2d_wgrad(p, x.data(), dy.data(), o1.data(), false, dc::ConvAlgo::Custom, mode); break;
+            }
+          };
+          const bool bf = mode == dc::MathMode::BF16;
+          const void* ra = dir == dc::ConvDir::Dgrad ? (bf ? (const void*)dyb.data() : dy.data()) : (bf ? (const void*)xb.data() : x.data());
+          const void* rb = dir == dc::ConvDir::Wgrad ? (bf ? (const void*)dyb.data() : dy.data()) : (bf ? (const void*)wb.data() : w.data());
+          void* ro = bf ? (void*)ob.data() : (void*)o2.data();
+          auto run_cudnn = [&] { dc::cudnn_conv2d_raw(dir, p, ra, rb, ro, false, mode); };
+
+          Row r;
+          r.layer = l.name;
+          r.dir = dc::to_string(dir);
+          r.role = role(l, dir);
+          r.math = dc::to_string(mode);
+          r.gflop = p.flops() / 1e9;
+          r.err = NAN;
+          r.ok = true;
+          r.t_cudnn = NAN;
+          r.t_disco = NAN;
+          // correctness first; a failing case is reported and the run goes on
+          std::vector<float> got(nout), want(nout);
+          try {
+            dc::memset(o1.data(), 0xFF, o1.bytes());
+            run_disco();
+            dc::memcpy_d2h(got.data(), o1.data(), o1.bytes());
+            for (float v : got) r.ok = r.ok && std::isfinite(v);
+          } catch (const std::exception& e) {
+            r.ok = false;
+            r.cudnn_algo = std::string("disco error: ") + e.what();
+          }
+          bool cudnn_ok = have_cudnn;
+          if (have_cudnn && r.ok) {
+            try {
+              dc::memset(o2.data(), 0xFF, o2.bytes());
+              run_cudnn();
+              if (bf) dc::bf16_to_f32(ob.data(), o2.data(), int64_t(nout));
+              dc::memcpy_d2h(want.data(), o2.data(), o2.bytes());
+              r.err = rel_l2(got, want);
+              const double tol = mode == dc::MathMode::FP32 ? 1e-5 : (bf ? 1e-2 : 5e-3);
+              r.ok = r.err <= tol;
+              r.cudnn_algo = dc::cudnn_algo_name(dir, p, mode);
+            } catch (const std::exception& e) {
+              cudnn_ok = false;
+              r.cudnn_algo = std::string("cudnn error: ") + e.what();
+            }
+          }
+          if (!r.ok) ++failures;
+          if (r.ok) r.t_disco = timer.median_ms(run_disco, warmup, iters);
+          if (cudnn_ok && r.ok) r.t_cudnn = timer.median_ms(run_cudnn, warmup, iters);
+          rows.push_back(r);
+          std::printf("  %-9s %-5s %-10s %-4s  disco %8.4f ms  cudnn %8.4f ms  err %.2e %s\n", r.layer.c_str(),
+                      r.dir.c_str(), r.role.c_str(), r.math.c_str(), r.t_disco, r.t_cudnn, r.err, r.ok ? "" : "MISMATCH");
+          std::fflush(stdout);
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    std::printf("ERROR: %s\n", e.what());
+    return 1;
+  }
+
+  // table
+  std::printf("\n%-9s %-5s %-10s %-4s %8s %9s %8s %6s %9s %8s %7s %9s  %s\n", "layer", "dir", "role", "math", "GFLOP",
+              "disco ms", "TFLOP/s", "%peak", "cudnn ms", "TFLOP/s", "d/c", "rel err", "cudnn algo");
+  for (dc::MathMode mode : modes) {
+    std::string src;
+    const double peak = peak_tflops(mode, &src);
+    double log_sum = 0;
+    int cnt = 0;
+    double dir_log[3] = {0, 0, 0};
+    int dir_cnt[3] = {0, 0, 0};
+    for (const Row& r : rows) {
+      if (r.math != dc::to_string(mode)) continue;
+      const double td = r.gflop / r.t_disco, tc = r.gflop / r.t_cudnn;  // GFLOP/ms = TFLOP/s
+      const double ratio = r.t_disco / r.t_cudnn;
+      std::printf("%-9s %-5s %-10s %-4s %8.3f %9.4f %8.1f %5.1f%% %9.4f %8.1f %7.2f %9.2e  %s%s\n", r.layer.c_str(),
+                  r.dir.c_str(), r.role.c_str(), r.math.c_str(), r.gflop, r.t_disco, td, 100 * td / peak, r.t_cudnn, tc,
+                  ratio, r.err, r.cudnn_algo.c_str(), r.ok ? "" : "  MISMATCH");
+      if (std::isfinite(ratio) && ratio > 0) {
+        log_sum += std::log(ratio);
+        ++cnt;
+        const int d = r.dir == "fprop" ? 0 : (r.dir == "dgrad" ? 1 : 2);
+        dir_log[d] += std::log(ratio);
+        ++dir_cnt[d];
+      }
+    }
+    if (cnt)
+      std::printf("geomean t_disco/t_cudnn (%s): %.3f  [fprop %.3f, dgrad %.3f, wgrad %.3f]  peak %.1f TFLOP/s (%s)\n\n",
+                  dc::to_string(mode), std::exp(log_sum / cnt), dir_cnt[0] ? std::exp(dir_log[0] / dir_cnt[0]) : NAN,
+                  dir_cnt[1] ? std::exp(dir_log[1] / dir_cnt[1]) : NAN,
+                  dir_cnt[2] ? std::exp(dir_log[2] / dir_cnt[2]) : NAN, peak, src.c_str());
+  }
+  if (!csv.empty()) {
+    std::ofstream f(csv);
+    f << "device,size,batch,layer,dir,role,math,gflop,disco_ms,disco_tflops,cudnn_ms,cudnn_tflops,disco_over_cudnn,"
+         "rel_err,ok,cudnn_algo\n";
+    for (const Row& r : rows)
+      f << '"' << dc::device_name() << "\"," << size << ',' << batch << ',' << r.layer << ',' << r.dir << ',' << r.role
+        << ',' << r.math << ',' << r.gflop << ',' << r.t_disco << ',' << r.gflop / r.t_disco << ',' << r.t_cudnn << ','
+        << r.gflop / r.t_cudnn << ',' << r.t_disco / r.t_cudnn << ',' << r.err << ',' << (r.ok ? 1 : 0) << ",\""
+        << r.cudnn_algo << "\"\n";
+    std::printf("wrote %s\n", csv.c_str());
+  }
+  if (failures) std::printf("%d case(s) where disco and cuDNN disagree\n", failures);
+  return failures ? 1 : 0;
+}

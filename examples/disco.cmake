@@ -1,0 +1,15 @@
+# The `disco` command-line tool and the embedding example.
+add_executable(disco_tool
+  ${CMAKE_CURRENT_LIST_DIR}/disco/main.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/disco/train.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/disco/apply.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/disco/eval.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/disco/step.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/disco/celeba.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/disco/demo.cpp)
+set_target_properties(disco_tool PROPERTIES OUTPUT_NAME disco)
+target_link_libraries(disco_tool PRIVATE disco::disco disco_build_flags)
+install(TARGETS disco_tool RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+
+add_executable(embed_minimal ${CMAKE_CURRENT_LIST_DIR}/embed_minimal.cpp)
+target_link_libraries(embed_minimal PRIVATE disco::disco disco_build_flags)

@@ -1,0 +1,19 @@
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include "common.hpp"
+
+namespace disco::cli {
+
+struct EvalOptions {
+  std::string model, out = "eval";
+  DataOptions data;
+  int count = 200;       // test images per domain
+  int num_display = 8;   // grid size
+};
+
+// Grids, and on the synthetic data PSNRs against ground truth and the leakage probe.
+// Writes OUT/eval.json and returns its content.
+nlohmann::json run_eval(const EvalOptions& o);
+
+}  // namespace disco::cli

@@ -1,0 +1,31 @@
+// The `disco` tool: train, transfer, remove, eval, split-celeba, step, demo.
+// Every failure ends in one line on stderr and a non-zero exit status.
+#include <iostream>
+
+#include "common.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"disco: unsupervised image content transfer by emerging disentanglement (Press et al., ICLR 2019)"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "help for every command");
+  disco::cli::add_train(app);
+  disco::cli::add_apply(app);
+  disco::cli::add_eval(app);
+  disco::cli::add_step(app);
+  disco::cli::add_split_celeba(app);
+  disco::cli::add_demo(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::cerr << "disco: error: " << e.what() << " (see disco --help)\n";
+    return 2;
+  } catch (const disco::Error& e) {
+    std::cerr << "\ndisco: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "\ndisco: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

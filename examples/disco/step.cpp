@@ -1,0 +1,70 @@
+// `disco step`: exactly one full training step (autoencoder + discriminator) from
+// fresh Adam state, with every loss, raw gradient and updated parameter written out,
+// so the step can be compared with the official PyTorch code (docs/formats.md).
+#include <iostream>
+
+#include "common.hpp"
+
+namespace disco::cli {
+
+namespace {
+struct StepOptions {
+  std::string weights, batch, out;
+  ModelConfig cfg;
+};
+
+void run_step(StepOptions o) {
+  o.cfg.validate();
+  ContentDisentangler<CPU> m(o.cfg);
+  DISCO_CHECK(fs::exists(o.weights), "--weights: file not found: '", o.weights, "'");
+  DISCO_CHECK(fs::exists(o.batch), "--batch: file not found: '", o.batch, "'");
+  load_weights(m, o.weights);
+  SafetensorsFile bf = read_safetensors(o.batch);
+  auto get_batch = [&](const char* name) {
+    DISCO_CHECK(bf.has(name), o.batch, ": no tensor '", name, "' (expected float32 tensors 'a' and 'b', [N, 3, H, W])");
+    const RawTensor& r = bf.at(name);
+    DISCO_CHECK(r.dtype == "F32", o.batch, ": tensor '", name, "' is ", r.dtype, ", expected F32");
+    return from_raw<CPU>(r, o.batch + ": " + name);
+  };
+  Tensor<CPU> a = get_batch("a"), b = get_batch("b");
+  std::map<std::string, Tensor<CPU>> out;
+  const auto named = m.named_parameters();
+  auto grab = [&](const char* prefix, bool disc) {
+    for (auto& [name, p] : named) {
+      if ((name.rfind("disc.", 0) == 0) != disc) continue;
+      Tensor<CPU> g = p.grad();
+      out[str(prefix, name)] = g.defined() ? g.clone() : Tensor<CPU>::zeros(p.shape());
+    }
+  };
+  m.on_ae_grads = [&] { grab("grad.ae.", false); };
+  m.on_disc_grads = [&] { grab("grad.disc.", true); };
+  StepLosses l = m.train_step(a, b);
+  out["loss.recon_a"] = Tensor<CPU>::scalar(l.recon_a);
+  out["loss.recon_b"] = Tensor<CPU>::scalar(l.recon_b);
+  out["loss.adv"] = Tensor<CPU>::scalar(l.adv);
+  out["loss.ae"] = Tensor<CPU>::scalar(l.ae);
+  out["loss.disc"] = Tensor<CPU>::scalar(l.disc);
+  for (auto& [name, p] : named) out["param." + name] = p;
+  save_tensors(o.out, out, {{"format", "disco-step-result"}, {"config", o.cfg.to_json().dump()}});
+  std::cout << "step done: ae " << l.ae << " (recon A " << l.recon_a << ", B " << l.recon_b << ", adv " << l.adv
+            << "), disc " << l.disc << "; wrote " << o.out << "\n";
+}
+}  // namespace
+
+void add_step(CLI::App& app) {
+  auto o = std::make_shared<StepOptions>();
+  auto* cmd = app.add_subcommand("step", "run exactly one training step and write losses, gradients and parameters");
+  cmd->add_option("--weights", o->weights, "safetensors with e1./e2./decoder./disc. parameters")->required();
+  cmd->add_option("--batch", o->batch, "safetensors with float32 'a' and 'b' [N, 3, H, W] in [-1, 1]")->required();
+  cmd->add_option("--out", o->out, "result safetensors")->required();
+  cmd->add_option("--sep", o->cfg.sep)->capture_default_str();
+  cmd->add_option("--resolution", o->cfg.resolution)->capture_default_str();
+  cmd->add_option("--code-channels", o->cfg.code_channels)->capture_default_str();
+  cmd->add_option("--base-channels", o->cfg.base_channels)->capture_default_str();
+  cmd->add_option("--disc-weight", o->cfg.disc_weight)->capture_default_str();
+  cmd->add_option("--lr", o->cfg.lr)->capture_default_str();
+  cmd->add_option("--disc-lr", o->cfg.disc_lr)->capture_default_str();
+  cmd->callback([o] { run_step(*o); });
+}
+
+}  // namespace disco::cli

@@ -1,0 +1,48 @@
+#pragma once
+// CUDA convolutions: forward (fprop), data gradient (dgrad) and weight gradient (wgrad) of
+// the convolution described by a Conv2dProblem (NCHW, float32 device pointers). Plain C++;
+// link disco::cuda. A transposed convolution's forward is conv2d_dgrad and its backward is
+// conv2d_fprop (input gradient) plus conv2d_wgrad (weight gradient) of the same problem
+// (see disco/problem/conv2d_problem.hpp).
+//
+// ConvAlgo::Custom runs disco's implicit-GEMM kernels (kernels/conv2d_igemm.cuh):
+//   FP32 plain FMA, TF32 mma.sync m16n8k8, BF16 mma.sync m16n8k16 (FP32 accumulation);
+//   dgrad uses the stride phase decomposition (no work on inserted zeros); split-K when the
+//   output has too few tiles to fill the GPU (2x2 / 4x4 layers, wgrad).
+// ConvAlgo::Cudnn runs cuDNN's fastest algorithm from cudnnFind*AlgorithmEx (searched once
+// per problem, direction and math mode, then cached). FP32 forbids TF32 (CUDNN_FMA_MATH);
+// BF16 converts the inputs to bfloat16 and the bf16 result back to float.
+// All calls are asynchronous on the current stream; workspace comes from the caching
+// allocator. Errors throw disco::Error.
+#include "disco/backend/cuda/types.hpp"
+#include "disco/problem/conv2d_problem.hpp"
+
+namespace disco {
+namespace cuda {
+
+// y[N,K,P,Q] = conv(x[N,C,H,W], w[K,C,R,S]) + bias[K] (bias may be null).
+void conv2d_fprop(const Conv2dProblem& p, const float* x, const float* w, const float* bias_or_null, float* y,
+                  ConvAlgo algo = ConvAlgo::Custom, MathMode mode = MathMode::TF32);
+// dx[N,C,H,W] (=|+=) d<y, dy>/dx.
+void conv2d_dgrad(const Conv2dProblem& p, const float* dy, const float* w, float* dx, bool accumulate,
+                  ConvAlgo algo = ConvAlgo::Custom, MathMode mode = MathMode::TF32);
+// dw[K,C,R,S] (=|+=) d<y, dy>/dw.
+void conv2d_wgrad(const Conv2dProblem& p, const float* x, const float* dy, float* dw, bool accumulate,
+                  ConvAlgo algo = ConvAlgo::Custom, MathMode mode = MathMode::TF32);
+
+// Was disco::cuda built with cuDNN? (ConvAlgo::Cudnn throws disco::Error otherwise.)
+bool cudnn_available();
+// cuDNN version (e.g. 90400), 0 without cuDNN.
+int cudnn_version();
+
+// Lower-level cuDNN entry for tests and benchmarks: runs the cached fastest algorithm on
+// buffers of the math mode's storage type (float for FP32 / TF32, bfloat16 for BF16).
+//   Fprop: a = x, b = w, out = y;  Dgrad: a = dy, b = w, out = dx;  Wgrad: a = x, b = dy, out = dw.
+void cudnn_conv2d_raw(ConvDir dir, const Conv2dProblem& p, const void* a, const void* b, void* out,
+                      bool accumulate, MathMode mode);
+// Name of the algorithm cuDNN chose for this problem (runs the search if needed), e.g.
+// "IMPLICIT_PRECOMP_GEMM (tensor op)".
+const char* cudnn_algo_name(ConvDir dir, const Conv2dProblem& p, MathMode mode);
+
+}  // namespace cuda
+}  // namespace disco

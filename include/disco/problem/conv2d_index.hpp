@@ -1,0 +1,418 @@
+#pragma once
+// Index math of the implicit-GEMM convolutions: the one place that maps GEMM coordinates
+// (m, n, k) to NCHW memory offsets for the three convolution directions, including the
+// stride phase (sub-pixel) decomposition of the data gradient.
+//
+// Everything here is DISCO_HOST_DEVICE: the CUDA kernels (kernels/conv2d_igemm.cuh) call
+// exactly these functions, and tests/cpu/test_cuda_index_math.cpp runs a naive GEMM through
+// them on the CPU and compares against a direct convolution, so the mapping is checked
+// without a GPU. Plain C++17, no CUDA headers.
+//
+// GEMM views (row-major C[M x N] = A[M x Kred] * B[Kred x N]):
+//   fprop  M = N*P*Q (output pixels)  N = K          Kred = C*R*S
+//          A[m, kr] = x[n, c, p*sh-ph+r*dh, q*sw-pw+s*dw]   B[kr, k] = w[k, kr]
+//          C[m, k] -> y[n, k, p, q]
+//   dgrad  one GEMM per phase (a, b) in [0,sh) x [0,sw): the input pixels (h, w) with
+//          h % sh == a and w % sw == b. Only the taps r with (a + ph - r*dh) % sh == 0 reach
+//          such a pixel, so zero rows of the zero-inserted dy are never visited:
+//          M = N*Hph*Wph   N = C   Kred = K*Rph*Sph   (stride-2 k4: Rph = Sph = 2, a quarter
+//          of the work of the naive zero-inserted GEMM)
+//          A[m, (k,tr,ts)] = dy[n, k, p, q]  with  p = i + in0 - tr*in_step  (exact, no division)
+//          B[(k,tr,ts), c] = w[k, c, r0 + tr*rstep, s0 + ts*sstep]
+//          C[m, c] -> dx[n, c, a + i*sh, b + j*sw]
+//   wgrad  M = K   N = C*R*S   Kred = N*P*Q
+//          A[k, (n,p,q)] = dy[n, k, p, q]    B[(n,p,q), crs] = x[n, c, h(p,r), w(q,s)]
+//          C[k, crs] -> dw[k, crs]
+//
+// Offsets are int64; GEMM coordinates (m, n, kr) are int and must stay below 2^31
+// (conv_gemm_fits_int32 checks that on the host).
+#include <cstdint>
+
+#include "disco/core/host_device.hpp"
+#include "disco/problem/conv2d_problem.hpp"
+
+namespace disco {
+namespace convidx {
+
+DISCO_HOST_DEVICE unsigned umulhi32(unsigned a, unsigned b) {
+#if defined(__CUDA_ARCH__)
+  return __umulhi(a, b);
+#else
+  return unsigned((uint64_t(a) * uint64_t(b)) >> 32);
+#endif
+}
+
+DISCO_HOST_DEVICE int positive_mod(int a, int m) {
+  const int r = a % m;
+  return r < 0 ? r + m : r;
+}
+
+DISCO_HOST_DEVICE int gcd_int(int a, int b) {
+  while (b != 0) {
+    const int t = a % b;
+    a = b;
+    b = t;
+  }
+  return a < 0 ? -a : a;
+}
+
+// Division by a run-time constant with a multiply-high and a shift (round-up method):
+// with l = ceil(log2 d), p = 31 + l and m = ceil(2^p / d), floor(n / d) = (n * m) >> p
+// for every 0 <= n < 2^31 (m*d - 2^p < d <= 2^(p-31)). d == 1 is special-cased.
+struct FastDivmod {
+  int divisor = 1;
+  unsigned multiplier = 0;
+  unsigned shift = 0;
+
+  FastDivmod() = default;
+  DISCO_HOST_DEVICE explicit FastDivmod(int d) : divisor(d), multiplier(0), shift(0) {
+    if (d <= 1) return;  // d == 1: identity; d <= 0 is never divided by (callers guard)
+    unsigned l = 0;
+    while ((uint64_t(1) << l) < uint64_t(d)) ++l;
+    const unsigned p = 31 + l;
+    multiplier = unsigned(((uint64_t(1) << p) + uint64_t(d) - 1) / uint64_t(d));
+    shift = p - 32;
+  }
+  // n must be in [0, 2^31).
+  DISCO_HOST_DEVICE int div(int n) const {
+    return divisor <= 1 ? n : int(umulhi32(unsigned(n), multiplier) >> shift);
+  }
+  DISCO_HOST_DEVICE void divmod(int n, int& q, int& r) const {
+    q = div(n);
+    r = n - q * divisor;
+  }
+};
+
+enum class ConvKind : int { Fprop = 0, Dgrad = 1, Wgrad = 2 };
+
+// One dimension of a dgrad phase: input rows h = first + i*stride (i < count) and the taps
+// r = tap0 + t*tap_step (t < ntaps) that reach them; the dy row of (i, t) is
+// p = i + in0 - t*in_step (may fall outside [0, P): then the term is zero).
+struct DgradDimPhase {
+  int first = 0;
+  int count = 0;
+  int tap0 = 0;
+  int tap_step = 1;
+  int ntaps = 0;
+  int in0 = 0;
+  int in_step = 0;
+};
+
+// phase in [0, stride); X = input extent (H), R = kernel extent.
+DISCO_HOST_DEVICE DgradDimPhase make_dgrad_dim_phase(int phase, int X, int R, int stride, int pad,
+                                                     int dil) {
+  DgradDimPhase d;
+  d.first = phase;
+  d.count = phase < X ? (X - phase + stride - 1) / stride : 0;
+  d.tap_step = stride / gcd_int(stride, dil);
+  int tap0 = -1;
+  for (int r = 0; r < d.tap_step && r < R; ++r) {
+    if (positive_mod(phase + pad - r * dil, stride) == 0) {
+      tap0 = r;
+      break;
+    }
+  }
+  if (tap0 < 0) {
+    d.tap0 = 0;
+    d.ntaps = 0;
+    d.in0 = 0;
+    d.in_step = 0;
+  } else {
+    d.tap0 = tap0;
+    d.ntaps = (R - 1 - tap0) / d.tap_step + 1;
+    d.in0 = (phase + pad - tap0 * dil) / stride;  // exact: numerator is a multiple of stride
+    d.in_step = d.tap_step * dil / stride;        // lcm(stride, dil) / stride
+  }
+  return d;
+}
+
+struct DgradPhase {
+  DgradDimPhase h, w;
+  int M = 0;     // N * h.count * w.count
+  int Kred = 0;  // K * h.ntaps * w.ntaps
+  FastDivmod div_ij, div_j, div_tt, div_t;
+};
+
+constexpr int kMaxPhasesPerLaunch = 16;
+
+// Everything a kernel needs for one launch (a group of up to 16 dgrad phases, or the single
+// fprop / wgrad GEMM). Trivially copyable: passed by value as a kernel argument.
+struct ConvGemmParams {
+  Conv2dProblem p;
+  int kind = 0;        // ConvKind
+  int num_slots = 1;   // phases in this launch (1 for fprop / wgrad)
+  int gemm_n = 0;      // N of the GEMM (same for all slots)
+  int max_m = 0;       // largest M over the slots
+  int max_kred = 0;    // largest Kred over the slots
+  FastDivmod div_pq, div_q, div_rs, div_s;
+  DgradPhase ph[kMaxPhasesPerLaunch];
+};
+
+// Number of dgrad phases of a problem.
+DISCO_HOST_DEVICE int dgrad_num_phases(const Conv2dProblem& p) { return p.stride_h * p.stride_w; }
+
+DISCO_HOST_DEVICE DgradPhase make_dgrad_phase(const Conv2dProblem& p, int phase) {
+  DgradPhase d;
+  const int a = phase / p.stride_w, b = phase % p.stride_w;
+  d.h = make_dgrad_dim_phase(a, p.H, p.R, p.stride_h, p.pad_h, p.dil_h);
+  d.w = make_dgrad_dim_phase(b, p.W, p.S, p.stride_w, p.pad_w, p.dil_w);
+  d.M = p.N * d.h.count * d.w.count;
+  d.Kred = p.K * d.h.ntaps * d.w.ntaps;
+  d.div_ij = FastDivmod(d.h.count * d.w.count);
+  d.div_j = FastDivmod(d.w.count);
+  d.div_tt = FastDivmod(d.h.ntaps * d.w.ntaps);
+  d.div_t = FastDivmod(d.w.ntaps);
+  return d;
+}
+
+// Host: does every GEMM coordinate of this problem fit in int32?
+inline bool conv_gemm_fits_int32(const Conv2dProblem& p) {
+  const int64_t lim = (int64_t(1) << 31) - 1;
+  return p.gemm_m() < lim && p.gemm_k() < lim && int64_t(p.N) * p.H * p.W < lim &&
+         int64_t(p.C) * p.R * p.S < lim && int64_t(p.K) < lim && int64_t(p.N) * p.P * p.Q < lim;
+}
+
+// Build the launch parameters. For dgrad, `phase_base` selects phases
+// [phase_base, phase_base + 16) (clipped to the problem's phase count).
+inline ConvGemmParams make_conv_gemm_params(const Conv2dProblem& p, ConvKind kind, int phase_base = 0) {
+  ConvGemmParams g;
+  g.p = p;
+  g.kind = int(kind);
+  g.div_pq = FastDivmod(p.P * p.Q);
+  g.div_q = FastDivmod(p.Q);
+  g.div_rs = FastDivmod(p.R * p.S);
+  g.div_s = FastDivmod(p.S);
+  switch (kind) {
+    case ConvKind::Fprop:
+      g.num_slots = 1;
+      g.gemm_n = p.K;
+      g.max_m = p.N * p.P * p.Q;
+      g.max_kred = p.C * p.R * p.S;
+      break;
+    case ConvKind::Wgrad:
+      g.num_slots = 1;
+      g.gemm_n = p.C * p.R * p.S;
+      g.max_m = p.K;
+      g.max_kred = p.N * p.P * p.Q;
+      break;
+    case ConvKind::Dgrad: {
+      const int total = dgrad_num_phases(p);
+      int n = total - phase_base;
+      if (n > kMaxPhasesPerLaunch) n = kMaxPhasesPerLaunch;
+      if (n < 0) n = 0;
+      g.num_slots = n;
+      g.gemm_n = p.C;
+      g.max_m = 0;
+      g.max_kred = 0;
+      for (int i = 0; i < n; ++i) {
+        g.ph[i] = make_dgrad_phase(p, phase_base + i);
+        if (g.ph[i].M > g.max_m) g.max_m = g.ph[i].M;
+        if (g.ph[i].Kred > g.max_kred) g.max_kred = g.ph[i].Kred;
+      }
+      break;
+    }
+  }
+  return g;
+}
+
+// ---- fprop ------------------------------------------------------------------------------
+struct FpropView {
+  static constexpr bool kAKFast = false;  // A tiles are loaded along m (coalesced over q)
+  struct ARow {
+    int64_t base;
+    int hb, wb;
+    bool valid;
+  };
+  struct BCol {
+    int kr;
+    bool valid;
+  };
+  DISCO_HOST_DEVICE static int gemm_m(const ConvGemmParams& g, int) { return g.max_m; }
+  DISCO_HOST_DEVICE static int gemm_k(const ConvGemmParams& g, int) { return g.max_kred; }
+  DISCO_HOST_DEVICE static ARow a_row(const ConvGemmParams& g, int, int m) {
+    ARow r{0, 0, 0, false};
+    if (m < 0 || m >= g.max_m) return r;
+    int n, pq, pp, qq;
+    g.div_pq.divmod(m, n, pq);
+    g.div_q.divmod(pq, pp, qq);
+    r.base = int64_t(n) * g.p.C * g.p.H * g.p.W;
+    r.hb = pp * g.p.stride_h - g.p.pad_h;
+    r.wb = qq * g.p.stride_w - g.p.pad_w;
+    r.valid = true;
+    return r;
+  }
+  DISCO_HOST_DEVICE static int64_t a_elem(const ConvGemmParams& g, int, const ARow& row, int kr) {
+    if (!row.valid || kr < 0 || kr >= g.max_kred) return -1;
+    int c, rs, r, s;
+    g.div_rs.divmod(kr, c, rs);
+    g.div_s.divmod(rs, r, s);
+    const int h = row.hb + r * g.p.dil_h;
+    const int w = row.wb + s * g.p.dil_w;
+    if (h < 0 || h >= g.p.H || w < 0 || w >= g.p.W) return -1;
+    return row.base + (int64_t(c) * g.p.H + h) * g.p.W + w;
+  }
+  DISCO_HOST_DEVICE static BCol b_col(const ConvGemmParams& g, int, int kr) {
+    return BCol{kr, kr >= 0 && kr < g.max_kred};
+  }
+  DISCO_HOST_DEVICE static int64_t b_elem(const ConvGemmParams& g, int, const BCol& col, int n) {
+    if (!col.valid || n < 0 || n >= g.gemm_n) return -1;
+    return int64_t(n) * g.max_kred + col.kr;
+  }
+  DISCO_HOST_DEVICE static int64_t c_off(const ConvGemmParams& g, int, int m, int n) {
+    int img, pq;
+    g.div_pq.divmod(m, img, pq);
+    const int64_t PQ = int64_t(g.p.P) * g.p.Q;
+    return (int64_t(img) * g.p.K + n) * PQ + pq;
+  }
+};
+
+// ---- dgrad (phase decomposition) ---------------------------------------------------------
+struct DgradView {
+  static constexpr bool kAKFast = false;  // A tiles along m: j consecutive -> q consecutive
+  struct ARow {
+    int64_t base;
+    int i, j;
+    bool valid;
+  };
+  struct BCol {
+    int64_t base;
+    bool valid;
+  };
+  DISCO_HOST_DEVICE static int gemm_m(const ConvGemmParams& g, int slot) { return g.ph[slot].M; }
+  DISCO_HOST_DEVICE static int gemm_k(const ConvGemmParams& g, int slot) { return g.ph[slot].Kred; }
+  DISCO_HOST_DEVICE static ARow a_row(const ConvGemmParams& g, int slot, int m) {
+    ARow r{0, 0, 0, false};
+    const DgradPhase& ph = g.ph[slot];
+    if (m < 0 || m >= ph.M) return r;
+    int n, ij;
+    ph.div_ij.divmod(m, n, ij);
+    ph.div_j.divmod(ij, r.i, r.j);
+    r.base = int64_t(n) * g.p.K * g.p.P * g.p.Q;
+    r.valid = true;
+    return r;
+  }
+  DISCO_HOST_DEVICE static int64_t a_elem(const ConvGemmParams& g, int slot, const ARow& row, int kr) {
+    const DgradPhase& ph = g.ph[slot];
+    if (!row.valid || kr < 0 || kr >= ph.Kred) return -1;
+    int k, tt, th, tw;
+    ph.div_tt.divmod(kr, k, tt);
+    ph.div_t.divmod(tt, th, tw);
+    const int pp = row.i + ph.h.in0 - th * ph.h.in_step;
+    const int qq = row.j + ph.w.in0 - tw * ph.w.in_step;
+    if (pp < 0 || pp >= g.p.P || qq < 0 || qq >= g.p.Q) return -1;
+    return row.base + (int64_t(k) * g.p.P + pp) * g.p.Q + qq;
+  }
+  DISCO_HOST_DEVICE static BCol b_col(const ConvGemmParams& g, int slot, int kr) {
+    const DgradPhase& ph = g.ph[slot];
+    BCol c{0, false};
+    if (kr < 0 || kr >= ph.Kred) return c;
+    int k, tt, th, tw;
+    ph.div_tt.divmod(kr, k, tt);
+    ph.div_t.divmod(tt, th, tw);
+    const int r = ph.h.tap0 + th * ph.h.tap_step;
+    const int s = ph.w.tap0 + tw * ph.w.tap_step;
+    c.base = int64_t(k) * g.p.C * g.p.R * g.p.S + int64_t(r) * g.p.S + s;
+    c.valid = true;
+    return c;
+  }
+  DISCO_HOST_DEVICE static int64_t b_elem(const ConvGemmParams& g, int, const BCol& col, int n) {
+    if (!col.valid || n < 0 || n >= g.gemm_n) return -1;
+    return col.base + int64_t(n) * g.p.R * g.p.S;
+  }
+  DISCO_HOST_DEVICE static int64_t c_off(const ConvGemmParams& g, int slot, int m, int n) {
+    const DgradPhase& ph = g.ph[slot];
+    int img, ij, i, j;
+    ph.div_ij.divmod(m, img, ij);
+    ph.div_j.divmod(ij, i, j);
+    const int h = ph.h.first + i * g.p.stride_h;
+    const int w = ph.w.first + j * g.p.stride_w;
+    return ((int64_t(img) * g.p.C + n) * g.p.H + h) * g.p.W + w;
+  }
+};
+
+// ---- wgrad ------------------------------------------------------------------------------
+struct WgradView {
+  static constexpr bool kAKFast = true;  // A = dy is contiguous along the reduction (n,p,q)
+  struct ACol {
+    int64_t base;
+    bool valid;
+  };
+  struct BCol {
+    int64_t base;
+    int hb, wb;
+    bool valid;
+  };
+  DISCO_HOST_DEVICE static int gemm_m(const ConvGemmParams& g, int) { return g.max_m; }
+  DISCO_HOST_DEVICE static int gemm_k(const ConvGemmParams& g, int) { return g.max_kred; }
+  DISCO_HOST_DEVICE static ACol a_col(const ConvGemmParams& g, int, int kr) {
+    ACol c{0, false};
+    if (kr < 0 || kr >= g.max_kred) return c;
+    int n, pq;
+    g.div_pq.divmod(kr, n, pq);
+    c.base = int64_t(n) * g.p.K * g.p.P * g.p.Q + pq;
+    c.valid = true;
+    return c;
+  }
+  DISCO_HOST_DEVICE static int64_t a_elem(const ConvGemmParams& g, int, const ACol& col, int m) {
+    if (!col.valid || m < 0 || m >= g.max_m) return -1;
+    return col.base + int64_t(m) * g.p.P * g.p.Q;
+  }
+  DISCO_HOST_DEVICE static BCol b_col(const ConvGemmParams& g, int, int kr) {
+    BCol c{0, 0, 0, false};
+    if (kr < 0 || kr >= g.max_kred) return c;
+    int n, pq, pp, qq;
+    g.div_pq.divmod(kr, n, pq);
+    g.div_q.divmod(pq, pp, qq);
+    c.base = int64_t(n) * g.p.C * g.p.H * g.p.W;
+    c.hb = pp * g.p.stride_h - g.p.pad_h;
+    c.wb = qq * g.p.stride_w - g.p.pad_w;
+    c.valid = true;
+    return c;
+  }
+  DISCO_HOST_DEVICE static int64_t b_elem(const ConvGemmParams& g, int, const BCol& col, int n) {
+    if (!col.valid || n < 0 || n >= g.gemm_n) return -1;
+    int c, rs, r, s;
+    g.div_rs.divmod(n, c, rs);
+    g.div_s.divmod(rs, r, s);
+    const int h = col.hb + r * g.p.dil_h;
+    const int w = col.wb + s * g.p.dil_w;
+    if (h < 0 || h >= g.p.H || w < 0 || w >= g.p.W) return -1;
+    return col.base + (int64_t(c) * g.p.H + h) * g.p.W + w;
+  }
+  DISCO_HOST_DEVICE static int64_t c_off(const ConvGemmParams& g, int, int m, int n) {
+    return int64_t(m) * g.gemm_n + n;
+  }
+};
+
+// Element accessors composed from the row/column contexts, for CPU tests and references:
+// offset into the A (resp. B) source, or -1 where the implicit matrix holds a zero.
+template <class View>
+inline int64_t a_offset(const ConvGemmParams& g, int slot, int m, int kr);
+template <>
+inline int64_t a_offset<FpropView>(const ConvGemmParams& g, int slot, int m, int kr) {
+  return FpropView::a_elem(g, slot, FpropView::a_row(g, slot, m), kr);
+}
+template <>
+inline int64_t a_offset<DgradView>(const ConvGemmParams& g, int slot, int m, int kr) {
+  return DgradView::a_elem(g, slot, DgradView::a_row(g, slot, m), kr);
+}
+template <>
+inline int64_t a_offset<WgradView>(const ConvGemmParams& g, int slot, int m, int kr) {
+  return WgradView::a_elem(g, slot, WgradView::a_col(g, slot, kr), m);
+}
+template <class View>
+inline int64_t b_offset(const ConvGemmParams& g, int slot, int kr, int n) {
+  return View::b_elem(g, slot, View::b_col(g, slot, kr), n);
+}
+
+// Split-K partition: k-tiles [begin, end) of `split` out of `splits` (end may equal begin).
+DISCO_HOST_DEVICE void splitk_range(int ktiles, int splits, int split, int& begin, int& end) {
+  const int per = (ktiles + splits - 1) / splits;
+  begin = split * per;
+  end = begin + per;
+  if (end > ktiles) end = ktiles;
+  if (begin > end) begin = end;
+}
+
+}  // namespace convidx
+}  // namespace disco

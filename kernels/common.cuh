@@ -1,0 +1,83 @@
+#pragma once
+// Shared device helpers of disco's kernels: grid-stride loops, warp / block sums and the
+// deterministic "last block finishes" reduction used by reductions and fused losses.
+// Kernels are templated or static __global__ functions on raw pointers; this header is only
+// ever compiled by nvcc (src/cuda/*.cu).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace disco {
+namespace cuda {
+namespace kern {
+
+constexpr int kBlock = 256;  // default threads per block of the element-wise / reduction kernels
+
+#define DISCO_GRID_STRIDE(i, n)                                                      \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < int64_t(n); \
+       i += int64_t(gridDim.x) * blockDim.x)
+
+template <class T>
+__device__ __forceinline__ T warp_sum(T v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Sum of NV values over the block (blockDim.x a multiple of 32, <= 1024); every thread gets
+// the totals. May be called repeatedly in one kernel (it synchronizes before reusing its
+// shared buffer). Must be reached by all threads of the block.
+template <int NV, class T>
+__device__ __forceinline__ void block_sum(T (&v)[NV]) {
+  __shared__ T sh[NV][32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) v[k] = warp_sum(v[k]);
+  __syncthreads();
+  if (lane == 0) {
+#pragma unroll
+    for (int k = 0; k < NV; ++k) sh[k][warp] = v[k];
+  }
+  __syncthreads();
+#pragma unroll
+  for (int k = 0; k < NV; ++k) v[k] = warp_sum(lane < nwarps ? sh[k][lane] : T(0));
+}
+
+// One-launch deterministic reduction. Each thread feeds `elem(i, acc)` for its grid-stride
+// indices (elem may also write per-element outputs such as gradients), blocks store their
+// partial sums, and the last block to finish adds the partials in a fixed order (double) and
+// calls `fin(totals)` from thread 0. partials: gridDim.x * NV doubles; counter: one
+// unsigned that is zero at launch (the launcher memsets it).
+template <int NV, class Elem, class Fin>
+__global__ void __launch_bounds__(kBlock) reduce_finalize_kernel(int64_t n, Elem elem, Fin fin, double* partials,
+                                                                  unsigned* counter) {
+  float acc[NV];
+#pragma unroll
+  for (int k = 0; k < NV; ++k) acc[k] = 0.f;
+  DISCO_GRID_STRIDE(i, n) { elem(i, acc); }
+  block_sum<NV>(acc);
+  __shared__ bool is_last;
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int k = 0; k < NV; ++k) partials[int64_t(blockIdx.x) * NV + k] = double(acc[k]);
+    __threadfence();
+    const unsigned prev = atomicAdd(counter, 1u);
+    is_last = (prev == gridDim.x - 1);
+  }
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  double tot[NV];
+#pragma unroll
+  for (int k = 0; k < NV; ++k) tot[k] = 0.0;
+  for (int b = threadIdx.x; b < int(gridDim.x); b += blockDim.x) {
+#pragma unroll
+    for (int k = 0; k < NV; ++k) tot[k] += __ldcg(partials + int64_t(b) * NV + k);
+  }
+  block_sum<NV>(tot);
+  if (threadIdx.x == 0) fin(tot);
+}
+
+}  // namespace kern
+}  // namespace cuda
+}  // namespace disco

@@ -1,0 +1,369 @@
+#pragma once
+// Implicit-GEMM convolution kernel (fprop, dgrad with phase decomposition, wgrad) for
+// tensor cores (TF32 m16n8k8, BF16 m16n8k16, FP32 accumulation) and a plain FP32-FMA path.
+//
+// One thread block computes a BM x BN tile of C = A * B (GEMM views and index math:
+// include/disco/problem/conv2d_index.hpp, unit-tested on the CPU). Per BK-slice of the
+// reduction, the block gathers the A and B tiles straight from the NCHW tensors into shared
+// memory with 4-byte cp.async (zero-fill for padding / out-of-range elements), double
+// buffered: the copies of slice i+1 are in flight while slice i is multiplied. Shared memory
+// holds float32 in every math mode; TF32 / BF16 rounding happens when the mma fragments are
+// built (cvt.rna.tf32.f32 / __floats2bfloat162_rn), so one loader serves all three modes.
+//
+// Warps tile the block as WARPS_M x WARPS_N; a warp owns a WM x WN sub-tile made of
+// MI x NI fragments of 16 x 8, accumulators in the mma.sync C layout:
+//   acc[i][j][e]  ->  row 16 i + g + 8 (e >> 1),  col 8 j + 2 t + (e & 1)
+//   (g = lane / 4, t = lane % 4). The FP32 path keeps the same layout and does FMAs, so
+//   the epilogue is shared.
+// gridDim.z = slots x splits: slots are dgrad phases (1 for fprop / wgrad), splits cut the
+// reduction (split-K). With one split the epilogue writes the output (plus bias, plus the
+// old value when accumulating); otherwise it writes partials to a workspace that
+// conv_splitk_reduce_kernel sums in a fixed order.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "common.cuh"
+#include "disco/problem/conv2d_index.hpp"
+
+namespace disco {
+namespace cuda {
+namespace kern {
+
+enum class ConvMath : int { FP32 = 0, TF32 = 1, BF16 = 2 };
+
+template <int BM_, int BN_, int BK_, int WARPS_M_, int WARPS_N_>
+struct ConvTile {
+  static constexpr int BM = BM_, BN = BN_, BK = BK_;
+  static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
+  static constexpr int kThreads = WARPS_M * WARPS_N * 32;
+  static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
+  static constexpr int MI = WM / 16, NI = WN / 8;
+  static_assert(WM % 16 == 0 && WN % 8 == 0, "warp tile must be made of 16x8 fragments");
+  static_assert(BK % 16 == 0, "BK must be a multiple of 16 (bf16 mma k)");
+  static_assert(kThreads % BM == 0 && BK % (kThreads / BM) == 0, "m-fast A loader");
+  static_assert(kThreads % BK == 0 && BM % (kThreads / BK) == 0 && BN % (kThreads / BK) == 0, "k-fast loaders");
+};
+using ConvTileLarge = ConvTile<128, 128, 16, 2, 4>;  // 256 threads, warp tile 64 x 32
+using ConvTileSmall = ConvTile<64, 64, 16, 2, 2>;    // 128 threads, warp tile 32 x 32
+
+struct ConvKernelArgs {
+  convidx::ConvGemmParams g;
+  const float* a_src;   // fprop: x, dgrad: dy, wgrad: dy
+  const float* b_src;   // fprop: w, dgrad: w,  wgrad: x
+  float* out;           // y / dx / dw
+  const float* bias;    // per GEMM column (fprop: [K]) or null
+  float* ws;            // split-K partials [num_slots * splits][max_m][gemm_n]
+  int64_t ws_slice;     // max_m * gemm_n
+  int splits;
+  int accumulate;
+};
+
+// ---- PTX wrappers -----------------------------------------------------------------------------
+__device__ __forceinline__ void cp_async_f32(float* smem, const float* gmem, bool pred) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int src_bytes = pred ? 4 : 0;  // 0: nothing is read, the 4 bytes are zero-filled
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
+#else
+  *smem = pred ? *gmem : 0.f;
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+  uint32_t r;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+#else
+  memcpy(&r, &x, 4);
+#endif
+  return r;
+}
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);  // .x = lo (low 16 bits)
+  uint32_t r;
+  memcpy(&r, &h, 4);
+  return r;
+}
+__device__ __forceinline__ void mma_tf32_16x8x8(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  __trap();
+#endif
+}
+__device__ __forceinline__ void mma_bf16_16x8x16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  __trap();
+#endif
+}
+
+// Shared-memory row strides (floats), padded against bank conflicts of the fragment reads:
+// TF32 / FP32 read As[t][g] (stride = 8 mod 32) and Bs[g][t] (stride = 4 mod 32); BF16 reads
+// As[2t][g] (stride = 4 mod 32) and float2 Bs[g][2t..2t+1] (stride = 8 mod 16 pairs).
+template <ConvMath MATH, class Tile>
+struct ConvSmem {
+  static constexpr int AST = Tile::BM + (MATH == ConvMath::BF16 ? 4 : 8);
+  static constexpr int BST = Tile::BK + (MATH == ConvMath::BF16 ? 8 : 4);
+};
+
+// ---- tile loaders -------------------------------------------------------------------------------
+// A tile -> As[k][m]. m-fast: each thread owns one row m (context decoded once) and walks k.
+template <class View, class Tile, int AST, bool KFAST = View::kAKFast>
+struct ATileLoader {
+  static constexpr int KSTEP = Tile::kThreads / Tile::BM;
+  typename View::ARow row;
+  int m_local, k_local0;
+  __device__ __forceinline__ ATileLoader(const convidx::ConvGemmParams& g, int slot, int m0, int tid) {
+    m_local = tid % Tile::BM;
+    k_local0 = tid / Tile::BM;
+    row = View::a_row(g, slot, m0 + m_local);
+  }
+  __device__ __forceinline__ void load(const convidx::ConvGemmParams& g, int slot, const float* src,
+                                       float (*As)[AST], int kbase, int) const {
+#pragma unroll
+    for (int it = 0; it < Tile::BK / KSTEP; ++it) {
+      const int kl = k_local0 + it * KSTEP;
+      const int64_t off = View::a_elem(g, slot, row, kbase + kl);
+      cp_async_f32(&As[kl][m_local], src + (off >= 0 ? off : 0), off >= 0);
+    }
+  }
+};
+// k-fast: each thread owns one reduction column per slice (context decoded per slice) and walks m.
+template <class View, class Tile, int AST>
+struct ATileLoader<View, Tile, AST, true> {
+  static constexpr int MSTEP = Tile::kThreads / Tile::BK;
+  int k_local, m_local0;
+  __device__ __forceinline__ ATileLoader(const convidx::ConvGemmParams&, int, int, int tid) {
+    k_local = tid % Tile::BK;
+    m_local0 = tid / Tile::BK;
+  }
+  __device__ __forceinline__ void load(const convidx::ConvGemmParams& g, int slot, const float* src,
+                                       float (*As)[AST], int kbase, int m0) const {
+    const typename View::ACol col = View::a_col(g, slot, kbase + k_local);
+#pragma unroll
+    for (int it = 0; it < Tile::BM / MSTEP; ++it) {
+      const int ml = m_local0 + it * MSTEP;
+      const int64_t off = View::a_elem(g, slot, col, m0 + ml);
+      cp_async_f32(&As[k_local][ml], src + (off >= 0 ? off : 0), off >= 0);
+    }
+  }
+};
+// B tile -> Bs[n][k], always k-fast.
+template <class View, class Tile, int BST>
+__device__ __forceinline__ void load_b_tile(const convidx::ConvGemmParams& g, int slot, const float* src,
+                                            float (*Bs)[BST], int kbase, int n0, int tid) {
+  constexpr int NSTEP = Tile::kThreads / Tile::BK;
+  const int k_local = tid % Tile::BK, n_local0 = tid / Tile::BK;
+  const typename View::BCol col = View::b_col(g, slot, kbase + k_local);
+#pragma unroll
+  for (int it = 0; it < Tile::BN / NSTEP; ++it) {
+    const int nl = n_local0 + it * NSTEP;
+    const int64_t off = View::b_elem(g, slot, col, n0 + nl);
+    cp_async_f32(&Bs[nl][k_local], src + (off >= 0 ? off : 0), off >= 0);
+  }
+}
+
+// ---- warp-level multiply of one BK slice ----------------------------------------------------------
+template <ConvMath MATH, class Tile, int AST, int BST>
+__device__ __forceinline__ void warp_mma_slice(const float (*As)[AST], const float (*Bs)[BST],
+                                               float (&acc)[Tile::MI][Tile::NI][4], int wm0, int wn0, int lane) {
+  constexpr int MI = Tile::MI, NI = Tile::NI, BK = Tile::BK;
+  const int g = lane >> 2, t = lane & 3;
+  if constexpr (MATH == ConvMath::FP32) {
+#pragma unroll 4
+    for (int kk = 0; kk < BK; ++kk) {
+      float a[MI][2], b[NI][2];
+#pragma unroll
+      for (int i = 0; i < MI; ++i) {
+        a[i][0] = As[kk][wm0 + 16 * i + g];
+        a[i][1] = As[kk][wm0 + 16 * i + g + 8];
+      }
+#pragma unroll
+      for (int j = 0; j < NI; ++j) {
+        b[j][0] = Bs[wn0 + 8 * j + 2 * t][kk];
+        b[j][1] = Bs[wn0 + 8 * j + 2 * t + 1][kk];
+      }
+#pragma unroll
+      for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int j = 0; j < NI; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) acc[i][j][e] = fmaf(a[i][e >> 1], b[j][e & 1], acc[i][j][e]);
+    }
+  } else if constexpr (MATH == ConvMath::TF32) {
+#pragma unroll
+    for (int k0 = 0; k0 < BK; k0 += 8) {
+      uint32_t a[MI][4], b[NI][2];
+#pragma unroll
+      for (int i = 0; i < MI; ++i) {
+        const int r = wm0 + 16 * i + g;
+        a[i][0] = to_tf32(As[k0 + t][r]);
+        a[i][1] = to_tf32(As[k0 + t][r + 8]);
+        a[i][2] = to_tf32(As[k0 + t + 4][r]);
+        a[i][3] = to_tf32(As[k0 + t + 4][r + 8]);
+      }
+#pragma unroll
+      for (int j = 0; j < NI; ++j) {
+        const int c = wn0 + 8 * j + g;
+        b[j][0] = to_tf32(Bs[c][k0 + t]);
+        b[j][1] = to_tf32(Bs[c][k0 + t + 4]);
+      }
+#pragma unroll
+      for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int j = 0; j < NI; ++j) mma_tf32_16x8x8(acc[i][j], a[i], b[j]);
+    }
+  } else {  // BF16
+#pragma unroll
+    for (int k0 = 0; k0 < BK; k0 += 16) {
+      uint32_t a[MI][4], b[NI][2];
+#pragma unroll
+      for (int i = 0; i < MI; ++i) {
+        const int r = wm0 + 16 * i + g;
+        a[i][0] = pack_bf16x2(As[k0 + 2 * t][r], As[k0 + 2 * t + 1][r]);
+        a[i][1] = pack_bf16x2(As[k0 + 2 * t][r + 8], As[k0 + 2 * t + 1][r + 8]);
+        a[i][2] = pack_bf16x2(As[k0 + 2 * t + 8][r], As[k0 + 2 * t + 9][r]);
+        a[i][3] = pack_bf16x2(As[k0 + 2 * t + 8][r + 8], As[k0 + 2 * t + 9][r + 8]);
+      }
+#pragma unroll
+      for (int j = 0; j < NI; ++j) {
+        const int c = wn0 + 8 * j + g;
+        const float2 lo = *reinterpret_cast<const float2*>(&Bs[c][k0 + 2 * t]);
+        const float2 hi = *reinterpret_cast<const float2*>(&Bs[c][k0 + 2 * t + 8]);
+        b[j][0] = pack_bf16x2(lo.x, lo.y);
+        b[j][1] = pack_bf16x2(hi.x, hi.y);
+      }
+#pragma unroll
+      for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int j = 0; j < NI; ++j) mma_bf16_16x8x16(acc[i][j], a[i], b[j]);
+    }
+  }
+}
+
+// ---- the kernel -------------------------------------------------------------------------------------
+template <class View, ConvMath MATH, class Tile>
+__global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid_constant__ ConvKernelArgs args) {
+  constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK;
+  constexpr int MI = Tile::MI, NI = Tile::NI;
+  constexpr int AST = ConvSmem<MATH, Tile>::AST, BST = ConvSmem<MATH, Tile>::BST;
+  __shared__ __align__(16) float As[2][BK][AST];
+  __shared__ __align__(16) float Bs[2][BN][BST];
+
+  const convidx::ConvGemmParams& g = args.g;
+  const int slot = int(blockIdx.z) / args.splits;
+  const int split = int(blockIdx.z) - slot * args.splits;
+  const int M = View::gemm_m(g, slot);
+  const int N = g.gemm_n;
+  const int Kred = View::gemm_k(g, slot);
+  const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
+  if (m0 >= M || n0 >= N) return;  // whole block: this slot's GEMM is smaller than the grid
+
+  int kt_begin, kt_end;
+  convidx::splitk_range((Kred + BK - 1) / BK, args.splits, split, kt_begin, kt_end);
+  const int nkt = kt_end - kt_begin;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm0 = (warp / Tile::WARPS_N) * Tile::WM;
+  const int wn0 = (warp % Tile::WARPS_N) * Tile::WN;
+
+  const ATileLoader<View, Tile, AST> aload(g, slot, m0, tid);
+
+  float acc[MI][NI][4];
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+  if (nkt > 0) {
+    aload.load(g, slot, args.a_src, As[0], kt_begin * BK, m0);
+    load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[0], kt_begin * BK, n0, tid);
+  }
+  cp_async_commit();
+  for (int i = 0; i < nkt; ++i) {
+    if (i + 1 < nkt) {
+      const int kb = (kt_begin + i + 1) * BK;
+      aload.load(g, slot, args.a_src, As[(i + 1) & 1], kb, m0);
+      load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[(i + 1) & 1], kb, n0, tid);
+    }
+    cp_async_commit();
+    cp_async_wait<1>();  // slice i has landed (only slice i+1 may still be in flight)
+    __syncthreads();
+    warp_mma_slice<MATH, Tile, AST, BST>(As[i & 1], Bs[i & 1], acc, wm0, wn0, lane);
+    __syncthreads();  // everyone is done with buffer i&1 before it is refilled
+  }
+
+  // epilogue
+  const int gq = lane >> 2, tq = lane & 3;
+  const bool direct = args.splits == 1;
+  float* ws = direct ? nullptr : args.ws + int64_t(blockIdx.z) * args.ws_slice;
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int row = m0 + wm0 + 16 * i + gq + 8 * (e >> 1);
+        const int col = n0 + wn0 + 8 * j + 2 * tq + (e & 1);
+        if (row >= M || col >= N) continue;
+        float v = acc[i][j][e];
+        if (direct) {
+          const int64_t o = View::c_off(g, slot, row, col);
+          if (args.bias) v += args.bias[col];
+          if (args.accumulate) v += args.out[o];
+          args.out[o] = v;
+        } else {
+          ws[int64_t(row) * N + col] = v;
+        }
+      }
+}
+
+// Sum the split-K partials in split order and write the output (bias, accumulate).
+template <class View>
+__global__ void __launch_bounds__(kBlock) conv_splitk_reduce_kernel(const __grid_constant__ ConvKernelArgs args) {
+  const int N = args.g.gemm_n;
+  const int64_t total = int64_t(args.g.num_slots) * args.ws_slice;
+  DISCO_GRID_STRIDE(idx, total) {
+    const int slot = int(idx / args.ws_slice);
+    const int64_t rem = idx - int64_t(slot) * args.ws_slice;
+    const int row = int(rem / N), col = int(rem - int64_t(row) * N);
+    if (row >= View::gemm_m(args.g, slot)) continue;
+    const float* w = args.ws + int64_t(slot) * args.splits * args.ws_slice + rem;
+    float v = 0.f;
+    for (int s = 0; s < args.splits; ++s) v += w[int64_t(s) * args.ws_slice];
+    const int64_t o = View::c_off(args.g, slot, row, col);
+    if (args.bias) v += args.bias[col];
+    if (args.accumulate) v += args.out[o];
+    args.out[o] = v;
+  }
+}
+
+}  // namespace kern
+}  // namespace cuda
+}  // namespace disco

@@ -1,0 +1,254 @@
+// CPU checks of the index math the CUDA convolution kernels use
+// (include/disco/problem/conv2d_index.hpp): fast division, the stride phase decomposition of
+// the data gradient, and a naive GEMM run through the exact fprop / dgrad / wgrad views the
+// kernels use, compared with direct convolutions in double.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "disco/problem/conv2d_index.hpp"
+#include "reference/conv_ref.hpp"
+
+using namespace disco;
+using namespace disco::convidx;
+
+namespace {
+
+std::vector<double> random_vec(size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<double> d(-1.0, 1.0);
+  std::vector<double> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+// out[c_off(m, n)] = sum_kr A(m, kr) * B(kr, n) through the view's accessors; hits counts the
+// writes to each output element (each must be written exactly once over all slots).
+template <class View>
+void gemm_via_view(const ConvGemmParams& g, int slot, const std::vector<double>& a_src,
+                   const std::vector<double>& b_src, std::vector<double>& out, std::vector<int>& hits) {
+  const int M = View::gemm_m(g, slot), N = g.gemm_n, K = View::gemm_k(g, slot);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double acc = 0;
+      for (int kr = 0; kr < K; ++kr) {
+        const int64_t ao = a_offset<View>(g, slot, m, kr);
+        const int64_t bo = b_offset<View>(g, slot, kr, n);
+        REQUIRE(ao < int64_t(a_src.size()));
+        REQUIRE(bo < int64_t(b_src.size()));
+        if (ao >= 0 && bo >= 0) acc += a_src[size_t(ao)] * b_src[size_t(bo)];
+      }
+      const int64_t o = View::c_off(g, slot, m, n);
+      REQUIRE(o >= 0);
+      REQUIRE(o < int64_t(out.size()));
+      out[size_t(o)] = acc;
+      hits[size_t(o)] += 1;
+    }
+  // Out-of-range coordinates must read as zeros.
+  CHECK(a_offset<View>(g, slot, M, 0) == -1);
+  CHECK(a_offset<View>(g, slot, 0, K) == -1);
+  CHECK(b_offset<View>(g, slot, K, 0) == -1);
+  CHECK(b_offset<View>(g, slot, 0, N) == -1);
+}
+
+Conv2dProblem make_problem(int N, int C, int H, int W, int K, int R, int S, int sh, int sw, int ph,
+                           int pw, int dh, int dw) {
+  Conv2dProblem p;
+  p.N = N; p.C = C; p.H = H; p.W = W; p.K = K; p.R = R; p.S = S;
+  p.stride_h = sh; p.stride_w = sw; p.pad_h = ph; p.pad_w = pw; p.dil_h = dh; p.dil_w = dw;
+  p.compute_output_size();
+  return p;
+}
+
+void check_all_views(const Conv2dProblem& p, std::mt19937& rng) {
+  INFO("problem N=" << p.N << " C=" << p.C << " H=" << p.H << " W=" << p.W << " K=" << p.K
+                    << " R=" << p.R << " S=" << p.S << " stride=" << p.stride_h << "," << p.stride_w
+                    << " pad=" << p.pad_h << "," << p.pad_w << " dil=" << p.dil_h << "," << p.dil_w
+                    << " P=" << p.P << " Q=" << p.Q);
+  REQUIRE(p.P > 0);
+  REQUIRE(p.Q > 0);
+  const auto x = random_vec(size_t(p.x_size()), rng);
+  const auto w = random_vec(size_t(p.w_size()), rng);
+  const auto dy = random_vec(size_t(p.y_size()), rng);
+
+  {  // fprop
+    const auto g = make_conv_gemm_params(p, ConvKind::Fprop);
+    std::vector<double> y(size_t(p.y_size()), NAN);
+    std::vector<int> hits(y.size(), 0);
+    gemm_via_view<FpropView>(g, 0, x, w, y, hits);
+    for (int h : hits) REQUIRE(h == 1);
+    CHECK(max_abs_diff(y, ref::conv2d_fprop(p, x, w)) < 1e-12);
+  }
+  {  // dgrad: all phases, in launch groups of kMaxPhasesPerLaunch
+    std::vector<double> dx(size_t(p.x_size()), NAN);
+    std::vector<int> hits(dx.size(), 0);
+    int64_t work = 0;
+    for (int base = 0; base < dgrad_num_phases(p); base += kMaxPhasesPerLaunch) {
+      const auto g = make_conv_gemm_params(p, ConvKind::Dgrad, base);
+      REQUIRE(g.num_slots >= 1);
+      REQUIRE(g.num_slots <= kMaxPhasesPerLaunch);
+      for (int s = 0; s < g.num_slots; ++s) {
+        gemm_via_view<DgradView>(g, s, dy, w, dx, hits);
+        work += int64_t(g.ph[s].M) * g.gemm_n * g.ph[s].Kred;
+        CHECK(g.ph[s].M <= g.max_m);
+        CHECK(g.ph[s].Kred <= g.max_kred);
+      }
+    }
+    for (int h : hits) REQUIRE(h == 1);
+    CHECK(max_abs_diff(dx, ref::conv2d_dgrad(p, dy, w)) < 1e-12);
+    // The phase decomposition never does more work than the zero-inserted GEMM.
+    CHECK(work <= int64_t(p.N) * p.H * p.W * p.C * int64_t(p.K) * p.R * p.S);
+  }
+  {  // wgrad
+    const auto g = make_conv_gemm_params(p, ConvKind::Wgrad);
+    std::vector<double> dw(size_t(p.w_size()), NAN);
+    std::vector<int> hits(dw.size(), 0);
+    gemm_via_view<WgradView>(g, 0, dy, x, dw, hits);
+    for (int h : hits) REQUIRE(h == 1);
+    CHECK(max_abs_diff(dw, ref::conv2d_wgrad(p, x, dy)) < 1e-12);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("FastDivmod matches integer division", "[cuda_index]") {
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int> any(0, 0x7fffffff);
+  std::vector<int> divisors;
+  for (int d = 1; d <= 1100; ++d) divisors.push_back(d);
+  for (int e = 11; e <= 30; ++e) {
+    divisors.push_back(1 << e);
+    divisors.push_back((1 << e) - 1);
+    divisors.push_back((1 << e) + 1);
+  }
+  divisors.push_back(0x7fffffff);
+  for (int i = 0; i < 200; ++i) divisors.push_back(any(rng) | 1);
+  for (int d : divisors) {
+    const FastDivmod f(d);
+    auto check = [&](int n) {
+      int q, r;
+      f.divmod(n, q, r);
+      if (q != n / d || r != n % d) FAIL("FastDivmod(" << d << ") of " << n << " gave " << q << ", " << r);
+    };
+    for (int n = 0; n < 3000; ++n) check(n);
+    for (int i = 0; i < 300; ++i) check(any(rng));
+    check(0x7fffffff);
+    check(0x7ffffffe);
+    for (int64_t k : {int64_t(1), int64_t(7), int64_t(1000), int64_t(0x7fffffff) / d}) {
+      const int64_t n = k * d;
+      for (int64_t e = -1; e <= 1; ++e)
+        if (n + e >= 0 && n + e <= 0x7fffffff) check(int(n + e));
+    }
+  }
+}
+
+TEST_CASE("dgrad phase taps are exactly the contributing kernel taps", "[cuda_index]") {
+  for (int stride = 1; stride <= 5; ++stride)
+    for (int dil = 1; dil <= 3; ++dil)
+      for (int R = 1; R <= 6; ++R)
+        for (int pad = 0; pad <= 3; ++pad)
+          for (int X = 1; X <= 11; ++X) {
+            const int P = (X + 2 * pad - dil * (R - 1) - 1) / stride + 1;
+            if (X + 2 * pad - dil * (R - 1) - 1 < 0) continue;
+            int covered = 0;
+            for (int phase = 0; phase < stride; ++phase) {
+              const DgradDimPhase d = make_dgrad_dim_phase(phase, X, R, stride, pad, dil);
+              for (int i = 0; i < d.count; ++i) {
+                const int h = d.first + i * stride;
+                REQUIRE(h < X);
+                ++covered;
+                // taps from the phase description
+                std::vector<int> taps, ps;
+                for (int t = 0; t < d.ntaps; ++t) {
+                  const int r = d.tap0 + t * d.tap_step;
+                  REQUIRE(r < R);
+                  taps.push_back(r);
+                  ps.push_back(i + d.in0 - t * d.in_step);
+                }
+                // brute force: r contributes to h iff (h + pad - r*dil) is a multiple of stride
+                std::vector<int> want_taps, want_ps;
+                for (int r = 0; r < R; ++r) {
+                  const int num = h + pad - r * dil;
+                  if (positive_mod(num, stride) == 0) {
+                    want_taps.push_back(r);
+                    want_ps.push_back(num / stride);
+                  }
+                }
+                INFO("stride=" << stride << " dil=" << dil << " R=" << R << " pad=" << pad << " X=" << X
+                               << " h=" << h);
+                REQUIRE(taps == want_taps);
+                REQUIRE(ps == want_ps);
+              }
+            }
+            REQUIRE(covered == X);
+            (void)P;
+          }
+}
+
+TEST_CASE("implicit-GEMM views reproduce direct convolutions", "[cuda_index]") {
+  std::mt19937 rng(42);
+  // the model's hot case: k4 s2 p1, and a 2x2 map
+  check_all_views(make_problem(2, 3, 8, 8, 5, 4, 4, 2, 2, 1, 1, 1, 1), rng);
+  check_all_views(make_problem(1, 4, 2, 2, 3, 4, 4, 2, 2, 1, 1, 1, 1), rng);
+  check_all_views(make_problem(2, 3, 7, 9, 4, 4, 4, 2, 2, 1, 1, 1, 1), rng);  // odd sizes
+  // stride 1, 3x3 and 1x1
+  check_all_views(make_problem(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1), rng);
+  check_all_views(make_problem(1, 5, 3, 3, 2, 1, 1, 1, 1, 0, 0, 1, 1), rng);
+  // 1x1 stride 2: phases without any tap must still produce (zero) outputs
+  check_all_views(make_problem(2, 2, 5, 4, 3, 1, 1, 2, 2, 0, 0, 1, 1), rng);
+  // dilation, stride 3, non-square everything
+  check_all_views(make_problem(1, 2, 9, 8, 3, 3, 3, 1, 1, 2, 2, 2, 2), rng);
+  check_all_views(make_problem(2, 2, 11, 10, 3, 5, 4, 3, 3, 2, 1, 1, 1), rng);
+  check_all_views(make_problem(1, 3, 9, 6, 2, 3, 2, 2, 1, 1, 0, 1, 1), rng);
+  check_all_views(make_problem(1, 2, 9, 9, 2, 3, 3, 2, 2, 2, 2, 2, 2), rng);  // gcd(stride, dil) = 2
+  check_all_views(make_problem(1, 2, 12, 11, 2, 3, 3, 5, 5, 1, 1, 1, 1), rng);  // 25 phases: 2 launches
+  // a transposed convolution of the decoder (2x2 -> 4x4)
+  check_all_views(make_conv_transpose2d_problem(2, 4, 2, 2, 3, 4, 4, 2, 1, 0), rng);
+  check_all_views(make_conv_transpose2d_problem(1, 3, 3, 2, 2, 4, 4, 2, 1, 1), rng);  // output_padding
+}
+
+TEST_CASE("conv GEMM params of the model's layers", "[cuda_index]") {
+  // E1's last conv: 487 -> 487 on 4x4, batch 32
+  const auto p = make_conv2d_problem(32, 487, 4, 4, 487, 4, 4, 2, 1);
+  REQUIRE(p.P == 2);
+  const auto f = make_conv_gemm_params(p, ConvKind::Fprop);
+  CHECK(f.max_m == 32 * 2 * 2);
+  CHECK(f.gemm_n == 487);
+  CHECK(f.max_kred == 487 * 16);
+  const auto d = make_conv_gemm_params(p, ConvKind::Dgrad);
+  REQUIRE(d.num_slots == 4);
+  for (int s = 0; s < 4; ++s) {
+    CHECK(d.ph[s].M == 32 * 2 * 2);
+    CHECK(d.ph[s].Kred == 487 * 4);  // a quarter of the taps per phase
+  }
+  const auto w = make_conv_gemm_params(p, ConvKind::Wgrad);
+  CHECK(w.max_m == 487);
+  CHECK(w.gemm_n == 487 * 16);
+  CHECK(w.max_kred == 32 * 4);
+  CHECK(conv_gemm_fits_int32(p));
+}
+
+TEST_CASE("split-K ranges partition the k tiles", "[cuda_index]") {
+  for (int ktiles = 0; ktiles <= 40; ++ktiles)
+    for (int splits = 1; splits <= 12; ++splits) {
+      int next = 0;
+      for (int s = 0; s < splits; ++s) {
+        int b, e;
+        splitk_range(ktiles, splits, s, b, e);
+        REQUIRE(b <= e);
+        if (e > b) {
+          REQUIRE(b == next);
+          next = e;
+        }
+      }
+      REQUIRE(next == ktiles);
+    }
+}

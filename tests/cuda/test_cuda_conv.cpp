@@ -1,0 +1,169 @@
+// Convolutions: disco's implicit-GEMM kernels (FP32 / TF32 / BF16) and cuDNN, fprop / dgrad /
+// wgrad, against the naive double references of tests/reference/conv_ref.hpp and against each
+// other, on the model's layer shapes (reduced batch) and odd shapes: 487 and 25 channels,
+// batch 1, 2x2 maps, 3 input channels, 1x1, dilation, stride 3, transposed convolutions.
+// Outputs are poisoned with NaN before every run; accumulation is checked on top of random
+// old values.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "disco/backend/cuda/conv.hpp"
+#include "disco/backend/cuda/ops.hpp"
+#include "disco/core/error.hpp"
+#include "reference/conv_ref.hpp"
+
+namespace dc = disco::cuda;
+using disco::Conv2dProblem;
+using dtest::download;
+using dtest::poisoned;
+using dtest::randu;
+using dtest::rel_l2;
+using dtest::upload;
+
+namespace {
+
+struct Case {
+  std::string name;
+  Conv2dProblem p;
+};
+
+Conv2dProblem problem(int N, int C, int H, int W, int K, int R, int S, int sh, int sw, int ph, int pw, int dh, int dw) {
+  Conv2dProblem p;
+  p.N = N; p.C = C; p.H = H; p.W = W; p.K = K; p.R = R; p.S = S;
+  p.stride_h = sh; p.stride_w = sw; p.pad_h = ph; p.pad_w = pw; p.dil_h = dh; p.dil_w = dw;
+  p.compute_output_size();
+  return p;
+}
+
+std::vector<Case> cases() {
+  using disco::make_conv2d_problem;
+  using disco::make_conv_transpose2d_problem;
+  return {
+      {"E1 conv1 3->32 k4s2p1 @32, batch 2", make_conv2d_problem(2, 3, 32, 32, 32, 4, 4, 2, 1)},
+      {"E1 conv6 487->487 k4s2p1 @4, batch 3", make_conv2d_problem(3, 487, 4, 4, 487, 4, 4, 2, 1)},
+      {"E2 conv6 128->25 k4s2p1 @4, batch 1", make_conv2d_problem(1, 128, 4, 4, 25, 4, 4, 2, 1)},
+      {"dec1 convT 512->512 k4s2p1 2x2 -> 4x4, batch 2", make_conv_transpose2d_problem(2, 512, 2, 2, 512, 4, 4, 2, 1, 0)},
+      {"dec6 convT 32->3 k4s2p1 16 -> 32, batch 2", make_conv_transpose2d_problem(2, 32, 16, 16, 3, 4, 4, 2, 1, 0)},
+      {"convT with output_padding 5->7 3x5 ", make_conv_transpose2d_problem(1, 5, 3, 5, 7, 3, 3, 2, 1, 1)},
+      {"2x2 map 25->487 k3s1p1, batch 1", make_conv2d_problem(1, 25, 2, 2, 487, 3, 3, 1, 1)},
+      {"odd 5->6 k3s1p1 7x9, batch 2", problem(2, 5, 7, 9, 6, 3, 3, 1, 1, 1, 1, 1, 1)},
+      {"1x1 stride 2 8->12 9x9", problem(2, 8, 9, 9, 12, 1, 1, 2, 2, 0, 0, 1, 1)},
+      {"dilation 2 4->5 k3 p2 11x10", problem(1, 4, 11, 10, 5, 3, 3, 1, 1, 2, 2, 2, 2)},
+      {"stride 3 k5 p2 3->4 13x12", problem(2, 3, 13, 12, 4, 5, 5, 3, 3, 2, 2, 1, 1)},
+      {"non-square stride (2,1) k(3,2) 6->5 9x6", problem(1, 6, 9, 6, 5, 3, 2, 2, 1, 1, 0, 1, 1)},
+      // large tiles (fprop: 256 tiles of 128x128) and deep split-K in wgrad (Kred = 32768)
+      {"large 8->128 k4s2p1 @64, batch 32", make_conv2d_problem(32, 8, 64, 64, 128, 4, 4, 2, 1)},
+      // large tiles in wgrad (M = 384, N = 6144)
+      {"wide 384->384 k4s2p1 @4, batch 2", make_conv2d_problem(2, 384, 4, 4, 384, 4, 4, 2, 1)},
+  };
+}
+
+struct Refs {
+  std::vector<float> x, w, b, dy;
+  std::vector<double> y, dx, dw;
+};
+
+Refs make_refs(const Conv2dProblem& p) {
+  Refs r;
+  r.x = randu(size_t(p.x_size()));
+  r.w = randu(size_t(p.w_size()), -0.5f, 0.5f);
+  r.b = randu(size_t(p.K));
+  r.dy = randu(size_t(p.y_size()));
+  const auto xd = dtest::to_double(r.x), wd = dtest::to_double(r.w), dyd = dtest::to_double(r.dy);
+  r.y = disco::ref::conv2d_fprop(p, xd, wd, dtest::to_double(r.b));
+  r.dx = disco::ref::conv2d_dgrad(p, dyd, wd);
+  r.dw = disco::ref::conv2d_wgrad(p, xd, dyd);
+  return r;
+}
+
+std::vector<dc::ConvAlgo> algos() {
+  std::vector<dc::ConvAlgo> a = {dc::ConvAlgo::Custom};
+  if (dc::cudnn_available()) a.push_back(dc::ConvAlgo::Cudnn);
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("convolutions match the double reference", "[cuda][conv]") {
+  if (!dc::cudnn_available()) WARN("built without cuDNN: only disco's kernels are checked");
+  for (const Case& c : cases()) {
+    const Conv2dProblem& p = c.p;
+    const Refs r = make_refs(p);
+    auto x = upload(r.x), w = upload(r.w), b = upload(r.b), dy = upload(r.dy);
+    for (dc::MathMode mode : {dc::MathMode::FP32, dc::MathMode::TF32, dc::MathMode::BF16}) {
+      const double tol = dtest::tolerance(mode);
+      std::vector<std::vector<float>> outs[3];
+      for (dc::ConvAlgo algo : algos()) {
+        INFO(c.name << " | " << dc::to_string(mode) << " | " << dc::to_string(algo));
+        auto y = poisoned(r.y.size());
+        dc::conv2d_fprop(p, x.data(), w.data(), b.data(), y.data(), algo, mode);
+        const auto hy = download(y);
+        CHECK(rel_l2(hy, r.y) <= tol);
+        auto dx = poisoned(r.dx.size());
+        dc::conv2d_dgrad(p, dy.data(), w.data(), dx.data(), false, algo, mode);
+        const auto hdx = download(dx);
+        CHECK(rel_l2(hdx, r.dx) <= tol);
+        auto dw = poisoned(r.dw.size());
+        dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), false, algo, mode);
+        const auto hdw = download(dw);
+        CHECK(rel_l2(hdw, r.dw) <= tol);
+        outs[0].push_back(hy);
+        outs[1].push_back(hdx);
+        outs[2].push_back(hdw);
+      }
+      // disco against cuDNN at the same precision
+      if (outs[0].size() == 2) {
+        INFO(c.name << " | " << dc::to_string(mode) << " | disco vs cudnn");
+        for (int d = 0; d < 3; ++d) CHECK(rel_l2(outs[d][0], outs[d][1]) <= tol);
+      }
+    }
+  }
+}
+
+TEST_CASE("convolution gradients accumulate", "[cuda][conv]") {
+  for (const Case& c : {cases()[1], cases()[3], cases()[8], cases()[12]}) {
+    const Conv2dProblem& p = c.p;
+    const Refs r = make_refs(p);
+    auto x = upload(r.x), w = upload(r.w), dy = upload(r.dy);
+    const auto old_dx = randu(r.dx.size()), old_dw = randu(r.dw.size());
+    std::vector<double> want_dx(r.dx), want_dw(r.dw);
+    for (size_t i = 0; i < want_dx.size(); ++i) want_dx[i] += old_dx[i];
+    for (size_t i = 0; i < want_dw.size(); ++i) want_dw[i] += old_dw[i];
+    for (dc::ConvAlgo algo : algos())
+      for (dc::MathMode mode : {dc::MathMode::FP32, dc::MathMode::TF32, dc::MathMode::BF16}) {
+        INFO(c.name << " | " << dc::to_string(mode) << " | " << dc::to_string(algo));
+        auto dx = upload(old_dx), dw = upload(old_dw);
+        dc::conv2d_dgrad(p, dy.data(), w.data(), dx.data(), true, algo, mode);
+        dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), true, algo, mode);
+        CHECK(rel_l2(download(dx), want_dx) <= dtest::tolerance(mode));
+        CHECK(rel_l2(download(dw), want_dw) <= dtest::tolerance(mode));
+      }
+  }
+}
+
+TEST_CASE("disco's FP32 convolutions are deterministic", "[cuda][conv]") {
+  const Conv2dProblem p = disco::make_conv2d_problem(4, 64, 16, 16, 96, 4, 4, 2, 1);  // split-K in wgrad
+  auto x = upload(randu(size_t(p.x_size()))), w = upload(randu(size_t(p.w_size()))),
+       dy = upload(randu(size_t(p.y_size())));
+  for (dc::MathMode mode : {dc::MathMode::FP32, dc::MathMode::TF32}) {
+    auto a = poisoned(size_t(p.w_size())), b = poisoned(size_t(p.w_size()));
+    dc::conv2d_wgrad(p, x.data(), dy.data(), a.data(), false, dc::ConvAlgo::Custom, mode);
+    dc::conv2d_wgrad(p, x.data(), dy.data(), b.data(), false, dc::ConvAlgo::Custom, mode);
+    CHECK(download(a) == download(b));
+  }
+}
+
+TEST_CASE("convolution argument errors throw disco::Error", "[cuda][conv]") {
+  Conv2dProblem p = disco::make_conv2d_problem(1, 3, 8, 8, 4, 4, 4, 2, 1);
+  p.P = 5;  // inconsistent with H
+  auto x = upload(randu(size_t(p.x_size())));
+  auto w = upload(randu(size_t(p.w_size())));
+  auto y = poisoned(64);
+  CHECK_THROWS_AS(dc::conv2d_fprop(p, x.data(), w.data(), nullptr, y.data()), disco::Error);
+  p.compute_output_size();
+  p.K = 0;
+  CHECK_THROWS_AS(dc::conv2d_fprop(p, x.data(), w.data(), nullptr, y.data()), disco::Error);
+}

@@ -1,0 +1,233 @@
+// Element-wise ops, activations, bias add / sum, reductions, strided copies, bf16 conversion,
+// against loops in double on fresh random data, outputs poisoned with NaN first.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "common.hpp"
+#include "disco/backend/cuda/ops.hpp"
+
+namespace dc = disco::cuda;
+using dtest::download;
+using dtest::poisoned;
+using dtest::randu;
+using dtest::rel_l2;
+using dtest::upload;
+
+namespace {
+const int64_t kSizes[] = {1, 25, 487, 4099, 1 << 20};
+}
+
+TEST_CASE("binary element-wise ops", "[cuda][elementwise]") {
+  for (int64_t n : kSizes) {
+    const auto ha = randu(static_cast<size_t>(n)), hb = randu(static_cast<size_t>(n));
+    auto a = upload(ha), b = upload(hb);
+    auto y = poisoned(static_cast<size_t>(n));
+    std::vector<double> want(static_cast<size_t>(n));
+    dc::add(a.data(), b.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) want[size_t(i)] = double(ha[size_t(i)]) + hb[size_t(i)];
+    CHECK(rel_l2(download(y), want) <= 1e-6);
+    dtest::poison(y);
+    dc::sub(a.data(), b.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) want[size_t(i)] = double(ha[size_t(i)]) - hb[size_t(i)];
+    CHECK(rel_l2(download(y), want) <= 1e-6);
+    dtest::poison(y);
+    dc::mul(a.data(), b.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) want[size_t(i)] = double(ha[size_t(i)]) * hb[size_t(i)];
+    CHECK(rel_l2(download(y), want) <= 1e-6);
+    dtest::poison(y);
+    dc::scale(a.data(), -2.5f, y.data(), n);
+    for (int64_t i = 0; i < n; ++i) want[size_t(i)] = -2.5 * ha[size_t(i)];
+    CHECK(rel_l2(download(y), want) <= 1e-6);
+    // axpy accumulates into y = b
+    dc::memcpy_d2d(y.data(), b.data(), size_t(n) * 4);
+    dc::axpy(0.75f, a.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) want[size_t(i)] = hb[size_t(i)] + 0.75 * ha[size_t(i)];
+    CHECK(rel_l2(download(y), want) <= 1e-6);
+    dtest::poison(y);
+    dc::fill(y.data(), n, 3.25f);
+    for (float v : download(y)) REQUIRE(v == 3.25f);
+    // in place
+    dc::add(a.data(), b.data(), a.data(), n);
+    for (int64_t i = 0; i < n; ++i) want[size_t(i)] = double(ha[size_t(i)]) + hb[size_t(i)];
+    CHECK(rel_l2(download(a), want) <= 1e-6);
+  }
+}
+
+TEST_CASE("channel bias add and bias gradient", "[cuda][elementwise]") {
+  struct S { int64_t N, C, HW; };
+  for (S s : {S{1, 3, 1}, S{2, 487, 4}, S{3, 25, 4096}, S{32, 32, 64}}) {
+    const auto hx = randu(size_t(s.N * s.C * s.HW)), hb = randu(size_t(s.C));
+    auto x = upload(hx), b = upload(hb);
+    auto y = poisoned(hx.size());
+    dc::add_channel_bias(x.data(), b.data(), y.data(), s.N, s.C, s.HW);
+    std::vector<double> want(hx.size()), dbw(size_t(s.C), 0.0);
+    for (int64_t n = 0; n < s.N; ++n)
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t i = 0; i < s.HW; ++i) {
+          const size_t k = size_t((n * s.C + c) * s.HW + i);
+          want[k] = double(hx[k]) + hb[size_t(c)];
+          dbw[size_t(c)] += hx[k];
+        }
+    CHECK(rel_l2(download(y), want) <= 1e-6);
+    auto db = poisoned(size_t(s.C));
+    dc::channel_sum(x.data(), db.data(), s.N, s.C, s.HW, false);
+    CHECK(rel_l2(download(db), dbw) <= 1e-5);
+    // accumulate: db += sum again
+    dc::channel_sum(x.data(), db.data(), s.N, s.C, s.HW, true);
+    for (auto& v : dbw) v *= 2;
+    CHECK(rel_l2(download(db), dbw) <= 1e-5);
+  }
+}
+
+TEST_CASE("activations forward and backward", "[cuda][elementwise]") {
+  const int64_t n = 100003;
+  auto hx = randu(size_t(n), -4.f, 4.f);
+  hx[0] = 0.f;  // the kink
+  const auto hdy = randu(static_cast<size_t>(n));
+  auto x = upload(hx), dy = upload(hdy);
+  auto y = poisoned(static_cast<size_t>(n)), dx = poisoned(static_cast<size_t>(n));
+  std::vector<double> wy(static_cast<size_t>(n)), wdx(static_cast<size_t>(n));
+  const float slope = 0.2f;
+
+  dc::relu_fwd(x.data(), y.data(), n);
+  for (int64_t i = 0; i < n; ++i) wy[size_t(i)] = hx[size_t(i)] > 0 ? hx[size_t(i)] : 0.0;
+  CHECK(rel_l2(download(y), wy) <= 1e-7);
+  for (int from_y = 0; from_y < 2; ++from_y) {
+    dtest::poison(dx);
+    dc::relu_bwd(dy.data(), from_y ? y.data() : x.data(), dx.data(), n);
+    for (int64_t i = 0; i < n; ++i) wdx[size_t(i)] = hx[size_t(i)] > 0 ? hdy[size_t(i)] : 0.0;
+    CHECK(rel_l2(download(dx), wdx) <= 1e-7);
+  }
+
+  dtest::poison(y);
+  dc::leaky_relu_fwd(x.data(), y.data(), n, slope);
+  for (int64_t i = 0; i < n; ++i) wy[size_t(i)] = hx[size_t(i)] > 0 ? hx[size_t(i)] : double(slope) * hx[size_t(i)];
+  CHECK(rel_l2(download(y), wy) <= 1e-6);
+  for (int from_y = 0; from_y < 2; ++from_y) {
+    dtest::poison(dx);
+    dc::leaky_relu_bwd(dy.data(), from_y ? y.data() : x.data(), dx.data(), n, slope);
+    for (int64_t i = 0; i < n; ++i)
+      wdx[size_t(i)] = hx[size_t(i)] > 0 ? hdy[size_t(i)] : double(slope) * hdy[size_t(i)];
+    CHECK(rel_l2(download(dx), wdx) <= 1e-6);
+  }
+  // accumulate
+  dc::leaky_relu_bwd(dy.data(), x.data(), dx.data(), n, slope, true);
+  for (auto& v : wdx) v *= 2;
+  CHECK(rel_l2(download(dx), wdx) <= 1e-6);
+
+  dtest::poison(y);
+  dc::tanh_fwd(x.data(), y.data(), n);
+  for (int64_t i = 0; i < n; ++i) wy[size_t(i)] = std::tanh(double(hx[size_t(i)]));
+  CHECK(rel_l2(download(y), wy) <= 1e-6);
+  dtest::poison(dx);
+  dc::tanh_bwd(dy.data(), y.data(), dx.data(), n);
+  for (int64_t i = 0; i < n; ++i) wdx[size_t(i)] = hdy[size_t(i)] * (1 - wy[size_t(i)] * wy[size_t(i)]);
+  CHECK(rel_l2(download(dx), wdx) <= 1e-5);
+
+  dtest::poison(y);
+  dc::sigmoid_fwd(x.data(), y.data(), n);
+  for (int64_t i = 0; i < n; ++i) wy[size_t(i)] = 1.0 / (1.0 + std::exp(-double(hx[size_t(i)])));
+  CHECK(rel_l2(download(y), wy) <= 1e-6);
+  dtest::poison(dx);
+  dc::sigmoid_bwd(dy.data(), y.data(), dx.data(), n);
+  for (int64_t i = 0; i < n; ++i) wdx[size_t(i)] = hdy[size_t(i)] * wy[size_t(i)] * (1 - wy[size_t(i)]);
+  CHECK(rel_l2(download(dx), wdx) <= 1e-5);
+}
+
+TEST_CASE("sum, mean, sumsq", "[cuda][reduce]") {
+  for (int64_t n : kSizes) {
+    const auto h = randu(size_t(n), -1.f, 2.f);
+    auto x = upload(h);
+    auto out = poisoned(1);
+    double s = 0, q = 0;
+    for (float v : h) { s += v; q += double(v) * v; }
+    dc::sum(x.data(), n, out.data());
+    CHECK(std::abs(dtest::download_scalar(out.data()) - s) <= 1e-5 * (std::abs(s) + std::sqrt(double(n))));
+    dtest::poison(out);
+    dc::mean(x.data(), n, out.data());
+    CHECK(std::abs(dtest::download_scalar(out.data()) - s / double(n)) <= 1e-5 * (std::abs(s / double(n)) + 1e-3));
+    dtest::poison(out);
+    dc::sumsq(x.data(), n, out.data());
+    CHECK(std::abs(dtest::download_scalar(out.data()) - q) <= 1e-5 * q);
+    // deterministic: same bits twice
+    auto out2 = poisoned(1);
+    dc::sumsq(x.data(), n, out2.data());
+    CHECK(dtest::download_scalar(out.data()) == dtest::download_scalar(out2.data()));
+  }
+}
+
+TEST_CASE("strided copies: transpose, slice, concat, 6-d permute", "[cuda][copy]") {
+  {  // 2-D transpose [37 x 53] -> [53 x 37]
+    const int64_t R = 37, C = 53;
+    const auto h = randu(size_t(R * C));
+    auto src = upload(h);
+    auto dst = poisoned(h.size());
+    const int64_t shape[] = {R, C}, ss[] = {C, 1}, ds[] = {1, R};
+    dc::copy_strided(src.data(), ss, dst.data(), ds, shape, 2);
+    const auto got = download(dst);
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c) REQUIRE(got[size_t(c * R + r)] == h[size_t(r * C + c)]);
+  }
+  {  // concat along channels: [2,487,2,2] ++ [2,25,2,2] -> [2,512,2,2]
+    const int64_t N = 2, C1 = 487, C2 = 25, HW = 4, C = C1 + C2;
+    const auto a = randu(size_t(N * C1 * HW)), b = randu(size_t(N * C2 * HW));
+    auto da = upload(a), db = upload(b);
+    auto out = poisoned(size_t(N * C * HW));
+    const int64_t sa[] = {N, C1, HW}, sb[] = {N, C2, HW};
+    const int64_t src_a[] = {C1 * HW, HW, 1}, src_b[] = {C2 * HW, HW, 1}, dst_s[] = {C * HW, HW, 1};
+    dc::copy_strided(da.data(), src_a, out.data(), dst_s, sa, 3);
+    dc::copy_strided(db.data(), src_b, out.data() + C1 * HW, dst_s, sb, 3);
+    const auto got = download(out);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t i = 0; i < HW; ++i) {
+          const float want = c < C1 ? a[size_t((n * C1 + c) * HW + i)] : b[size_t((n * C2 + c - C1) * HW + i)];
+          REQUIRE(got[size_t((n * C + c) * HW + i)] == want);
+        }
+  }
+  {  // 6-D reversal of the axes
+    const int64_t sh[] = {2, 3, 1, 4, 5, 2};
+    int64_t n = 1;
+    for (auto v : sh) n *= v;
+    const auto h = randu(static_cast<size_t>(n));
+    auto src = upload(h);
+    auto dst = poisoned(static_cast<size_t>(n));
+    int64_t ss[6], ds[6];
+    ss[5] = 1;
+    for (int d = 4; d >= 0; --d) ss[d] = ss[d + 1] * sh[d + 1];
+    // destination has the reversed shape, contiguous
+    int64_t rs[6];
+    for (int d = 0; d < 6; ++d) rs[d] = sh[5 - d];
+    int64_t rstride[6];
+    rstride[5] = 1;
+    for (int d = 4; d >= 0; --d) rstride[d] = rstride[d + 1] * rs[d + 1];
+    for (int d = 0; d < 6; ++d) ds[d] = rstride[5 - d];
+    dc::copy_strided(src.data(), ss, dst.data(), ds, sh, 6);
+    const auto got = download(dst);
+    int64_t idx[6];
+    for (int64_t lin = 0; lin < n; ++lin) {
+      int64_t rem = lin;
+      for (int d = 5; d >= 0; --d) { idx[d] = rem % sh[d]; rem /= sh[d]; }
+      int64_t so = 0, dof = 0;
+      for (int d = 0; d < 6; ++d) { so += idx[d] * ss[d]; dof += idx[d] * ds[d]; }
+      REQUIRE(got[size_t(dof)] == h[size_t(so)]);
+    }
+  }
+}
+
+TEST_CASE("bf16 conversion rounds to nearest even", "[cuda][elementwise]") {
+  const std::vector<float> h = {1.0f, 1.00390625f /* tie: 1 + 2^-8 -> 1 */, 1.01171875f /* 1 + 3*2^-8 -> up */,
+                                -3.14159f, 65504.f, 1e-30f};
+  auto x = upload(h);
+  dc::DeviceArray<uint16_t> b(h.size());
+  dc::f32_to_bf16(x.data(), b.data(), int64_t(h.size()));
+  auto y = poisoned(h.size());
+  dc::bf16_to_f32(b.data(), y.data(), int64_t(h.size()));
+  const auto got = download(y);
+  CHECK(got[0] == 1.0f);
+  CHECK(got[1] == 1.0f);
+  CHECK(got[2] == 1.015625f);
+  for (size_t i = 3; i < h.size(); ++i) CHECK(std::abs(got[i] - h[i]) <= std::abs(h[i]) * (1.0 / 256));
+}

@@ -1,0 +1,67 @@
+// Linear layers (cuBLAS) against double loops, in FP32 / TF32 / BF16 math.
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+#include "common.hpp"
+#include "disco/backend/cuda/ops.hpp"
+
+namespace dc = disco::cuda;
+using dtest::download;
+using dtest::poisoned;
+using dtest::randu;
+using dtest::rel_l2;
+using dtest::upload;
+
+TEST_CASE("linear forward and backward", "[cuda][linear]") {
+  struct S { int64_t M, N, K; };
+  for (S s : {S{1, 1, 1}, S{37, 487, 25}, S{32, 1, 512}, S{64, 512, 3}, S{5, 7, 2048}}) {
+    const auto hx = randu(size_t(s.M * s.K)), hw = randu(size_t(s.N * s.K)), hb = randu(size_t(s.N));
+    const auto hdy = randu(size_t(s.M * s.N));
+    std::vector<double> y(size_t(s.M * s.N)), dx(size_t(s.M * s.K), 0.0), dw(size_t(s.N * s.K), 0.0),
+        db(size_t(s.N), 0.0);
+    for (int64_t m = 0; m < s.M; ++m)
+      for (int64_t n = 0; n < s.N; ++n) {
+        double acc = hb[size_t(n)];
+        for (int64_t k = 0; k < s.K; ++k) acc += double(hx[size_t(m * s.K + k)]) * hw[size_t(n * s.K + k)];
+        y[size_t(m * s.N + n)] = acc;
+        const double g = hdy[size_t(m * s.N + n)];
+        db[size_t(n)] += g;
+        for (int64_t k = 0; k < s.K; ++k) {
+          dx[size_t(m * s.K + k)] += g * hw[size_t(n * s.K + k)];
+          dw[size_t(n * s.K + k)] += g * hx[size_t(m * s.K + k)];
+        }
+      }
+    auto x = upload(hx), w = upload(hw), b = upload(hb), dy = upload(hdy);
+    for (dc::MathMode mode : {dc::MathMode::FP32, dc::MathMode::TF32, dc::MathMode::BF16}) {
+      INFO("M=" << s.M << " N=" << s.N << " K=" << s.K << " mode=" << dc::to_string(mode));
+      const double tol = dtest::tolerance(mode);
+      auto gy = poisoned(y.size());
+      dc::linear_fwd(x.data(), w.data(), b.data(), gy.data(), s.M, s.N, s.K, mode);
+      CHECK(rel_l2(download(gy), y) <= tol);
+      auto gdx = poisoned(dx.size()), gdw = poisoned(dw.size()), gdb = poisoned(db.size());
+      dc::linear_bwd(dy.data(), x.data(), w.data(), gdx.data(), gdw.data(), gdb.data(), s.M, s.N, s.K, false, mode);
+      CHECK(rel_l2(download(gdx), dx) <= tol);
+      CHECK(rel_l2(download(gdw), dw) <= tol);
+      CHECK(rel_l2(download(gdb), db) <= 1e-5);
+      // accumulate
+      dc::linear_bwd(dy.data(), x.data(), w.data(), gdx.data(), gdw.data(), gdb.data(), s.M, s.N, s.K, true, mode);
+      auto dw2 = dw;
+      for (auto& v : dw2) v *= 2;
+      CHECK(rel_l2(download(gdw), dw2) <= tol);
+      auto db2 = db;
+      for (auto& v : db2) v *= 2;
+      CHECK(rel_l2(download(gdb), db2) <= 1e-5);
+    }
+    // no bias, null outputs skipped
+    auto gy = poisoned(y.size());
+    dc::linear_fwd(x.data(), w.data(), nullptr, gy.data(), s.M, s.N, s.K);
+    auto yb = y;
+    for (int64_t m = 0; m < s.M; ++m)
+      for (int64_t n = 0; n < s.N; ++n) yb[size_t(m * s.N + n)] -= hb[size_t(n)];
+    CHECK(rel_l2(download(gy), yb) <= 1e-5);
+    auto gdw = poisoned(dw.size());
+    dc::linear_bwd(dy.data(), x.data(), w.data(), nullptr, gdw.data(), nullptr, s.M, s.N, s.K, false);
+    CHECK(rel_l2(download(gdw), dw) <= 1e-5);
+  }
+}

@@ -1,0 +1,91 @@
+// Runtime: caching allocator, copies, memset, streams, errors.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <string>
+
+#include "common.hpp"
+#include "disco/backend/cuda/ops.hpp"
+#include "disco/backend/cuda/runtime.hpp"
+#include "disco/core/error.hpp"
+
+namespace dc = disco::cuda;
+
+TEST_CASE("device queries", "[cuda][runtime]") {
+  CHECK(dc::device_available());
+  CHECK(dc::device_count() >= 1);
+  CHECK(!dc::device_name().empty());
+  CHECK(dc::device_sm_count() > 0);
+  CHECK(dc::device_compute_capability() >= 80);  // the kernels are built for sm_90
+}
+
+TEST_CASE("caching allocator reuses blocks and keeps stats", "[cuda][runtime]") {
+  dc::empty_cache();
+  const auto s0 = dc::memory_stats();
+  CHECK(s0.bytes_cached == 0);
+  void* a = dc::device_malloc(1000);
+  REQUIRE(a != nullptr);
+  const auto s1 = dc::memory_stats();
+  CHECK(s1.bytes_in_use == s0.bytes_in_use + 1024);  // 512-byte bins
+  CHECK(s1.peak_bytes >= s1.bytes_in_use);
+  dc::device_free(a);
+  const auto s2 = dc::memory_stats();
+  CHECK(s2.bytes_in_use == s0.bytes_in_use);
+  CHECK(s2.bytes_cached == 1024);
+  void* b = dc::device_malloc(900);  // same bin: the cached block comes back
+  CHECK(b == a);
+  CHECK(dc::memory_stats().num_cuda_mallocs == s1.num_cuda_mallocs);
+  dc::device_free(b);
+  void* big = dc::device_malloc((size_t(3) << 20) + 5);
+  const auto s3 = dc::memory_stats();
+  CHECK(s3.bytes_in_use - s0.bytes_in_use >= (size_t(3) << 20) + 5);
+  CHECK(s3.bytes_in_use - s0.bytes_in_use <= (size_t(4) << 20));
+  dc::device_free(big);
+  dc::empty_cache();
+  CHECK(dc::memory_stats().bytes_cached == 0);
+  CHECK(dc::device_malloc(0) == nullptr);
+  dc::device_free(nullptr);
+  dc::reset_peak_memory();
+  CHECK(dc::memory_stats().peak_bytes == dc::memory_stats().bytes_in_use);
+}
+
+TEST_CASE("allocator errors are disco::Error", "[cuda][runtime]") {
+  int host = 0;
+  CHECK_THROWS_AS(dc::device_free(&host), disco::Error);
+  try {
+    (void)dc::device_malloc(size_t(1) << 52);  // 4 PiB
+    FAIL("expected an out-of-memory error");
+  } catch (const disco::Error& e) {
+    CHECK(std::string(e.what()).find("cudaMalloc") != std::string::npos);
+  }
+  // the runtime still works after the failure
+  auto d = dtest::upload({1.f, 2.f, 3.f});
+  CHECK(dtest::download(d) == std::vector<float>({1.f, 2.f, 3.f}));
+}
+
+TEST_CASE("copies and memset round-trip", "[cuda][runtime]") {
+  const auto h = dtest::randu(12345);
+  auto a = dtest::upload(h);
+  dc::DeviceArray<float> b(h.size());
+  dc::memcpy_d2d(b.data(), a.data(), h.size() * sizeof(float));
+  CHECK(dtest::download(b) == h);
+  dc::memset(b.data(), 0, b.bytes());
+  const auto z = dtest::download(b);
+  for (float v : z) REQUIRE(v == 0.f);
+  dtest::poison(b);
+  for (float v : dtest::download(b)) REQUIRE(std::isnan(v));
+}
+
+TEST_CASE("stream get / set", "[cuda][runtime]") {
+  void* old = dc::get_stream();
+  dc::set_stream(nullptr);
+  CHECK(dc::get_stream() == nullptr);
+  dc::synchronize();
+  dc::device_synchronize();
+  dc::set_stream(old);
+}
+
+TEST_CASE("bad arguments throw instead of aborting", "[cuda][runtime]") {
+  CHECK_THROWS_AS(dc::fill(nullptr, -1, 0.f), disco::Error);
+  CHECK_THROWS_AS(dc::copy_strided(nullptr, nullptr, nullptr, nullptr, nullptr, 7), disco::Error);
+}

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# gpu_check.sh [OUTDIR] [--deps DIR] [--build DIR] [--jobs N] [--quick] [--cuda-only]
+#
+# The whole GPU verification of disco in one go, for a short slot on an H100 / H200 machine
+# without apt or network (nvcc 13, cmake, ninja, PyTorch, compute-sanitizer):
+#   1. configure + build (Release, DISCO_CUDA=ON, sm_90, tests + benchmarks) with the
+#      dependencies from DIR (--deps, $DISCO_DEPS_DIR, default <repo>/.deps; see pack_deps.sh)
+#   2. ctest -L gpu           (every CUDA kernel against double references and cuDNN)
+#   3. compute-sanitizer memcheck, racecheck, synccheck on disco_cuda_tests "[sanitize]"
+#   4. benchmarks: conv_vs_cudnn (128 and 256 px), benchmarks/step_vs_pytorch.py and
+#      build/benchmarks/train_step --device cuda when they exist
+#   5. a summary table, printed last; every step's full log is in OUTDIR (default
+#      ./gpu-check-out).
+# --quick: 128 px only, fewer timing runs. --cuda-only: build only the CUDA targets.
+# Exit status: 0 when every step that ran passed.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT=""
+DEPS="${DISCO_DEPS_DIR:-$ROOT/.deps}"
+BUILD="$ROOT/build-gpu"
+JOBS="$(nproc 2>/dev/null || echo 8)"
+QUICK=0
+CUDA_ONLY=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --deps) DEPS="$2"; shift 2 ;;
+    --build) BUILD="$2"; shift 2 ;;
+    --jobs) JOBS="$2"; shift 2 ;;
+    --quick) QUICK=1; shift ;;
+    --cuda-only) CUDA_ONLY=1; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -*) echo "gpu_check: unknown option $1" >&2; exit 2 ;;
+    *) OUT="$1"; shift ;;
+  esac
+done
+OUT="${OUT:-$PWD/gpu-check-out}"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+SUMMARY="$OUT/summary.txt"
+: > "$SUMMARY"
+
+names=(); states=(); secs=(); notes=()
+STEP_NOTE=""
+record() { names+=("$1"); states+=("$2"); secs+=("$3"); notes+=("$4"); }
+
+# step NAME TIMEOUT_S CMD...: run with a time limit, log to OUT/NAME.log, record the result
+step() {
+  local name="$1" limit="$2"; shift 2
+  local log="$OUT/$name.log" t0 rc
+  echo "== [$name] $*" | tee "$log"
+  t0=$(date +%s)
+  timeout --signal=TERM --kill-after=30 "$limit" "$@" >>"$log" 2>&1
+  rc=$?
+  local dt=$(( $(date +%s) - t0 ))
+  local state="PASS"
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then state="TIMEOUT"; elif [ $rc -ne 0 ]; then state="FAIL($rc)"; fi
+  echo "== [$name] $state in ${dt}s (log: $log)"
+  record "$name" "$state" "$dt" "${STEP_NOTE:-}"
+  STEP_NOTE=""
+  return $rc
+}
+
+# ---- environment -------------------------------------------------------------------------------
+{
+  echo "date: $(date -u)"; echo "host: $(hostname)"; echo "repo: $ROOT"; echo "deps: $DEPS"
+  nvidia-smi || true
+  nvcc --version || /usr/local/cuda/bin/nvcc --version || true
+  cmake --version | head -n1; ninja --version || true
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())" || true
+  command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer || true
+  git -C "$ROOT" log -1 --oneline 2>/dev/null || true
+  git -C "$ROOT" status --short 2>/dev/null | head -n 50 || true
+} > "$OUT/env.log" 2>&1
+export PATH="$PATH:/usr/local/cuda/bin"
+
+# ---- dependencies --------------------------------------------------------------------------------
+CMAKE_DEP_ARGS=()
+if [ -d "$DEPS/include" ]; then
+  DEPS="$(cd "$DEPS" && pwd)"
+  export CPATH="$DEPS/include${CPATH:+:$CPATH}"   # <CLI/CLI.hpp>, <stb/stb_image.h>, ...
+  export LD_LIBRARY_PATH="$DEPS/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export PKG_CONFIG_PATH="$DEPS/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  CMAKE_DEP_ARGS+=("-DCMAKE_PREFIX_PATH=$DEPS")
+  [ -d "$DEPS/share/eigen3/cmake" ] && CMAKE_DEP_ARGS+=("-DEigen3_DIR=$DEPS/share/eigen3/cmake")
+  [ -d "$DEPS/lib/cmake/Catch2" ] && CMAKE_DEP_ARGS+=("-DCatch2_DIR=$DEPS/lib/cmake/Catch2")
+  [ -d "$DEPS/share/cmake/nlohmann_json" ] && CMAKE_DEP_ARGS+=("-Dnlohmann_json_DIR=$DEPS/share/cmake/nlohmann_json")
+  if ! command -v pkg-config >/dev/null 2>&1; then
+    CMAKE_DEP_ARGS+=("-DPKG_CONFIG_EXECUTABLE=$DEPS/bin/pkg-config")
+    echo "gpu_check: no pkg-config on this machine: using $DEPS/bin/pkg-config"
+  fi
+  # the packed libstb.so was built elsewhere: make sure it links and loads here, else rebuild it
+  cat > "$OUT/stb_probe.c" <<'EOF'
+#include <stdio.h>
+extern const char* stbi_failure_reason(void);
+int main(void) { const char* r = stbi_failure_reason(); printf("libstb ok %p\n", (const void*)r); return 0; }
+EOF
+  if ! { cc "$OUT/stb_probe.c" -L"$DEPS/lib" -lstb -o "$OUT/stb_probe" && "$OUT/stb_probe"; } >"$OUT/stb_probe.log" 2>&1; then
+    echo "gpu_check: packed libstb.so does not work here; rebuilding it from the headers" | tee -a "$OUT/stb_probe.log"
+    mkdir -p "$OUT/stb"
+    if cc -O2 -fPIC -shared -I"$DEPS/include/stb" "$DEPS/src/stb_impl.c" -o "$OUT/stb/libstb.so" -lm >>"$OUT/stb_probe.log" 2>&1; then
+      rm -f "$DEPS/lib/libstb.so" "$DEPS/lib/libstb.so.0" "$DEPS/lib/libstb.so.0.0"
+      cp "$OUT/stb/libstb.so" "$DEPS/lib/libstb.so"
+    fi
+  fi
+else
+  echo "gpu_check: no dependency folder at $DEPS (run tools/pack_deps.sh where apt works); trying system packages"
+fi
+
+# ---- configure and build ---------------------------------------------------------------------------
+CONF=(cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDISCO_CUDA=ON
+      -DCMAKE_CUDA_ARCHITECTURES=90 -DDISCO_BUILD_TESTS=ON -DDISCO_BUILD_BENCHMARKS=ON "${CMAKE_DEP_ARGS[@]}")
+if ! step configure 600 "${CONF[@]}" -DDISCO_BUILD_EXAMPLES=ON; then
+  STEP_NOTE="retry without examples" step configure_no_examples 600 "${CONF[@]}" -DDISCO_BUILD_EXAMPLES=OFF
+fi
+CUDNN_DIR="$(sed -n 's/^DISCO_CUDNN_LIBRARY_DIR:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)"
+[ -n "$CUDNN_DIR" ] && export LD_LIBRARY_PATH="$CUDNN_DIR:$LD_LIBRARY_PATH"
+
+CUDA_TARGETS=(disco_cuda disco_cuda_tests conv_vs_cudnn)
+if [ $CUDA_ONLY -eq 1 ]; then
+  step build_cuda 900 cmake --build "$BUILD" -j "$JOBS" --target "${CUDA_TARGETS[@]}"
+else
+  # -k 0: build everything that can be built, so one broken part does not hide the others
+  if ! step build 900 cmake --build "$BUILD" -j "$JOBS" -- -k 0; then
+    STEP_NOTE="CUDA targets alone after a failed full build" step build_cuda 900 cmake --build "$BUILD" -j "$JOBS" --target "${CUDA_TARGETS[@]}"
+  fi
+fi
+
+# ---- GPU tests ----------------------------------------------------------------------------------------
+TESTS_BIN="$BUILD/tests/disco_cuda_tests"
+if [ -x "$TESTS_BIN" ]; then
+  step ctest_gpu 1200 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 900
+  # also the CPU test suite's CUDA index-math checks and the benchmark self-test
+  step ctest_index_math 300 ctest --test-dir "$BUILD" -R "cpu.test_cuda_index_math|bench.conv_vs_cudnn_self_test" --output-on-failure
+else
+  record ctest_gpu "NOT BUILT" 0 "$TESTS_BIN missing"
+fi
+
+# ---- compute-sanitizer ------------------------------------------------------------------------------------
+SAN="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
+if [ -x "$TESTS_BIN" ] && [ -x "$SAN" ]; then
+  for tool in memcheck racecheck synccheck; do
+    step "sanitizer_$tool" 900 "$SAN" --tool "$tool" --error-exitcode 3 "$TESTS_BIN" "[sanitize]"
+  done
+else
+  record sanitizer "SKIPPED" 0 "no compute-sanitizer or no test binary"
+fi
+
+# ---- benchmarks ---------------------------------------------------------------------------------------------
+BENCH="$BUILD/benchmarks/conv_vs_cudnn"
+if [ -x "$BENCH" ]; then
+  if [ $QUICK -eq 1 ]; then
+    step conv_vs_cudnn_128 900 "$BENCH" --size 128 --iters 10 --csv "$OUT/conv_vs_cudnn_128.csv"
+  else
+    step conv_vs_cudnn_128 900 "$BENCH" --size 128 --iters 20 --csv "$OUT/conv_vs_cudnn_128.csv"
+    step conv_vs_cudnn_256 900 "$BENCH" --size 256 --iters 20 --csv "$OUT/conv_vs_cudnn_256.csv"
+  fi
+else
+  record conv_vs_cudnn "NOT BUILT" 0 "$BENCH missing"
+fi
+if [ -f "$ROOT/benchmarks/step_vs_pytorch.py" ]; then
+  # its options belong to its author: it gets the build and output folders through the environment
+  step step_vs_pytorch 900 env DISCO_BUILD_DIR="$BUILD" DISCO_OUT_DIR="$OUT" python3 "$ROOT/benchmarks/step_vs_pytorch.py"
+fi
+if [ -x "$BUILD/benchmarks/train_step" ]; then
+  step train_step_cuda 600 "$BUILD/benchmarks/train_step" --device cuda
+fi
+
+# ---- summary (printed last) ------------------------------------------------------------------------------------
+{
+  echo
+  echo "================ disco gpu_check summary ================"
+  echo "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n1)"
+  echo "logs:   $OUT"
+  printf '%-26s %-12s %6s  %s\n' "step" "result" "sec" "note"
+  for i in "${!names[@]}"; do
+    printf '%-26s %-12s %6s  %s\n' "${names[$i]}" "${states[$i]}" "${secs[$i]}" "${notes[$i]}"
+  done
+  echo
+  [ -f "$OUT/ctest_gpu.log" ] && { echo "ctest -L gpu:"; grep -E "tests passed|tests failed|Skipped|\*\*\*Failed|Not Run" "$OUT/ctest_gpu.log" | sed 's/^/  /'; }
+  for tool in memcheck racecheck synccheck; do
+    [ -f "$OUT/sanitizer_$tool.log" ] && echo "$tool: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.log" | tail -n1)"
+  done
+  for s in 128 256; do
+    [ -f "$OUT/conv_vs_cudnn_$s.log" ] && { echo "conv_vs_cudnn $s px:"; grep -E "^geomean|MISMATCH|disagree|ERROR" "$OUT/conv_vs_cudnn_$s.log" | sed 's/^/  /'; }
+  done
+  echo "========================================================="
+} | tee "$SUMMARY"
+
+for s in "${states[@]}"; do
+  case "$s" in PASS|SKIPPED) ;; *) exit 1 ;; esac
+done
+exit 0
