@@ -194,7 +194,6 @@ int main(int argc, char** argv) {
 #ifdef _OPENMP
   if (o.threads > 0) omp_set_num_threads(o.threads);
 #endif
-  if (o.threads > 0) Eigen::setNbThreads(o.threads);
   disco::cpu::conv2d_settings().force_schedule = o.schedule;
   try {
     return o.dbl ? run<double>(o) : run<float>(o);

@@ -9,6 +9,10 @@ add_executable(disco_tool
   ${CMAKE_CURRENT_LIST_DIR}/disco/demo.cpp)
 set_target_properties(disco_tool PROPERTIES OUTPUT_NAME disco)
 target_link_libraries(disco_tool PRIVATE disco::disco disco_build_flags)
+if(TARGET disco_cuda)
+  # `disco train --device cuda`: disco::cuda also defines DISCO_WITH_CUDA
+  target_link_libraries(disco_tool PRIVATE disco::cuda)
+endif()
 install(TARGETS disco_tool RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 add_executable(embed_minimal ${CMAKE_CURRENT_LIST_DIR}/embed_minimal.cpp)

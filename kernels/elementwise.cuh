@@ -46,6 +46,42 @@ struct ChannelBiasOp {
   const float* x; const float* b; float* y; int64_t C, HW;
   __device__ void operator()(int64_t i) const { y[i] = x[i] + b[(i / HW) % C]; }
 };
+struct ChannelSubOp {
+  const float* x; const float* b; float* y; int64_t C, HW;
+  __device__ void operator()(int64_t i) const { y[i] = x[i] - b[(i / HW) % C]; }
+};
+struct ChannelMulOp {
+  const float* x; const float* b; float* y; int64_t C, HW;
+  __device__ void operator()(int64_t i) const { y[i] = x[i] * b[(i / HW) % C]; }
+};
+// y = alpha * x + beta
+struct AffineOp {
+  const float* x; float alpha, beta; float* y;
+  __device__ void operator()(int64_t i) const { y[i] = fmaf(alpha, x[i], beta); }
+};
+// y[i] = v[0] * s, v a device scalar (gradient of a full reduction).
+struct BroadcastScalarOp {
+  const float* v; float s; float* y;
+  __device__ void operator()(int64_t i) const { y[i] = v[0] * s; }
+};
+// y[i] = x[i] * v[0], v a device scalar (a stored gradient times grad_out).
+struct ScaleByScalarOp {
+  const float* x; const float* v; float* y;
+  __device__ void operator()(int64_t i) const { y[i] = x[i] * v[0]; }
+};
+// SGD with momentum (torch.optim.SGD, dampening 0, no nesterov).
+struct SgdOp {
+  float* p; const float* g; float* buf; float lr, momentum, wd, gscale; bool first;
+  __device__ void operator()(int64_t i) const {
+    float gi = g[i] * gscale;
+    if (wd != 0.f) gi = fmaf(wd, p[i], gi);
+    if (momentum != 0.f) {
+      gi = first ? gi : fmaf(momentum, buf[i], gi);
+      buf[i] = gi;
+    }
+    p[i] -= lr * gi;
+  }
+};
 
 // ---- activations (forward: y = f(x); backward: dx (=|+=) dy * f') ----------------------------
 struct ReluFwd {
@@ -92,15 +128,18 @@ struct FromBf16Op {
   }
 };
 
-// db[c] (=|+=) sum_{n, hw} dy[n, c, hw]: one block per channel, fixed summation order.
-__global__ void __launch_bounds__(kBlock) channel_sum_kernel(const float* __restrict__ dy, float* __restrict__ db,
-                                                             int64_t N, int64_t C, int64_t HW, bool accumulate) {
+// db[c] (=|+=) sum_{n, hw} dy[n, c, hw] (times b[n, c, hw] when b is not null): one block per
+// channel, fixed summation order.
+__global__ void __launch_bounds__(kBlock) channel_sum_kernel(const float* __restrict__ dy, const float* __restrict__ b,
+                                                             float* __restrict__ db, int64_t N, int64_t C, int64_t HW,
+                                                             bool accumulate) {
   const int64_t c = blockIdx.x;
   float acc[1] = {0.f};
   const int64_t total = N * HW;
   for (int64_t t = threadIdx.x; t < total; t += blockDim.x) {
     const int64_t n = t / HW, hw = t - n * HW;
-    acc[0] += dy[(n * C + c) * HW + hw];
+    const int64_t k = (n * C + c) * HW + hw;
+    acc[0] += b ? dy[k] * b[k] : dy[k];
   }
   block_sum<1>(acc);
   if (threadIdx.x == 0) db[c] = accumulate ? db[c] + acc[0] : acc[0];

@@ -28,7 +28,6 @@ import torch; call `require_torch()` (or `torch_or_exit()`).
 
 import json
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -95,7 +94,7 @@ def require_torch(reexec=True):
 def torch_or_exit():
     torch = require_torch()
     if torch is None:
-        print("SKIP: python3-torch not installed (no python3 on this machine can import torch)")
+        print("SKIP: python3-torch not installed (neither this python3 nor another python3 on the machine can import torch and numpy)")
         sys.exit(SKIP_RETURN_CODE)
     return torch
 
@@ -558,6 +557,3 @@ def save_official_checkpoint(path, m, ae_opt=None, disc_opt=None, iters=0, keys=
     else:
         torch.save(st, path)
 
-
-def which(prog):
-    return shutil.which(prog)

@@ -3,8 +3,10 @@
 #include <iostream>
 
 #include "common.hpp"
+#include "disco/backend/cpu/omp_env.hpp"
 
 int main(int argc, char** argv) {
+  disco::prefer_passive_openmp(argv);
   CLI::App app{"disco: unsupervised image content transfer by emerging disentanglement (Press et al., ICLR 2019)"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every command");

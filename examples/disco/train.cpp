@@ -11,6 +11,9 @@
 #include <iostream>
 
 #include "disco/io/atomic_file.hpp"
+#ifdef DISCO_WITH_CUDA
+#include "disco/cuda.hpp"
+#endif
 
 namespace disco::cli {
 
@@ -186,7 +189,16 @@ std::string run_training(TrainOptions o) {
   DISCO_CHECK(o.progress_iter >= 1 && o.display_iter >= 1 && o.save_iter >= 1,
               "--progress_iter, --display_iter and --save_iter must be >= 1");
   if (o.device == "cpu") return train_on<CPU>(o);
-  if (o.device == "cuda") fail("--device cuda: this build of disco has no CUDA training backend yet");
+  if (o.device == "cuda") {
+#ifdef DISCO_WITH_CUDA
+    DISCO_CHECK(cuda::device_available(), "--device cuda: no usable CUDA device found (driver or GPU missing); "
+                                          "use --device cpu");
+    return train_on<CUDA>(o);
+#else
+    fail("--device cuda: this build of disco has no CUDA backend (configure with -DDISCO_CUDA=ON on a machine "
+         "with nvcc); use --device cpu");
+#endif
+  }
   fail("--device: '", o.device, "' is not cpu or cuda");
 }
 

@@ -61,8 +61,41 @@ void channel_sum(const float* dy, float* db, int64_t N, int64_t C, int64_t HW, b
   DISCO_CHECK(N >= 0 && C >= 0 && HW >= 0, "channel_sum: bad shape [", N, ", ", C, ", ", HW, "]");
   DISCO_CHECK(C < (int64_t(1) << 31), "channel_sum: too many channels ", C);
   if (C == 0) return;
-  kern::channel_sum_kernel<<<unsigned(C), kern::kBlock, 0, stream()>>>(dy, db, N, C, HW, accumulate);
+  kern::channel_sum_kernel<<<unsigned(C), kern::kBlock, 0, stream()>>>(dy, nullptr, db, N, C, HW, accumulate);
   DISCO_CUDA_CHECK_LAUNCH();
+}
+
+void channel_dot(const float* a, const float* b, float* out, int64_t N, int64_t C, int64_t HW, bool accumulate) {
+  DISCO_CHECK(N >= 0 && C >= 0 && HW >= 0, "channel_dot: bad shape [", N, ", ", C, ", ", HW, "]");
+  DISCO_CHECK(C < (int64_t(1) << 31), "channel_dot: too many channels ", C);
+  DISCO_CHECK(b != nullptr, "channel_dot: second operand must not be null (use channel_sum)");
+  if (C == 0) return;
+  kern::channel_sum_kernel<<<unsigned(C), kern::kBlock, 0, stream()>>>(a, b, out, N, C, HW, accumulate);
+  DISCO_CUDA_CHECK_LAUNCH();
+}
+
+void sub_channel(const float* x, const float* v, float* y, int64_t N, int64_t C, int64_t HW) {
+  DISCO_CHECK(N >= 0 && C >= 0 && HW >= 0, "sub_channel: bad shape [", N, ", ", C, ", ", HW, "]");
+  if (C == 0 || HW == 0) return;
+  launch_map(N * C * HW, kern::ChannelSubOp{x, v, y, C, HW});
+}
+void mul_channel(const float* x, const float* v, float* y, int64_t N, int64_t C, int64_t HW) {
+  DISCO_CHECK(N >= 0 && C >= 0 && HW >= 0, "mul_channel: bad shape [", N, ", ", C, ", ", HW, "]");
+  if (C == 0 || HW == 0) return;
+  launch_map(N * C * HW, kern::ChannelMulOp{x, v, y, C, HW});
+}
+
+void affine(const float* x, float alpha, float beta, float* y, int64_t n) {
+  check_n(n, "affine");
+  launch_map(n, kern::AffineOp{x, alpha, beta, y});
+}
+void broadcast_scalar(const float* v, float s, float* y, int64_t n) {
+  check_n(n, "broadcast_scalar");
+  launch_map(n, kern::BroadcastScalarOp{v, s, y});
+}
+void scale_by_scalar(const float* x, const float* v, float* y, int64_t n) {
+  check_n(n, "scale_by_scalar");
+  launch_map(n, kern::ScaleByScalarOp{x, v, y});
 }
 
 void relu_fwd(const float* x, float* y, int64_t n) { check_n(n, "relu_fwd"); launch_map(n, kern::ReluFwd{x, y}); }
@@ -81,6 +114,10 @@ void leaky_relu_bwd(const float* dy, const float* xy, float* dx, int64_t n, floa
   check_n(n, "leaky_relu_bwd");
   DISCO_CHECK(slope >= 0.f, "leaky_relu_bwd: needs slope >= 0 (sign of x and y must agree), got ", slope);
   launch_map(n, kern::ActBwd<kern::ActBwdKind::Leaky>{dy, xy, dx, slope, acc});
+}
+void leaky_relu_bwd_from_input(const float* dy, const float* x, float* dx, int64_t n, float slope, bool acc) {
+  check_n(n, "leaky_relu_bwd_from_input");
+  launch_map(n, kern::ActBwd<kern::ActBwdKind::Leaky>{dy, x, dx, slope, acc});
 }
 void tanh_bwd(const float* dy, const float* y, float* dx, int64_t n, bool acc) {
   check_n(n, "tanh_bwd");
@@ -332,6 +369,13 @@ void clip_grad_norm_async(const std::vector<GradTensor>& gs, float max_norm, flo
       DISCO_CUDA_CHECK_LAUNCH();
     });
   }
+}
+
+void sgd_update(float* param, const float* grad, float* buf, int64_t n, float lr, float momentum, float weight_decay,
+                bool first, float grad_scale) {
+  check_n(n, "sgd_update");
+  DISCO_CHECK(n == 0 || (param && grad && (buf || momentum == 0.f)), "sgd_update: null pointer");
+  launch_map(n, kern::SgdOp{param, grad, buf, lr, momentum, weight_decay, grad_scale, first});
 }
 
 float clip_grad_norm(const std::vector<GradTensor>& gs, float max_norm) {

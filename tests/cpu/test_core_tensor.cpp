@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <iomanip>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -55,6 +56,7 @@ TEST_CASE("Tensor factories: empty, zeros, ones, full, scalar, from_vector", "[c
   Tensor e = Tensor::empty({0, 3});
   CHECK(e.numel() == 0);
   CHECK(e.to_vector<float>().empty());
+  CHECK(Tensor::from_vector(std::vector<double>{}, {0, 2}).shape() == Shape{0, 2});
 
   Tensor v = Tensor::from_vector(std::vector<double>{1, 2, 3, 4, 5, 6}, {3, 2});
   CHECK(v.dtype() == DType::F64);
@@ -335,6 +337,10 @@ TEST_CASE("Tensor printing", "[core][tensor]") {
   std::ostringstream os4;
   os4 << iota({3, 4}, DType::F64).narrow(1, 2, 1);  // non-contiguous: logical order
   CHECK(os4.str() == "Tensor<cpu>(float64, shape [3, 1], values [2, 6, 10])");
+  // six significant digits, and the caller's stream precision is left alone
+  std::ostringstream os5;
+  os5 << std::setprecision(10) << Tensor::scalar(1.0 / 3.0, DType::F64) << " " << 1.0 / 3.0;
+  CHECK(os5.str() == "Tensor<cpu>(float64, shape [], values [0.333333]) 0.3333333333");
   CHECK(disco::shape_str({}) == "[]");
   CHECK(disco::shape_str({1, 22, 3}) == "[1, 22, 3]");
 }

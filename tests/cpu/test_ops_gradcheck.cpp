@@ -315,3 +315,52 @@ TEST_CASE("gradcheck views and layout ops", "[ops][gradcheck][views]") {
     return disco::sigmoid(parts[1]);
   }, {x});
 }
+
+TEST_CASE("gradcheck random configurations (non-square kernels, random sizes)", "[ops][gradcheck][conv]") {
+  Generator cfg(4242);  // the configurations themselves are drawn from a fixed seed
+  auto pick = [&cfg](int lo, int hi) { return lo + int(cfg.below(uint64_t(hi - lo + 1))); };
+  int conv_done = 0, tconv_done = 0;
+  while (conv_done < 8) {
+    const int N = pick(1, 2), C = pick(1, 3), H = pick(1, 7), W = pick(1, 7), K = pick(1, 3), R = pick(1, 4),
+              S = pick(1, 4);
+    Conv2dOptions o;
+    o.stride = pick(1, 3);
+    o.padding = pick(0, 2);
+    o.dilation = pick(1, 2);
+    if (H + 2 * o.padding < o.dilation * (R - 1) + 1 || W + 2 * o.padding < o.dilation * (S - 1) + 1) continue;
+    ++conv_done;
+    Generator gen(cfg.next_u64());
+    Tensor x = param({N, C, H, W}, gen), w = param({K, C, R, S}, gen, 0.5), b = param({K}, gen);
+    expect_grads(conv_name("random conv2d", x.shape(), w.shape(), o, true),
+                 [o](const Inputs& in) { return disco::conv2d(in[0], in[1], in[2], o); }, {x, w, b});
+  }
+  while (tconv_done < 8) {
+    const int N = pick(1, 2), Cin = pick(1, 3), H = pick(1, 4), W = pick(1, 4), Cout = pick(1, 3), R = pick(1, 4),
+              S = pick(1, 4);
+    Conv2dOptions o;
+    o.stride = pick(1, 3);
+    o.padding = pick(0, 2);
+    o.dilation = pick(1, 2);
+    o.output_padding = pick(0, o.stride - 1);
+    const int Ho = (H - 1) * o.stride - 2 * o.padding + o.dilation * (R - 1) + o.output_padding + 1;
+    const int Wo = (W - 1) * o.stride - 2 * o.padding + o.dilation * (S - 1) + o.output_padding + 1;
+    if (Ho < 1 || Wo < 1) continue;
+    ++tconv_done;
+    Generator gen(cfg.next_u64());
+    Tensor x = param({N, Cin, H, W}, gen), w = param({Cin, Cout, R, S}, gen, 0.5), b = param({Cout}, gen);
+    expect_grads(conv_name("random conv_transpose2d", x.shape(), w.shape(), o, true),
+                 [o](const Inputs& in) { return disco::conv_transpose2d(in[0], in[1], in[2], o); }, {x, w, b});
+  }
+  for (int i = 0; i < 4; ++i) {
+    const int N = pick(1, 3), C = pick(1, 3), H = pick(1, 4), W = pick(2, 4);
+    Generator gen(cfg.next_u64());
+    Tensor x = param({N, C, H, W}, gen, 2.0), w = param({C}, gen), b = param({C}, gen);
+    expect_grads(disco::str("random instance_norm2d ", disco::shape_str(x.shape())),
+                 [](const Inputs& in) { return disco::instance_norm2d(in[0], in[1], in[2], 1e-5, UnaryKind::LeakyRelu, 0.2); },
+                 {x, w, b});
+    const int M = pick(1, 4), in = pick(1, 6), out = pick(1, 5);
+    Tensor lx = param({M, in}, gen), lw = param({out, in}, gen), lb = param({out}, gen);
+    expect_grads(disco::str("random linear ", disco::shape_str(lx.shape()), " -> ", out),
+                 [](const Inputs& t) { return disco::linear(t[0], t[1], t[2]); }, {lx, lw, lb});
+  }
+}

@@ -240,9 +240,11 @@ std::ostream& operator<<(std::ostream& os, const Tensor<B>& t) {
   os << "Tensor<" << B::name << ">(" << dtype_name(t.dtype()) << ", shape " << shape_str(t.shape());
   auto v = t.template to_vector<double>();
   os << ", values [";
+  const auto old_precision = os.precision(6);  // restored below: the caller's stream keeps its own
   const std::size_t shown = std::min<std::size_t>(v.size(), 16);
-  for (std::size_t i = 0; i < shown; ++i) os << (i ? ", " : "") << std::setprecision(6) << v[i];
+  for (std::size_t i = 0; i < shown; ++i) os << (i ? ", " : "") << v[i];
   if (shown < v.size()) os << ", ... (" << v.size() << " in all)";
+  os.precision(old_precision);
   return os << "])";
 }
 

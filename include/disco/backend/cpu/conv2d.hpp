@@ -16,17 +16,23 @@
 // Strided col2im sums into a phase-split buffer so all adds are contiguous.
 //
 // Threading (2+ cores): two schedules, picked per call by make_plan():
-//   * per-thread: each OpenMP thread owns a contiguous range of samples, its own
-//     thread-local column buffer and runs serial GEMMs (big spatial maps; no sync).
-//     wgrad keeps a per-thread partial dW and reduces at the end.
-//   * shared: the team walks the chunks together: im2col / col2im / scatter are
-//     work-shared loops and each thread computes its block of every GEMM (the larger
-//     output dimension is split), for tiny spatial maps, big channel counts, batch < threads.
-// Eigen itself always runs single-threaded here (its own parallel GEMM spin-waits, which
+//   * per-thread: each OpenMP thread owns a contiguous range of samples and its own
+//     workspace slice and runs serial GEMMs (big spatial maps; one fork/join per call).
+//     wgrad keeps a per-thread partial dW and reduces it at the end.
+//   * shared (tiny spatial maps, big channel counts, batch < threads): the team walks the
+//     chunks together. fprop splits the output pixels (each thread builds, multiplies
+//     and scatters its own columns) or the output channels; dgrad / wgrad split the input
+//     channels (each thread owns those rows of dCol / Col and columns of dW), so most
+//     chunks need no barrier at all.
+//   Calls below Conv2dSettings::min_parallel_flops run on the calling thread.
+// Eigen itself always runs single-threaded here (its parallel GEMM spin-waits, which
 // collapses when the cores are shared with other work). Calls from inside an OpenMP
-// parallel region run serially on the calling thread.
-// Scratch memory is thread-local and reused (disco/backend/cpu/parallel.hpp); chunks are
-// sized so the column buffers stay below Conv2dSettings::col_budget_bytes in total.
+// parallel region run serially on the calling thread. Concurrent calls from several
+// threads are safe (each caller uses its own scratch).
+// Memory: one thread-local scratch buffer of the calling thread, grown on demand and
+// reused (disco/backend/cpu/parallel.hpp), carved into per-thread slices; chunks are sized
+// so the column buffers stay below Conv2dSettings::col_budget_bytes. Nothing is allocated
+// inside parallel regions, so allocation failures surface as exceptions.
 // 1x1 kernels with stride 1 and no padding use x / dx directly as the column matrix.
 #include <algorithm>
 #include <cstdint>
@@ -70,11 +76,7 @@ inline Conv2dSettings& conv2d_settings() {
 
 namespace detail {
 
-struct ConvColTag {};
-struct ConvOutTag {};
-struct ConvPartTag {};
-struct ConvPhaseTag {};
-struct ConvDyTag {};
+struct ConvWsTag {};
 
 inline std::string conv_str(const Conv2dProblem& p) {
   return str("{N=", p.N, " C=", p.C, " H=", p.H, " W=", p.W, " K=", p.K, " R=", p.R, " S=", p.S,
@@ -164,9 +166,9 @@ inline ConvGeom make_geom(const Conv2dProblem& p, bool table) {
 // Split the rows of plane xc [H, W] by column phase: tmp[(ih * sw + f) * Wp + i] =
 // xc[ih, i * sw + f] (entries past the end of a row are left unset, never read).
 template <class T>
-void deinterleave_plane(const Conv2dProblem& p, const ConvGeom& g, const T* xc, T* tmp) {
-  const int H = p.H, W = p.W, sw = p.stride_w, Wp = g.Wp;
-  for (int ih = 0; ih < H; ++ih) {
+void deinterleave_plane(const Conv2dProblem& p, const ConvGeom& g, const T* xc, T* tmp, int h0, int h1) {
+  const int W = p.W, sw = p.stride_w, Wp = g.Wp;
+  for (int ih = h0; ih < h1; ++ih) {
     const T* src = xc + int64_t(ih) * W;
     T* dst = tmp + int64_t(ih) * sw * Wp;
     if (sw == 2) {
@@ -185,16 +187,21 @@ void deinterleave_plane(const Conv2dProblem& p, const ConvGeom& g, const T* xc, 
 }
 
 // im2col of one input channel plane xc [H, W] into the R*S rows starting at col_c
-// (row stride ld); pixel (p, q) of a row lands at p*Q + q. Strided rows are first split by
-// column phase (thread-local buffer) so every row segment is a contiguous copy.
+// (row stride ld); pixel (p, q) of a row lands at p*Q + q. Only output rows [pp0, pp1)
+// are written (pp1 < 0: all). Strided rows are first split by column phase into phase_buf
+// [H][stride_w][Wp] so every row segment is a contiguous copy.
 template <class T>
-void im2col_channel(const Conv2dProblem& p, const ConvGeom& g, const T* xc, T* col_c, int64_t ld) {
-  const int P = p.P, Q = p.Q, S = p.S, sw = p.stride_w;
+void im2col_channel(const Conv2dProblem& p, const ConvGeom& g, const T* xc, T* col_c, int64_t ld, T* phase_buf,
+                    int pp0 = 0, int pp1 = -1) {
+  const int Q = p.Q, S = p.S, sw = p.stride_w;
+  if (pp1 < 0) pp1 = p.P;
+  if (pp0 >= pp1) return;
   if (g.table) {
+    const int64_t m0 = int64_t(pp0) * Q, m1 = int64_t(pp1) * Q;
     for (int64_t rs = 0; rs < g.RS; ++rs) {
       T* d = col_c + rs * ld;
       const int* t = g.tbl.data() + rs * g.PQ;
-      for (int64_t m = 0; m < g.PQ; ++m) d[m] = t[m] >= 0 ? xc[t[m]] : T(0);
+      for (int64_t m = m0; m < m1; ++m) d[m] = t[m] >= 0 ? xc[t[m]] : T(0);
     }
     return;
   }
@@ -202,20 +209,23 @@ void im2col_channel(const Conv2dProblem& p, const ConvGeom& g, const T* xc, T* c
   const T* plane = xc;
   int64_t row_len = p.W;  // distance between input rows in `plane`
   if (sw > 1) {
-    T* tmp = scratch<ConvPhaseTag, T>(size_t(p.H) * size_t(sw) * size_t(g.Wp));
-    deinterleave_plane(p, g, xc, tmp);
+    T* tmp = phase_buf;
+    const int h0 = std::max(0, pp0 * p.stride_h - p.pad_h);
+    const int h1 = std::min(p.H, (pp1 - 1) * p.stride_h - p.pad_h + (p.R - 1) * p.dil_h + 1);
+    deinterleave_plane(p, g, xc, tmp, h0, h1);
     plane = tmp;
     row_len = int64_t(sw) * g.Wp;
   }
   for (int r = 0; r < p.R; ++r) {
-    const int plo = g.plo[size_t(r)], phi = g.phi[size_t(r)];
+    const int plo = std::min(std::max(g.plo[size_t(r)], pp0), pp1);
+    const int phi = std::max(std::min(g.phi[size_t(r)], pp1), plo);
     for (int s = 0; s < S; ++s) {
       T* d = col_c + (int64_t(r) * S + s) * ld;
       const int lo = g.lo[size_t(s)], hi = g.hi[size_t(s)];
       // q + shift >= 0 for q in [lo, hi) (no pointer ever points before the buffer)
       const int64_t shift =
           sw > 1 ? int64_t(g.phase[size_t(s)]) * g.Wp + g.base[size_t(s)] : int64_t(g.off[size_t(s)]);
-      std::fill(d, d + int64_t(plo) * Q, T(0));
+      std::fill(d + int64_t(pp0) * Q, d + int64_t(plo) * Q, T(0));
       for (int pp = plo; pp < phi; ++pp) {
         T* drow = d + int64_t(pp) * Q;
         const T* src = plane + int64_t(pp * p.stride_h - p.pad_h + r * p.dil_h) * row_len;
@@ -223,17 +233,17 @@ void im2col_channel(const Conv2dProblem& p, const ConvGeom& g, const T* xc, T* c
         for (int q = lo; q < hi; ++q) drow[q] = src[q + shift];
         for (int q = hi; q < Q; ++q) drow[q] = T(0);
       }
-      std::fill(d + int64_t(phi) * Q, d + int64_t(P) * Q, T(0));
+      std::fill(d + int64_t(phi) * Q, d + int64_t(pp1) * Q, T(0));
     }
   }
 }
 
 // col2im of the R*S rows starting at col_c (row stride ld) into channel plane dxc [H, W]:
-// dxc = (accumulate ? dxc : 0) + contributions. Strided outputs are summed in a
-// thread-local phase-split buffer (contiguous adds), then interleaved into dxc.
+// dxc = (accumulate ? dxc : 0) + contributions. Strided outputs are summed in the
+// phase-split buffer phase_buf [H][stride_w][Wp] (contiguous adds), then interleaved into dxc.
 template <class T>
 void col2im_channel(const Conv2dProblem& p, const ConvGeom& g, const T* col_c, int64_t ld, T* dxc,
-                    bool accumulate) {
+                    bool accumulate, T* phase_buf) {
   const int H = p.H, W = p.W, Q = p.Q, S = p.S, sw = p.stride_w;
   if (sw == 1) {
     if (!accumulate) std::fill(dxc, dxc + g.HW, T(0));
@@ -251,7 +261,7 @@ void col2im_channel(const Conv2dProblem& p, const ConvGeom& g, const T* col_c, i
     return;
   }
   const int Wp = g.Wp;
-  T* tmp = scratch<ConvPhaseTag, T>(size_t(H) * size_t(sw) * size_t(Wp));  // [H][sw][Wp]
+  T* tmp = phase_buf;  // [H][sw][Wp]
   std::fill(tmp, tmp + int64_t(H) * sw * Wp, T(0));
   for (int r = 0; r < p.R; ++r) {
     for (int s = 0; s < S; ++s) {
@@ -307,16 +317,28 @@ void col2im_channel_t(const ConvGeom& g, const T* col_t, int64_t ldt, T* dxc, bo
   }
 }
 
+enum class ConvOp { Fprop, Dgrad, Wgrad };
+
+// How one call runs: schedule, chunking and the workspace it needs.
 struct ConvPlan {
   int threads = 1;        // threads of the call
   bool per_thread = false;
   int64_t nb = 1;         // samples per GEMM chunk
   bool direct = false;    // 1x1 / stride 1 / pad 0: the column matrix is x itself
   bool table = false;     // small output map: table-driven im2col / col2im, transposed dgrad
+  // Workspace, in elements (each rounded up to 64 bytes). col / out: column matrix and GEMM
+  // output of a chunk (one copy shared by the team, or one per thread in the per-thread
+  // schedule); dy / phase: private per thread; part: per-thread partial dW (wgrad in the
+  // per-thread schedule, threads 1..n-1).
+  int64_t col_n = 0, out_n = 0, dy_n = 0, phase_n = 0, part_n = 0;
+
+  int64_t shared_n() const { return per_thread ? 0 : col_n + out_n; }
+  int64_t slot_n() const { return (per_thread ? col_n + out_n : 0) + dy_n + phase_n; }
+  int64_t total_n() const { return shared_n() + threads * slot_n() + (threads - 1) * part_n; }
 };
 
 template <class T>
-ConvPlan make_plan(const Conv2dProblem& p) {
+ConvPlan make_plan(const Conv2dProblem& p, ConvOp op) {
   const Conv2dSettings& st = conv2d_settings();
   ConvPlan pl;
   const int64_t N = p.N, PQ = int64_t(p.P) * p.Q, CRS = p.gemm_k();
@@ -339,6 +361,22 @@ ConvPlan make_plan(const Conv2dProblem& p) {
   const int64_t nb_target = std::max<int64_t>(1, (st.target_cols + PQ - 1) / PQ);
   const int64_t avail = pl.per_thread ? (N + threads - 1) / threads : N;
   pl.nb = std::max<int64_t>(1, std::min({avail, nb_budget, nb_target}));
+
+  auto round = [](int64_t n) {
+    const int64_t u = std::max<int64_t>(1, 64 / int64_t(sizeof(T)));
+    return (n + u - 1) / u * u;
+  };
+  const int64_t L = pl.nb * PQ;
+  const bool x_is_col = pl.direct && pl.nb == 1;
+  const bool phase = !pl.table && !pl.direct && p.stride_w > 1;
+  if (!x_is_col) pl.col_n = round(CRS * L);
+  if (phase) pl.phase_n = round(int64_t(p.H) * p.stride_w * ((p.W + p.stride_w - 1) / p.stride_w));
+  if (op == ConvOp::Fprop) {
+    if (pl.nb > 1) pl.out_n = round(p.K * L);
+  } else {
+    if (pl.nb > 1 || (op == ConvOp::Dgrad && pl.table)) pl.dy_n = round(p.K * L);
+    if (op == ConvOp::Wgrad && pl.per_thread) pl.part_n = round(p.w_size());
+  }
   return pl;
 }
 
@@ -406,31 +444,41 @@ GemmPart gemm_part(const TeamCtx& ctx, bool ta, bool tb, int64_t M, int64_t N, i
   return {false, n0, n1};
 }
 
-// Scratch of one chunk, shared by the team: column matrix [CRS x nb*PQ] (or its
-// transpose) and the GEMM output [K x nb*PQ]. Taken by the thread that runs the chunk(s)
-// (shared schedule: the calling thread, before the parallel region).
+// One thread's view of the call's workspace (see ConvPlan).
 template <class T>
-struct ChunkScratch {
+struct Workspace {
   T* col = nullptr;
   T* out = nullptr;
+  T* dy = nullptr;
+  T* phase = nullptr;
+  T* part = nullptr;  // slot >= 1 only
 };
 
 template <class T>
-ChunkScratch<T> chunk_scratch(const Conv2dProblem& p, const ConvPlan& pl) {
-  const int64_t M = pl.nb * int64_t(p.P) * p.Q;
-  ChunkScratch<T> s;
-  if (!(pl.direct && pl.nb == 1)) s.col = scratch<ConvColTag, T>(size_t(p.gemm_k() * M));
-  if (pl.nb > 1) s.out = scratch<ConvOutTag, T>(size_t(p.K * M));
-  return s;
+Workspace<T> carve(const ConvPlan& pl, T* base, int slot) {
+  Workspace<T> w;
+  T* s = base + pl.shared_n() + int64_t(slot) * pl.slot_n();
+  if (pl.per_thread) {
+    w.col = s;
+    w.out = s + pl.col_n;
+    s += pl.col_n + pl.out_n;
+  } else {
+    w.col = base;
+    w.out = base + pl.col_n;
+  }
+  w.dy = s;
+  w.phase = s + pl.dy_n;
+  if (slot >= 1 && pl.part_n > 0) w.part = base + pl.shared_n() + pl.threads * pl.slot_n() + (slot - 1) * pl.part_n;
+  return w;
 }
 
-// Everything a chunk needs besides the tensors.
+// Everything a chunk needs besides the tensors (one per thread).
 template <class T>
 struct ChunkArgs {
   const Conv2dProblem& p;
   const ConvPlan& pl;
   const ConvGeom& g;
-  ChunkScratch<T> ws;
+  Workspace<T> ws;
 };
 
 // Channels [c0, c1) this thread owns when a chunk is split by input channel (dgrad,
@@ -438,34 +486,25 @@ struct ChunkArgs {
 // GEMM and col2im / between im2col and the GEMM.
 inline bool channel_split(const TeamCtx& ctx, int C) { return ctx.nt == 1 || C >= 4 * ctx.nt; }
 
-// im2col of channels [c0, c1) of samples [n0, n0+nb) into col (serial).
-template <class T>
-void im2col_channels(const ChunkArgs<T>& a, const T* x, T* col, int64_t n0, int64_t nb, int64_t c0, int64_t c1) {
-  const int64_t PQ = a.g.PQ, HW = a.g.HW, CHW = a.p.C * HW, L = a.pl.nb * PQ, RS = a.g.RS;
-  for (int64_t j = 0; j < nb; ++j)
-    for (int64_t c = c0; c < c1; ++c)
-      im2col_channel(a.p, a.g, x + (n0 + j) * CHW + c * HW, col + c * RS * L + j * PQ, L);
-}
-
 // dY of samples [n0, n0+nb) as one [K x nb*PQ] matrix: dy itself for one sample, else a
-// copy in this thread's private scratch (every thread of a team gathers all of it: the
-// copy is tiny next to the GEMM and needs no barrier).
+// copy in this thread's private workspace (every thread of a team gathers all of it: the
+// copy is small next to the GEMM and needs no barrier).
 template <class T>
 const T* gather_dy(const ChunkArgs<T>& a, const T* dy, int64_t n0, int64_t nb) {
   const int64_t PQ = a.g.PQ, M = nb * PQ, K = a.p.K, KPQ = K * PQ;
   if (nb == 1) return dy + n0 * KPQ;
-  T* out = scratch<ConvDyTag, T>(size_t(K * M));
+  T* out = a.ws.dy;
   for (int64_t k = 0; k < K; ++k)
     for (int64_t j = 0; j < nb; ++j)
       std::memcpy(out + k * M + j * PQ, dy + (n0 + j) * KPQ + k * PQ, sizeof(T) * size_t(PQ));
   return out;
 }
 
-// dY^T [nb*PQ x K] of samples [n0, n0+nb), in this thread's private scratch.
+// dY^T [nb*PQ x K] of samples [n0, n0+nb), in this thread's private workspace.
 template <class T>
 const T* gather_dy_t(const ChunkArgs<T>& a, const T* dy, int64_t n0, int64_t nb) {
   const int64_t PQ = a.g.PQ, M = nb * PQ, K = a.p.K;
-  T* dyt = scratch<ConvDyTag, T>(size_t(K * M));
+  T* dyt = a.ws.dy;
   for (int64_t m = 0; m < M; ++m) {
     const T* src = dy + (n0 + m / PQ) * K * PQ + m % PQ;
     T* dst = dyt + m * K;
@@ -480,54 +519,73 @@ template <class T>
 void fprop_chunk(const TeamCtx& ctx, const ChunkArgs<T>& a, const T* x, const T* w, const T* bias, T* y,
                  int64_t n0, int64_t nb, bool more) {
   const Conv2dProblem& p = a.p;
-  const int64_t PQ = a.g.PQ, HW = a.g.HW, M = nb * PQ, CRS = a.g.CRS, K = p.K;
+  const int64_t PQ = a.g.PQ, HW = a.g.HW, M = nb * PQ, CRS = a.g.CRS, K = p.K, RS = a.g.RS, Q = p.Q;
   const int64_t L = a.pl.nb * PQ;  // leading dimension of the scratch, the same for every chunk
-  const T* col;
-  int64_t ldcol = L;
-  if (a.pl.direct && nb == 1) {
-    col = x + n0 * p.C * HW;
-    ldcol = PQ;
-  } else {
-    T* c = a.ws.col;
-    team_for(ctx, nb * p.C, [&](int64_t i) {  // ends with a barrier when shared
-      const int64_t j = i / p.C, ch = i % p.C;
-      im2col_channel(p, a.g, x + (n0 + j) * p.C * HW + ch * HW, c + ch * a.g.RS * L + j * PQ, L);
-    });
-    col = c;
-  }
+  const bool x_is_col = a.pl.direct && nb == 1;
+  const T* col = x_is_col ? x + n0 * p.C * HW : a.ws.col;
+  const int64_t ldcol = x_is_col ? PQ : L;
   T* out = nb == 1 ? y + n0 * K * PQ : a.ws.out;
   const int64_t ldout = nb == 1 ? PQ : L;
-  auto post = [&](int64_t k) {  // bias / scatter of output channel k
+  auto im2col = [&](int64_t j, int64_t c, int pp0, int pp1) {
+    im2col_channel(p, a.g, x + (n0 + j) * p.C * HW + c * HW, a.ws.col + c * RS * L + j * PQ, L, a.ws.phase, pp0,
+                   pp1);
+  };
+  // output rows u = j*P + pp of the chunk are columns [u*Q, (u+1)*Q) of Col / out
+  const int64_t units = nb * p.P;
+  auto post_rows = [&](int64_t k, int64_t u0, int64_t u1) {  // bias / scatter of channel k
     const T b = bias ? bias[k] : T(0);
     if (nb == 1) {
       if (!bias) return;
       T* row = out + k * PQ;
-      for (int64_t i = 0; i < PQ; ++i) row[i] += b;
+      for (int64_t i = u0 * Q; i < u1 * Q; ++i) row[i] += b;
       return;
     }
-    for (int64_t j = 0; j < nb; ++j) {
-      const T* src = out + k * ldout + j * PQ;
-      T* dst = y + ((n0 + j) * K + k) * PQ;
-      for (int64_t i = 0; i < PQ; ++i) dst[i] = src[i] + b;
+    for (int64_t u = u0; u < u1; ++u) {
+      const T* src = out + k * ldout + u * Q;
+      T* dst = y + ((n0 + u / p.P) * K + k) * PQ + (u % p.P) * Q;
+      for (int64_t i = 0; i < Q; ++i) dst[i] = src[i] + b;
     }
   };
+  if (ctx.nt > 1 && M >= K && units >= ctx.nt) {
+    // Wide output: each thread owns a range of output rows: it builds those columns of
+    // Col, multiplies them and scatters them. No barrier inside the chunk.
+    const auto rg = split_range(units, ctx.nt, ctx.t);
+    const int64_t u0 = rg.first, u1 = rg.second;
+    if (!x_is_col) {
+      for (int64_t u = u0; u < u1;) {
+        const int64_t j = u / p.P, pa = u % p.P, pb = std::min<int64_t>(p.P, pa + (u1 - u));
+        for (int64_t c = 0; c < p.C; ++c) im2col(j, c, int(pa), int(pb));
+        u += pb - pa;
+      }
+    }
+    gemm<T>(false, false, K, (u1 - u0) * Q, CRS, w, CRS, col + u0 * Q, ldcol, out + u0 * Q, ldout, false);
+    for (int64_t k = 0; k < K; ++k) post_rows(k, u0, u1);
+    if (more) team_barrier(ctx);  // the next chunk may split its columns differently
+    return;
+  }
+  if (!x_is_col) {  // ends with a barrier when shared
+    team_for(ctx, nb * p.C, [&](int64_t i) { im2col(i / p.C, i % p.C, 0, -1); });
+  }
   const GemmPart part = gemm_part<T>(ctx, false, false, K, M, CRS, w, CRS, col, ldcol, out, ldout, false);
   if (part.rows) {
-    for (int64_t k = part.lo; k < part.hi; ++k) post(k);
+    for (int64_t k = part.lo; k < part.hi; ++k) post_rows(k, 0, units);
     if (more) team_barrier(ctx);
   } else {
     team_barrier(ctx);
-    team_for(ctx, K, post);
+    team_for(ctx, K, [&](int64_t k) { post_rows(k, 0, units); });
   }
 }
 
 template <class T>
 void dgrad_chunk(const TeamCtx& ctx, const ChunkArgs<T>& a, const T* dy, const T* w, T* dx, int64_t n0,
-                 int64_t nb, bool accumulate, bool more) {
+                 int64_t nb, bool accumulate) {
   const Conv2dProblem& p = a.p;
   const int64_t PQ = a.g.PQ, M = nb * PQ, CRS = a.g.CRS, K = p.K, HW = a.g.HW, RS = a.g.RS;
   const bool by_channel = channel_split(ctx, p.C);
   const auto crg = by_channel ? split_range(p.C, ctx.nt, ctx.t) : std::pair<int64_t, int64_t>(0, 0);
+  // With by_channel every thread only rewrites the scratch rows / columns of its own
+  // channels (at addresses that do not depend on nb), otherwise a barrier ends the chunk,
+  // so consecutive chunks need no extra barrier.
   if (a.pl.table) {
     // Small maps: dColT [M x CRS] = dY^T [M x K] * W (faster than W^T * dY for these
     // skinny shapes, and free of the power-of-two leading-dimension slowdown).
@@ -556,7 +614,7 @@ void dgrad_chunk(const TeamCtx& ctx, const ChunkArgs<T>& a, const T* dy, const T
   T* dcol = a.ws.col;
   const int64_t L = a.pl.nb * PQ;  // leading dimension of dCol, the same for every chunk
   auto c2i = [&](int64_t j, int64_t c) {
-    col2im_channel(p, a.g, dcol + c * RS * L + j * PQ, L, dx + ((n0 + j) * p.C + c) * HW, accumulate);
+    col2im_channel(p, a.g, dcol + c * RS * L + j * PQ, L, dx + ((n0 + j) * p.C + c) * HW, accumulate, a.ws.phase);
   };
   if (by_channel) {
     const int64_t c0 = crg.first, c1 = crg.second;
@@ -568,7 +626,6 @@ void dgrad_chunk(const TeamCtx& ctx, const ChunkArgs<T>& a, const T* dy, const T
     team_barrier(ctx);
     team_for(ctx, nb * p.C, [&](int64_t i) { c2i(i / p.C, i % p.C); });
   }
-  (void)more;  // every thread only rewrites the scratch rows it owns, or a barrier ended the chunk
 }
 
 template <class T>
@@ -577,62 +634,55 @@ void wgrad_chunk(const TeamCtx& ctx, const ChunkArgs<T>& a, const T* x, const T*
   const Conv2dProblem& p = a.p;
   const int64_t M = nb * a.g.PQ, CRS = a.g.CRS, K = p.K, HW = a.g.HW, RS = a.g.RS;
   const T* dyb = gather_dy(a, dy, n0, nb);
-  const bool direct = a.pl.direct && nb == 1;
+  const bool x_is_col = a.pl.direct && nb == 1;
   // leading dimension of the column matrix: the same for every chunk, so a thread's rows
   // never move between chunks
-  const int64_t L = direct ? a.g.PQ : a.pl.nb * a.g.PQ;
+  const int64_t L = x_is_col ? a.g.PQ : a.pl.nb * a.g.PQ;
+  const T* col = x_is_col ? x + n0 * p.C * HW : a.ws.col;
+  auto im2col = [&](int64_t j, int64_t c) {
+    im2col_channel(p, a.g, x + (n0 + j) * p.C * HW + c * HW, a.ws.col + c * RS * L + j * a.g.PQ, L, a.ws.phase);
+  };
   if (channel_split(ctx, p.C)) {
     // each thread builds the column rows of its channels and computes those dW columns
     const auto crg = split_range(p.C, ctx.nt, ctx.t);
     const int64_t c0 = crg.first, c1 = crg.second;
-    const T* col;
-    if (direct) {
-      col = x + n0 * p.C * HW;
-    } else {
-      im2col_channels(a, x, a.ws.col, n0, nb, c0, c1);
-      col = a.ws.col;
-    }
+    if (!x_is_col)
+      for (int64_t j = 0; j < nb; ++j)
+        for (int64_t c = c0; c < c1; ++c) im2col(j, c);
     gemm<T>(false, true, K, (c1 - c0) * RS, M, dyb, M, col + c0 * RS * L, L, dw + c0 * RS, CRS, accumulate);
     return;
   }
-  const T* col;
-  if (direct) {
-    col = x + n0 * p.C * HW;
-  } else {
-    T* c = a.ws.col;
-    team_for(ctx, nb * p.C, [&](int64_t i) {
-      const int64_t j = i / p.C, ch = i % p.C;
-      im2col_channel(p, a.g, x + (n0 + j) * p.C * HW + ch * HW, c + ch * RS * L + j * a.g.PQ, L);
-    });
-    col = c;
-  }
+  if (!x_is_col) team_for(ctx, nb * p.C, [&](int64_t i) { im2col(i / p.C, i % p.C); });
   gemm_part<T>(ctx, false, true, K, CRS, M, dyb, M, col, L, dw, CRS, accumulate);
   if (more) team_barrier(ctx);
 }
 
-// Runs body(ctx, args, n0, nb) over all chunks with the plan's schedule. In the per-thread
-// schedule, thread_begin(t, nt, args) runs first on every thread and thread_end(t, nt)
-// after that thread's chunks (both only in the per-thread schedule).
-template <class T, class Body, class Begin, class End>
-void run_chunks(const Conv2dProblem& p, const ConvPlan& pl, Body&& body, Begin&& thread_begin, End&& thread_end) {
+// Runs body(ctx, args, n0, nb, more) over all chunks of the batch with the plan's
+// schedule; more: another chunk follows on this team / thread. All scratch memory is taken
+// here, on the calling thread, before any parallel region (allocation failures throw
+// normally; nothing inside the parallel regions allocates or throws).
+template <class T, class Body>
+void run_chunks(const Conv2dProblem& p, const ConvPlan& pl, T* base, Body&& body) {
   const ConvGeom g = make_geom(p, pl.table);
   if (pl.per_thread) {
 #pragma omp parallel num_threads(pl.threads)
     {
-      const TeamCtx ctx;
-      const ChunkArgs<T> args{p, pl, g, chunk_scratch<T>(p, pl)};
-      const int t = thread_index(), nt = team_size();
-      const auto rg = split_range(p.N, nt, t);
-      thread_begin(t, nt, rg);
+      const TeamCtx ctx;  // every thread works alone
+      const ChunkArgs<T> args{p, pl, g, carve(pl, base, thread_index())};
+      const auto rg = split_range(p.N, team_size(), thread_index());
       for (int64_t n = rg.first; n < rg.second; n += pl.nb)
         body(ctx, args, n, std::min(pl.nb, rg.second - n), n + pl.nb < rg.second);
-      thread_end(t, nt);
     }
+  } else if (pl.threads == 1) {
+    const SerialScope serial;  // keep Eigen from starting its own (spin-waiting) threads
+    const ChunkArgs<T> args{p, pl, g, carve(pl, base, 0)};
+    const TeamCtx ctx;
+    for (int64_t n = 0; n < p.N; n += pl.nb) body(ctx, args, n, std::min<int64_t>(pl.nb, p.N - n), n + pl.nb < p.N);
   } else {
-    const ChunkArgs<T> args{p, pl, g, chunk_scratch<T>(p, pl)};
-#pragma omp parallel num_threads(pl.threads) if (pl.threads > 1)
+#pragma omp parallel num_threads(pl.threads)
     {
       const TeamCtx ctx = team_ctx(true);
+      const ChunkArgs<T> args{p, pl, g, carve(pl, base, ctx.t)};
       for (int64_t n = 0; n < p.N; n += pl.nb)
         body(ctx, args, n, std::min<int64_t>(pl.nb, p.N - n), n + pl.nb < p.N);
     }
@@ -647,13 +697,13 @@ void conv2d_fprop(const Conv2dProblem& p, const T* x, const T* w, const T* bias_
   detail::check_conv_problem(p, "conv2d_fprop");
   if (p.N == 0) return;
   DISCO_CHECK(x && w && y, "conv2d_fprop: null x, w or y pointer");
-  const detail::ConvPlan pl = detail::make_plan<T>(p);
+  const detail::ConvPlan pl = detail::make_plan<T>(p, detail::ConvOp::Fprop);
+  T* base = scratch<detail::ConvWsTag, T>(size_t(pl.total_n()));
   detail::run_chunks<T>(
-      p, pl,
+      p, pl, base,
       [&](const detail::TeamCtx& ctx, const detail::ChunkArgs<T>& a, int64_t n0, int64_t nb, bool more) {
         detail::fprop_chunk(ctx, a, x, w, bias_or_null, y, n0, nb, more);
-      },
-      [](int, int, std::pair<int64_t, int64_t>) {}, [](int, int) {});
+      });
 }
 
 // dx (+)= data gradient of conv2d: the transposed convolution of dy with w.
@@ -662,13 +712,13 @@ void conv2d_dgrad(const Conv2dProblem& p, const T* dy, const T* w, T* dx, bool a
   detail::check_conv_problem(p, "conv2d_dgrad");
   if (p.N == 0) return;
   DISCO_CHECK(dy && w && dx, "conv2d_dgrad: null dy, w or dx pointer");
-  const detail::ConvPlan pl = detail::make_plan<T>(p);
+  const detail::ConvPlan pl = detail::make_plan<T>(p, detail::ConvOp::Dgrad);
+  T* base = scratch<detail::ConvWsTag, T>(size_t(pl.total_n()));
   detail::run_chunks<T>(
-      p, pl,
-      [&](const detail::TeamCtx& ctx, const detail::ChunkArgs<T>& a, int64_t n0, int64_t nb, bool more) {
-        detail::dgrad_chunk(ctx, a, dy, w, dx, n0, nb, accumulate, more);
-      },
-      [](int, int, std::pair<int64_t, int64_t>) {}, [](int, int) {});
+      p, pl, base,
+      [&](const detail::TeamCtx& ctx, const detail::ChunkArgs<T>& a, int64_t n0, int64_t nb, bool) {
+        detail::dgrad_chunk(ctx, a, dy, w, dx, n0, nb, accumulate);
+      });
 }
 
 // dw (+)= weight gradient of conv2d: sum over samples of dy_n * im2col(x_n)^T.
@@ -682,51 +732,43 @@ void conv2d_wgrad(const Conv2dProblem& p, const T* x, const T* dy, T* dw, bool a
     return;
   }
   DISCO_CHECK(x && dy, "conv2d_wgrad: null x or dy pointer");
-  const detail::ConvPlan pl = detail::make_plan<T>(p);
+  const detail::ConvPlan pl = detail::make_plan<T>(p, detail::ConvOp::Wgrad);
+  T* base = scratch<detail::ConvWsTag, T>(size_t(pl.total_n()));
   if (!pl.per_thread) {
-    bool acc = accumulate;  // one team walks the chunks in order; the first one writes
+    // one team walks the chunks in order; the first chunk writes (or accumulates)
     detail::run_chunks<T>(
-        p, pl,
+        p, pl, base,
         [&](const detail::TeamCtx& ctx, const detail::ChunkArgs<T>& a, int64_t n0, int64_t nb, bool more) {
-          detail::wgrad_chunk(ctx, a, x, dy, dw, n0, nb, acc || n0 > 0, more);
-        },
-        [](int, int, std::pair<int64_t, int64_t>) {}, [](int, int) {});
+          detail::wgrad_chunk(ctx, a, x, dy, dw, n0, nb, accumulate || n0 > 0, more);
+        });
     return;
   }
   // Per-thread schedule: each thread sums its samples into its own partial dW (thread 0:
   // dw itself), then the partials are added into dw, work-shared over the elements.
-  std::vector<T*> parts(size_t(pl.threads), nullptr);
-  std::vector<int64_t> first(size_t(pl.threads), 0);
-  detail::run_chunks<T>(
-      p, pl,
-      [&](const detail::TeamCtx& ctx, const detail::ChunkArgs<T>& a, int64_t n0, int64_t nb, bool more) {
-        const int t = thread_index();
-        const bool acc = t == 0 ? (accumulate || n0 > first[0]) : n0 > first[size_t(t)];
-        detail::wgrad_chunk(ctx, a, x, dy, parts[size_t(t)], n0, nb, acc, more);
-      },
-      [&](int t, int, std::pair<int64_t, int64_t> rg) {
-        first[size_t(t)] = rg.first;
-        if (t == 0) {
-          parts[0] = dw;
-          if (rg.first == rg.second && !accumulate) std::fill(dw, dw + WS, T(0));
-        } else {
-          parts[size_t(t)] = rg.first < rg.second ? scratch<detail::ConvPartTag, T>(size_t(WS)) : nullptr;
-        }
-      },
-      [&](int, int nt) {
+  const detail::ConvGeom g = detail::make_geom(p, pl.table);
+#pragma omp parallel num_threads(pl.threads)
+  {
+    const int t = thread_index(), nt = team_size();
+    const detail::ChunkArgs<T> args{p, pl, g, detail::carve(pl, base, t)};
+    const auto rg = split_range(p.N, nt, t);
+    T* target = t == 0 ? dw : args.ws.part;
+    for (int64_t n = rg.first; n < rg.second; n += pl.nb) {
+      const bool acc = n > rg.first || (t == 0 && accumulate);
+      detail::wgrad_chunk(detail::TeamCtx{}, args, x, dy, target, n, std::min(pl.nb, rg.second - n), acc, false);
+    }
+    if (rg.first == rg.second && (t != 0 || !accumulate)) std::fill(target, target + WS, T(0));
 #pragma omp barrier
-        constexpr int64_t kBlock = 4096;
-        const int64_t nblocks = (WS + kBlock - 1) / kBlock;
+    constexpr int64_t kBlock = 4096;
+    const int64_t nblocks = (WS + kBlock - 1) / kBlock;
 #pragma omp for schedule(static)
-        for (int64_t b = 0; b < nblocks; ++b) {
-          const int64_t e0 = b * kBlock, e1 = std::min(WS, e0 + kBlock);
-          for (int tt = 1; tt < nt; ++tt) {
-            const T* src = parts[size_t(tt)];
-            if (!src) continue;
-            for (int64_t e = e0; e < e1; ++e) dw[e] += src[e];
-          }
-        }
-      });
+    for (int64_t b = 0; b < nblocks; ++b) {
+      const int64_t e0 = b * kBlock, e1 = std::min(WS, e0 + kBlock);
+      for (int tt = 1; tt < nt; ++tt) {
+        const T* src = detail::carve(pl, base, tt).part;
+        for (int64_t e = e0; e < e1; ++e) dw[e] += src[e];
+      }
+    }
+  }
 }
 
 // db[k] (+)= sum over n and the PQ pixels of dy[n, k, :] (bias gradient of an NCHW output).

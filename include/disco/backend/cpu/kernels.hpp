@@ -29,9 +29,16 @@ struct Device<CPU> {
     if (!p) fail("cpu: out of memory allocating ", bytes, " bytes");
     return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   }
-  static void copy_from_host(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
-  static void copy_to_host(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
-  static void copy(void* dst, const void* src, std::size_t bytes) { std::memmove(dst, src, bytes); }
+  // (an empty std::vector's data() may be null, which memcpy must not see even for 0 bytes)
+  static void copy_from_host(void* dst, const void* src, std::size_t bytes) {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  static void copy_to_host(void* dst, const void* src, std::size_t bytes) {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  static void copy(void* dst, const void* src, std::size_t bytes) {
+    if (bytes) std::memmove(dst, src, bytes);
+  }
 };
 
 namespace cpu {

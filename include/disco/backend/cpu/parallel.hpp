@@ -5,6 +5,8 @@
 // Scratch buffers are thread_local, keyed by a tag type, grow on demand and are never
 // shrunk implicitly, so hot loops never allocate after the first call with a given size.
 // release_scratch() frees the buffers of the calling thread and of the OpenMP pool.
+// OpenMP waits: libgomp spin-waits at barriers by default; on a machine whose cores are
+// shared with other busy processes, OMP_WAIT_POLICY=passive avoids burning time slices.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -49,6 +51,29 @@ inline std::pair<int64_t, int64_t> split_range(int64_t n, int parts, int t) {
   const int64_t b = t * base + (t < rem ? t : rem);
   return {b, b + base + (t < rem ? 1 : 0)};
 }
+
+// While alive, OpenMP regions started by this thread (including Eigen's parallel GEMM,
+// which follows omp_get_max_threads() unless Eigen::setNbThreads() was called) use one
+// thread. Only the calling thread's setting changes.
+class SerialScope {
+ public:
+  SerialScope() {
+#ifdef _OPENMP
+    saved_ = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
+  }
+  ~SerialScope() {
+#ifdef _OPENMP
+    omp_set_num_threads(saved_);
+#endif
+  }
+  SerialScope(const SerialScope&) = delete;
+  SerialScope& operator=(const SerialScope&) = delete;
+
+ private:
+  int saved_ = 1;
+};
 
 namespace detail {
 

@@ -25,11 +25,21 @@ void sub(const float* a, const float* b, float* y, int64_t n);  // y = a - b
 void mul(const float* a, const float* b, float* y, int64_t n);  // y = a * b
 void scale(const float* x, float s, float* y, int64_t n);       // y = s * x
 void axpy(float alpha, const float* x, float* y, int64_t n);    // y += alpha * x
+void affine(const float* x, float alpha, float beta, float* y, int64_t n);  // y = alpha * x + beta
+// y[i] = v[0] * s with v a device scalar (the gradient of a full reduction).
+void broadcast_scalar(const float* v, float s, float* y, int64_t n);
+// y[i] = x[i] * v[0] with v a device scalar (a stored gradient times grad_out).
+void scale_by_scalar(const float* x, const float* v, float* y, int64_t n);
 
 // x, y: [N, C, HW]; b: [C]. y = x + b[c] (y may be x).
 void add_channel_bias(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW);
+// y = x - v[c], y = x * v[c] (same layout; y may be x).
+void sub_channel(const float* x, const float* v, float* y, int64_t N, int64_t C, int64_t HW);
+void mul_channel(const float* x, const float* v, float* y, int64_t N, int64_t C, int64_t HW);
 // db[c] (=|+=) sum over n, hw of dy[n, c, hw]  (bias gradient; deterministic).
 void channel_sum(const float* dy, float* db, int64_t N, int64_t C, int64_t HW, bool accumulate);
+// out[c] (=|+=) sum over n, hw of a[n, c, hw] * b[n, c, hw]  (per-channel scale gradient).
+void channel_dot(const float* a, const float* b, float* out, int64_t N, int64_t C, int64_t HW, bool accumulate);
 
 // Activations. Backward: dx (=|+=) dy * f'(.). relu / leaky take the forward input or the
 // forward output (same sign for slope >= 0); tanh and sigmoid take the forward output y.
@@ -39,6 +49,9 @@ void relu_bwd(const float* dy, const float* x_or_y, float* dx, int64_t n, bool a
 void leaky_relu_fwd(const float* x, float* y, int64_t n, float slope);
 void leaky_relu_bwd(const float* dy, const float* x_or_y, float* dx, int64_t n, float slope,
                     bool accumulate = false);
+// As leaky_relu_bwd but `x` must be the forward input; any slope (also negative).
+void leaky_relu_bwd_from_input(const float* dy, const float* x, float* dx, int64_t n, float slope,
+                               bool accumulate = false);
 void tanh_fwd(const float* x, float* y, int64_t n);
 void tanh_bwd(const float* dy, const float* y, float* dx, int64_t n, bool accumulate = false);
 void sigmoid_fwd(const float* x, float* y, int64_t n);
@@ -81,6 +94,12 @@ void linear_fwd(const float* x, const float* w, const float* b_or_null, float* y
 void linear_bwd(const float* dy, const float* x, const float* w, float* dx_or_null, float* dw_or_null,
                 float* db_or_null, int64_t M, int64_t N, int64_t K, bool accumulate,
                 MathMode mode = MathMode::FP32);
+
+// General row-major GEMM on cuBLAS: C[M,N] = alpha * op(A) op(B) + beta * C with op(A) [M,K]
+// (A stored [K,M] when trans_a) and op(B) [K,N] (B stored [N,K] when trans_b). beta = 0: C is
+// not read. K = 0 gives beta * C.
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
+          float beta, float* C, MathMode mode = MathMode::FP32);
 
 // ---- losses: value and gradient in one pass (mean reduction, as PyTorch) -------------------
 // loss_out: one float = mean loss. grad_or_null (n floats) = grad_scale * d loss / d pred.
@@ -129,6 +148,12 @@ struct AdamHyper {
 // with s = *grad_scale_or_null (a device scalar, e.g. the clip coefficient) or 1.
 void adam_update(const std::vector<AdamTensor>& tensors, const AdamHyper& h,
                  const float* grad_scale_or_null = nullptr);
+
+// SGD with momentum on one tensor (torch.optim.SGD, dampening 0, no nesterov):
+//   g = grad * grad_scale + weight_decay * p; if momentum != 0: buf = first ? g : momentum buf + g,
+//   g = buf; p -= lr * g.  buf may be null when momentum is 0.
+void sgd_update(float* param, const float* grad, float* buf, int64_t n, float lr, float momentum,
+                float weight_decay, bool first, float grad_scale = 1.0f);
 
 struct GradTensor {
   float* grad;

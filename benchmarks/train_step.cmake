@@ -1,0 +1,5 @@
+add_executable(train_step ${CMAKE_CURRENT_LIST_DIR}/train_step.cpp)
+target_link_libraries(train_step PRIVATE disco::disco disco_build_flags)
+if(TARGET disco_cuda)
+  target_link_libraries(train_step PRIVATE disco_cuda)
+endif()

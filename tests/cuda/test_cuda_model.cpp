@@ -1,0 +1,534 @@
+// Tensor<CUDA> and the whole model on the GPU: the CUDA backend (backend/cuda/backend.hpp)
+// against the CPU backend on the same random float32 data. Tensor basics, every op's forward
+// and backward (relative L2 <= 1e-5 with FP32 convolutions), the optimisers, and
+// ContentDisentangler<CUDA>::train_step against ContentDisentangler<CPU>::train_step from
+// the same weights; checkpoints move between the devices.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <type_traits>
+#include <unistd.h>
+#include <vector>
+
+#include "common.hpp"
+#include "disco/cuda.hpp"
+
+namespace {
+
+using disco::Conv2dOptions;
+using disco::CPU;
+using disco::CUDA;
+using disco::DType;
+using disco::LossKind;
+using disco::Shape;
+using disco::UnaryKind;
+using TC = disco::Tensor<CPU>;
+using TG = disco::Tensor<CUDA>;
+using dtest::randu;
+using dtest::rel_l2;
+namespace dc = disco::cuda;
+
+// Every comparison below runs with the exact (FP32, disco kernels) matrix products.
+struct Fp32Scope {
+  dc::ConvSettings saved = dc::conv_settings();
+  Fp32Scope() { dc::conv_settings() = dc::ConvSettings{}; }
+  ~Fp32Scope() { dc::conv_settings() = saved; }
+};
+
+std::vector<float> vals(const TC& t) { return t.to_vector<float>(); }
+std::vector<float> vals(const TG& t) { return t.to_vector<float>(); }
+
+// One op input: shape, value range, and whether it takes part in the backward check.
+struct In {
+  Shape shape;
+  float lo = -1.f, hi = 1.f;
+  bool grad = true;
+};
+
+// Run f on CPU and CUDA tensors holding the same values; compare the outputs, then
+// backward with the same random grad_output and compare every input gradient.
+template <class F>
+void check_op(const std::string& name, const std::vector<In>& ins, F f, double tol = 1e-5) {
+  INFO("op " << name);
+  std::vector<TC> c;
+  std::vector<TG> g;
+  for (const In& in : ins) {
+    const auto v = randu(size_t(disco::shape_numel(in.shape)), in.lo, in.hi);
+    c.push_back(TC::from_vector(v, in.shape));
+    g.push_back(TG::from_vector(v, in.shape));
+    if (in.grad) {
+      c.back().set_requires_grad();
+      g.back().set_requires_grad();
+    }
+  }
+  TC yc = f(c);
+  TG yg = f(g);
+  REQUIRE(yc.shape() == yg.shape());
+  CHECK(rel_l2(vals(yg), vals(yc)) <= tol);
+  REQUIRE(yc.requires_grad() == yg.requires_grad());
+  if (!yc.requires_grad()) return;
+  const auto gy = randu(size_t(yc.numel()));
+  yc.backward(TC::from_vector(gy, yc.shape()));
+  yg.backward(TG::from_vector(gy, yg.shape()));
+  for (size_t i = 0; i < ins.size(); ++i) {
+    if (!ins[i].grad) continue;
+    INFO("gradient of input " << i);
+    REQUIRE(c[i].grad().defined() == g[i].grad().defined());
+    if (c[i].grad().defined()) CHECK(rel_l2(vals(g[i].grad()), vals(c[i].grad())) <= tol);
+  }
+}
+
+template <class V>
+using TensorOf = std::decay_t<decltype(std::declval<V&>()[0])>;
+
+}  // namespace
+
+// ---- Tensor<CUDA> basics -----------------------------------------------------------------------
+
+TEST_CASE("Tensor<CUDA> storage, views, copies and concat", "[cuda][tensor]") {
+  SECTION("from_vector / to_vector round trip, item, at, fill") {
+    const auto v = randu(1000);
+    TG t = TG::from_vector(v, {10, 100});
+    CHECK(t.to_vector<float>() == v);
+    const std::vector<double> d = {1.5, -2.25, 3.0};
+    TG td = TG::from_vector(d, {3});  // float64 storage needs no kernel
+    CHECK(td.dtype() == DType::F64);
+    CHECK(td.to_vector<double>() == d);
+    CHECK(t.at({3, 7}) == double(v[307]));
+    CHECK(TG::scalar(2.5).item() == 2.5);
+    TG z = TG::zeros({5, 7});
+    for (float x : z.to_vector<float>()) CHECK(x == 0.f);
+    z.fill_(-3.0);
+    for (float x : z.to_vector<float>()) CHECK(x == -3.f);
+    CHECK(TG::full({0, 4}, 1.0).numel() == 0);
+  }
+  SECTION("views and contiguous match the CPU") {
+    const auto v = randu(2 * 6 * 5 * 4);
+    TC c = TC::from_vector(v, {2, 6, 5, 4});
+    TG g = TG::from_vector(v, {2, 6, 5, 4});
+    TC cn = c.narrow(1, 2, 3).narrow(3, 1, 2);
+    TG gn = g.narrow(1, 2, 3).narrow(3, 1, 2);
+    CHECK_FALSE(gn.is_contiguous());
+    CHECK(gn.to_vector<float>() == cn.to_vector<float>());
+    TG gc = gn.contiguous();
+    CHECK(gc.is_contiguous());
+    CHECK(gc.to_vector<float>() == cn.contiguous().to_vector<float>());
+    // a transposed view through as_strided, copied into another strided view
+    TC ct = c.reshape({12, 20}).as_strided({20, 12}, {1, 20}, 0);
+    TG gt = g.reshape({12, 20}).as_strided({20, 12}, {1, 20}, 0);
+    CHECK(gt.contiguous().to_vector<float>() == ct.contiguous().to_vector<float>());
+    TC cd = TC::zeros({20, 24});
+    TG gd = TG::zeros({20, 24});
+    cd.narrow(1, 5, 12).copy_(ct);
+    gd.narrow(1, 5, 12).copy_(gt);
+    CHECK(gd.to_vector<float>() == cd.to_vector<float>());
+    CHECK(g.flatten(1).to_vector<float>() == v);
+    CHECK(g.reshape({-1}).to_vector<float>() == v);
+    CHECK(g.clone().to_vector<float>() == v);
+  }
+  SECTION("views of more than 6 dims: mergeable dims are merged, the rest throws") {
+    const Shape s7 = {2, 2, 2, 2, 2, 2, 3};
+    const auto v = randu(size_t(disco::shape_numel(s7)));
+    TC c = TC::from_vector(v, s7);
+    TG g = TG::from_vector(v, s7);
+    CHECK(g.narrow(6, 1, 2).contiguous().to_vector<float>() == c.narrow(6, 1, 2).contiguous().to_vector<float>());
+    const Shape s3 = {3, 3, 3, 3, 3, 3, 3};
+    TG h = TG::from_vector(randu(size_t(disco::shape_numel(s3))), s3);
+    TG cut = h;
+    for (int d = 0; d < 7; ++d) cut = cut.narrow(d, 0, 2);
+    REQUIRE_THROWS_AS(cut.contiguous(), disco::Error);
+  }
+  SECTION("concat and split") {
+    const auto a = randu(2 * 3 * 4), b = randu(2 * 5 * 4);
+    for (int dim : {0, 1, 2}) {
+      INFO("dim " << dim);
+      Shape sa = {2, 3, 4}, sb = {2, 3, 4};
+      if (dim == 1) sb = {2, 5, 4};
+      const auto bb = dim == 1 ? b : std::vector<float>(b.begin(), b.begin() + 24);
+      TC cc = disco::concat<CPU>({TC::from_vector(a, sa), TC::from_vector(bb, sb)}, dim);
+      TG gc = disco::concat<CUDA>({TG::from_vector(a, sa), TG::from_vector(bb, sb)}, dim);
+      CHECK(gc.shape() == cc.shape());
+      CHECK(gc.to_vector<float>() == cc.to_vector<float>());
+      auto parts = disco::split(gc, {1, gc.shape()[size_t(dim)] - 1}, dim);
+      auto cparts = disco::split(cc, {1, cc.shape()[size_t(dim)] - 1}, dim);
+      CHECK(parts[1].to_vector<float>() == cparts[1].to_vector<float>());
+    }
+  }
+  SECTION("memory returns to the caching allocator") {
+    const size_t before = dc::memory_stats().bytes_in_use;
+    {
+      TG big = TG::zeros({1024, 1024});
+      CHECK(dc::memory_stats().bytes_in_use >= before + 4u * 1024 * 1024);
+    }
+    CHECK(dc::memory_stats().bytes_in_use == before);
+  }
+  SECTION("float64 kernels throw a clear error") {
+    try {
+      TG::ones({3}, DType::F64);
+      FAIL("expected disco::Error");
+    } catch (const disco::Error& e) {
+      CHECK_THAT(e.what(), Catch::Contains("float64 is not supported"));
+    }
+    TG d = TG::from_vector(std::vector<double>{1, 2, 3}, {3});
+    CHECK_THROWS_AS(disco::add(d, d), disco::Error);
+  }
+}
+
+// ---- every op, forward and backward, CUDA vs CPU ------------------------------------------------
+
+TEST_CASE("ops on CUDA match the CPU backend", "[cuda][ops]") {
+  Fp32Scope fp32;
+  const Shape s = {3, 5, 7};
+  SECTION("element-wise") {
+    check_op("add", {{s}, {s}}, [](auto& in) { return disco::add(in[0], in[1]); });
+    check_op("sub", {{s}, {s}}, [](auto& in) { return disco::sub(in[0], in[1]); });
+    check_op("mul", {{s}, {s}}, [](auto& in) { return disco::mul(in[0], in[1]); });
+    check_op("scale", {{s}}, [](auto& in) { return disco::scale(in[0], -1.7); });
+    check_op("add_scalar", {{s}}, [](auto& in) { return disco::add_scalar(in[0], 0.3); });
+    check_op("operators", {{s}, {s}}, [](auto& in) { return (in[0] + in[1]) * in[0] - 2.0 * in[1]; });
+    check_op("add_channel", {{{2, 6, 5, 5}}, {{6}}}, [](auto& in) { return disco::add_channel(in[0], in[1]); });
+    check_op("mul_channel", {{{2, 6, 5, 5}}, {{6}}}, [](auto& in) { return disco::mul_channel(in[0], in[1]); });
+    check_op("mul_channel (3-d)", {{{4, 3, 17}}, {{3}}}, [](auto& in) { return disco::mul_channel(in[0], in[1]); });
+  }
+  SECTION("activations") {
+    const Shape big = {4, 1000};
+    check_op("relu", {{big}}, [](auto& in) { return disco::relu(in[0]); });
+    check_op("leaky_relu 0.2", {{big}}, [](auto& in) { return disco::leaky_relu(in[0], 0.2); });
+    check_op("leaky_relu -0.5", {{big}}, [](auto& in) { return disco::leaky_relu(in[0], -0.5); });
+    check_op("tanh", {{big, -3.f, 3.f}}, [](auto& in) { return disco::tanh(in[0]); });
+    check_op("sigmoid", {{big, -4.f, 4.f}}, [](auto& in) { return disco::sigmoid(in[0]); });
+    check_op("identity", {{big}}, [](auto& in) { return disco::activation(in[0], UnaryKind::None); });
+  }
+  SECTION("reductions") {
+    check_op("sum", {{{1000}, 0.f, 1.f}}, [](auto& in) { return disco::sum(in[0]); });
+    check_op("mean", {{{3, 70001}, 0.f, 1.f}}, [](auto& in) { return disco::mean(in[0]); });
+    check_op("sum of a view", {{{40, 30}, 0.f, 1.f}}, [](auto& in) { return disco::sum(in[0].narrow(1, 3, 20)); });
+  }
+  SECTION("matmul and linear (cuBLAS)") {
+    check_op("matmul", {{{7, 5}}, {{5, 9}}}, [](auto& in) { return disco::matmul(in[0], in[1]); });
+    check_op("matmul large", {{{64, 300}}, {{300, 70}}}, [](auto& in) { return disco::matmul(in[0], in[1]); });
+    check_op("linear", {{{6, 10}}, {{4, 10}}, {{4}}}, [](auto& in) { return disco::linear(in[0], in[1], in[2]); });
+    check_op("linear without bias", {{{16, 112}}, {{32, 112}}}, [](auto& in) { return disco::linear(in[0], in[1]); });
+    check_op("linear, input without gradient", {{{5, 33}, -1.f, 1.f, false}, {{1, 33}}, {{1}}},
+             [](auto& in) { return disco::linear(in[0], in[1], in[2]); });
+  }
+  SECTION("convolutions") {
+    check_op("conv2d k4 s2 p1 + bias", {{{2, 3, 16, 16}}, {{8, 3, 4, 4}}, {{8}}},
+             [](auto& in) { return disco::conv2d(in[0], in[1], in[2], Conv2dOptions{2, 1, 1, 0}); });
+    check_op("conv2d k3 s1 p1", {{{2, 5, 9, 7}}, {{4, 5, 3, 3}}}, [](auto& in) {
+      using T = TensorOf<decltype(in)>;
+      return disco::conv2d(in[0], in[1], T(), Conv2dOptions{1, 1, 1, 0});
+    });
+    check_op("conv2d dilation 2", {{{1, 4, 12, 12}}, {{6, 4, 3, 3}}, {{6}}},
+             [](auto& in) { return disco::conv2d(in[0], in[1], in[2], Conv2dOptions{1, 2, 2, 0}); });
+    check_op("conv_transpose2d k4 s2 p1 + bias", {{{2, 8, 4, 4}}, {{8, 5, 4, 4}}, {{5}}},
+             [](auto& in) { return disco::conv_transpose2d(in[0], in[1], in[2], Conv2dOptions{2, 1, 1, 0}); });
+    check_op("conv_transpose2d output_padding", {{{2, 6, 5, 5}}, {{6, 3, 3, 3}}, {{3}}},
+             [](auto& in) { return disco::conv_transpose2d(in[0], in[1], in[2], Conv2dOptions{2, 1, 1, 1}); });
+    check_op("conv_transpose2d 2x2 -> 4x4, 32 channels", {{{2, 32, 2, 2}}, {{32, 32, 4, 4}}, {{32}}},
+             [](auto& in) { return disco::conv_transpose2d(in[0], in[1], in[2], Conv2dOptions{2, 1, 1, 0}); });
+  }
+  SECTION("instance norm") {
+    const Shape x = {2, 6, 8, 8};
+    for (auto act : {UnaryKind::None, UnaryKind::Relu, UnaryKind::LeakyRelu, UnaryKind::Tanh}) {
+      check_op(std::string("instance_norm2d fused ") + disco::unary_name(act), {{x, -2.f, 3.f}}, [act](auto& in) {
+        using T = TensorOf<decltype(in)>;
+        return disco::instance_norm2d(in[0], T(), T(), 1e-5, act, 0.2);
+      });
+    }
+    check_op("instance_norm2d 2x2 maps", {{{2, 28, 2, 2}}}, [](auto& in) {
+      using T = TensorOf<decltype(in)>;
+      return disco::instance_norm2d(in[0], T(), T(), 1e-5, UnaryKind::LeakyRelu, 0.2);
+    });
+    check_op("instance_norm2d affine + leaky", {{x}, {{6}}, {{6}}}, [](auto& in) {
+      return disco::instance_norm2d(in[0], in[1], in[2], 1e-5, UnaryKind::LeakyRelu, 0.2);
+    });
+  }
+  SECTION("losses") {
+    const Shape p = {4, 3, 9, 9};
+    check_op("mse_loss", {{p}, {p}}, [](auto& in) { return disco::mse_loss(in[0], in[1]); });
+    check_op("l1_loss", {{p}, {p}}, [](auto& in) { return disco::l1_loss(in[0], in[1]); });
+    check_op("bce", {{{37}, 0.05f, 0.95f}, {{37}, 0.f, 1.f, false}}, [](auto& in) { return disco::bce(in[0], in[1]); });
+    check_op("bce_with_logits", {{{37}, -3.f, 3.f}, {{37}, 0.f, 1.f, false}},
+             [](auto& in) { return disco::bce_with_logits(in[0], in[1]); });
+    for (double label : {0.0, 1.0}) {
+      for (auto kind : {LossKind::MSE, LossKind::L1}) {
+        INFO("label " << label << ", " << disco::loss_name(kind));
+        check_op("recon_adv_loss", {{p}, {p, -1.f, 1.f, false}, {{4}, 0.05f, 0.95f}}, [label, kind](auto& in) {
+          return disco::recon_adv_loss(in[0], in[1], in[2], label, 0.1, kind);
+        });
+      }
+    }
+    // the parts read back from the device
+    const auto a = randu(100), b = randu(100), q = randu(5, 0.1f, 0.9f);
+    disco::ReconAdvParts pc, pg;
+    disco::recon_adv_loss(TC::from_vector(a, {100}), TC::from_vector(b, {100}), TC::from_vector(q, {5}), 0.0, 0.5,
+                          LossKind::MSE, &pc);
+    disco::recon_adv_loss(TG::from_vector(a, {100}), TG::from_vector(b, {100}), TG::from_vector(q, {5}), 0.0, 0.5,
+                          LossKind::MSE, &pg);
+    CHECK(pg.recon == Approx(pc.recon).epsilon(1e-5));
+    CHECK(pg.adv == Approx(pc.adv).epsilon(1e-5));
+  }
+  SECTION("views, concat, split, reshape") {
+    check_op("concat dim 1", {{{2, 3, 4}}, {{2, 5, 4}}}, [](auto& in) {
+      using T = TensorOf<decltype(in)>;
+      return disco::concat(std::vector<T>{in[0], in[1]}, 1);
+    });
+    check_op("split pieces, reordered", {{{2, 7, 3}}}, [](auto& in) {
+      using T = TensorOf<decltype(in)>;
+      auto parts = disco::split(in[0], {2, 5}, 1);
+      return disco::concat(std::vector<T>{parts[1], disco::scale(parts[0], 3.0)}, 1);
+    });
+    check_op("narrow + contiguous + reshape", {{{4, 6, 5}}}, [](auto& in) {
+      return disco::tanh(in[0].narrow(1, 1, 4).contiguous().reshape({4, -1}));
+    });
+    check_op("flatten of a view, clone", {{{3, 4, 5, 2}}}, [](auto& in) {
+      return disco::mul(in[0].narrow(2, 1, 3).flatten(1), in[0].narrow(2, 0, 3).flatten(1).clone());
+    });
+  }
+}
+
+TEST_CASE("optimisers and clipping on CUDA match the CPU backend", "[cuda][optim]") {
+  const Shape s1 = {40, 30}, s2 = {17};
+  const auto p1 = randu(1200), p2 = randu(17), g1 = randu(1200), g2 = randu(17);
+  auto make = [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    std::vector<T> ps = {T::from_vector(p1, s1), T::from_vector(p2, s2)};
+    for (auto& p : ps) p.set_requires_grad();
+    return ps;
+  };
+  auto set_grads = [&](auto& ps, float f) {
+    using T = std::decay_t<decltype(ps[0])>;
+    std::vector<float> a = g1, b = g2;
+    for (auto& x : a) x *= f;
+    for (auto& x : b) x *= f;
+    ps[0].set_grad(T::from_vector(a, s1));
+    ps[1].set_grad(T::from_vector(b, s2));
+  };
+  auto compare = [&](const std::vector<TC>& c, const std::vector<TG>& g, double tol) {
+    for (size_t i = 0; i < c.size(); ++i) CHECK(rel_l2(vals(g[i]), vals(c[i])) <= tol);
+  };
+  SECTION("Adam with weight decay") {
+    auto c = make(disco::type_tag<TC>{});
+    auto g = make(disco::type_tag<TG>{});
+    disco::optim::AdamOptions o{1e-2, 0.5, 0.999, 1e-8, 0.01};
+    disco::optim::Adam<CPU> oc(c, o);
+    disco::optim::Adam<CUDA> og(g, o);
+    for (int step = 1; step <= 3; ++step) {
+      set_grads(c, float(step));
+      set_grads(g, float(step));
+      oc.step();
+      og.step();
+    }
+    compare(c, g, 1e-6);
+    CHECK(rel_l2(vals(og.exp_avg(0)), vals(oc.exp_avg(0))) <= 1e-6);
+    // the launcher takes float32 hyperparameters: 1 - 0.999f differs from 1 - 0.999 by 1.3e-5
+    CHECK(rel_l2(vals(og.exp_avg_sq(1)), vals(oc.exp_avg_sq(1))) <= 1e-4);
+  }
+  SECTION("SGD with and without momentum") {
+    for (double momentum : {0.0, 0.9}) {
+      INFO("momentum " << momentum);
+      auto c = make(disco::type_tag<TC>{});
+      auto g = make(disco::type_tag<TG>{});
+      disco::optim::SGDOptions o{0.1, momentum, 0.01};
+      disco::optim::SGD<CPU> oc(c, o);
+      disco::optim::SGD<CUDA> og(g, o);
+      for (int step = 1; step <= 3; ++step) {
+        set_grads(c, float(step));
+        set_grads(g, float(step));
+        oc.step();
+        og.step();
+      }
+      compare(c, g, 1e-6);
+    }
+  }
+  SECTION("clip_grad_norm") {
+    auto c = make(disco::type_tag<TC>{});
+    auto g = make(disco::type_tag<TG>{});
+    set_grads(c, 3.f);
+    set_grads(g, 3.f);
+    const double nc = disco::optim::clip_grad_norm(c, 1.0), ng = disco::optim::clip_grad_norm(g, 1.0);
+    CHECK(ng == Approx(nc).epsilon(1e-5));
+    for (size_t i = 0; i < c.size(); ++i) CHECK(rel_l2(vals(g[i].grad()), vals(c[i].grad())) <= 1e-5);
+  }
+}
+
+// ---- the whole model ------------------------------------------------------------------------------
+
+namespace {
+
+disco::ModelConfig small_config() {
+  disco::ModelConfig cfg;
+  cfg.resolution = 64;
+  cfg.base_channels = 8;
+  cfg.code_channels = 32;
+  cfg.sep = 4;
+  cfg.disc_hidden = 32;
+  cfg.seed = 7;
+  return cfg;
+}
+
+// Copy every parameter of `from` into `to` through the host.
+template <class BF, class BT>
+void copy_parameters(const disco::ContentDisentangler<BF>& from, disco::ContentDisentangler<BT>& to) {
+  auto src = from.named_parameters();
+  auto dst = to.named_parameters();
+  REQUIRE(src.size() == dst.size());
+  for (size_t i = 0; i < src.size(); ++i) {
+    REQUIRE(src[i].first == dst[i].first);
+    dst[i].second.copy_(disco::Tensor<BT>::from_vector(src[i].second.template to_vector<float>(),
+                                                         src[i].second.shape()));
+  }
+}
+
+void check_rel(double got, double want, double tol, const char* what) {
+  INFO(what << ": cuda " << got << ", cpu " << want);
+  CHECK(std::fabs(got - want) <= tol * std::max(std::fabs(want), 1e-6));
+}
+
+void check_losses(const disco::StepLosses& g, const disco::StepLosses& c) {
+  check_rel(g.recon_a, c.recon_a, 1e-4, "recon_a");
+  check_rel(g.recon_b, c.recon_b, 1e-4, "recon_b");
+  check_rel(g.adv, c.adv, 1e-4, "adv");
+  check_rel(g.ae, c.ae, 1e-4, "ae");
+  check_rel(g.disc, c.disc, 1e-4, "disc");
+  check_rel(g.ae_grad_norm, c.ae_grad_norm, 1e-4, "ae_grad_norm");
+  check_rel(g.disc_grad_norm, c.disc_grad_norm, 1e-4, "disc_grad_norm");
+}
+
+// A conv bias followed by an instance norm has an analytically zero gradient (the norm removes
+// per-channel constants); what reaches it is rounding noise (~1e-10), which Adam turns into
+// steps of up to lr. Those biases are checked against that bound, every other parameter to
+// 1e-4 relative L2.
+bool feeds_instance_norm(const std::string& name, const Shape& shape) {
+  const bool bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+  return bias && name.rfind("disc.", 0) != 0 && !(name.rfind("decoder.", 0) == 0 && shape == Shape{3});
+}
+
+void check_parameters(const disco::ContentDisentangler<CUDA>& g, const disco::ContentDisentangler<CPU>& c, int steps) {
+  auto pg = g.named_parameters();
+  auto pc = c.named_parameters();
+  REQUIRE(pg.size() == pc.size());
+  for (size_t i = 0; i < pg.size(); ++i) {
+    INFO("parameter " << pc[i].first);
+    const auto vg = vals(pg[i].second), vc = vals(pc[i].second);
+    if (feeds_instance_norm(pc[i].first, pc[i].second.shape())) {
+      const double bound = 2.0 * c.config().lr * steps * 1.01;
+      for (size_t k = 0; k < vg.size(); ++k) CHECK(std::fabs(double(vg[k]) - double(vc[k])) <= bound);
+    } else {
+      CHECK(rel_l2(vg, vc) <= 1e-4);
+    }
+  }
+}
+
+std::string temp_path(const std::string& stem) {
+  return (std::filesystem::temp_directory_path() /
+          (stem + "_" + std::to_string(::getpid()) + ".safetensors"))
+      .string();
+}
+
+}  // namespace
+
+TEST_CASE("ContentDisentangler<CUDA> trains like ContentDisentangler<CPU>", "[cuda][model]") {
+  Fp32Scope fp32;
+  const disco::ModelConfig cfg = small_config();
+  disco::ContentDisentangler<CPU> mc(cfg);
+  disco::ModelConfig other = cfg;
+  other.seed = 99;  // different init: the weights must come from the copy
+  disco::ContentDisentangler<CUDA> mg(other);
+  copy_parameters(mc, mg);
+
+  const int64_t n = 2, R = cfg.resolution;
+  std::vector<std::vector<float>> batches;
+  for (int i = 0; i < 4; ++i) batches.push_back(randu(size_t(n * 3 * R * R)));
+  const Shape shp = {n, 3, R, R};
+
+  for (int step = 0; step < 2; ++step) {
+    INFO("step " << step);
+    const auto& a = batches[size_t(2 * step)];
+    const auto& b = batches[size_t(2 * step + 1)];
+    disco::StepLosses lc = mc.train_step(TC::from_vector(a, shp), TC::from_vector(b, shp));
+    disco::StepLosses lg = mg.train_step(TG::from_vector(a, shp), TG::from_vector(b, shp));
+    check_losses(lg, lc);
+    check_parameters(mg, mc, step + 1);
+  }
+  CHECK(mg.step() == 2);
+  CHECK(mg.ae_optimizer().step_count() == mc.ae_optimizer().step_count());
+
+  const auto base = randu(size_t(n * 3 * R * R)), guide = randu(size_t(n * 3 * R * R));
+  SECTION("transfer, remove and reconstruct") {
+    TG tg = mg.transfer(TG::from_vector(base, shp), TG::from_vector(guide, shp));
+    TC tc = mc.transfer(TC::from_vector(base, shp), TC::from_vector(guide, shp));
+    CHECK(tg.shape() == shp);
+    CHECK(rel_l2(vals(tg), vals(tc)) <= 1e-4);
+    CHECK(rel_l2(vals(mg.remove(TG::from_vector(guide, shp))), vals(mc.remove(TC::from_vector(guide, shp)))) <= 1e-4);
+    CHECK(rel_l2(vals(mg.reconstruct(TG::from_vector(base, shp))), vals(mc.reconstruct(TC::from_vector(base, shp)))) <=
+          1e-4);
+  }
+  SECTION("weights saved on CUDA load on the CPU (and back)") {
+    const std::string path = temp_path("disco_cuda_weights");
+    disco::save_weights(mg, path);
+    disco::ContentDisentangler<CPU> loaded(other);
+    disco::load_weights(loaded, path);
+    auto pg = mg.named_parameters();
+    auto pl = loaded.named_parameters();
+    for (size_t i = 0; i < pg.size(); ++i) {
+      INFO(pg[i].first);
+      CHECK(vals(pl[i].second) == vals(pg[i].second));  // bit for bit
+    }
+    // the same weights through a host copy give bit-identical CPU outputs
+    disco::ContentDisentangler<CPU> copied(other);
+    copy_parameters(mg, copied);
+    TC ol = loaded.transfer(TC::from_vector(base, shp), TC::from_vector(guide, shp));
+    TC oc = copied.transfer(TC::from_vector(base, shp), TC::from_vector(guide, shp));
+    CHECK(vals(ol) == vals(oc));
+    TG og = mg.transfer(TG::from_vector(base, shp), TG::from_vector(guide, shp));
+    CHECK(rel_l2(vals(og), vals(ol)) <= 1e-5);
+    // and back: CPU file into a fresh CUDA model
+    const std::string path2 = temp_path("disco_cpu_weights");
+    disco::save_weights(loaded, path2);
+    disco::ContentDisentangler<CUDA> back(cfg);
+    disco::load_weights(back, path2);
+    CHECK(vals(back.remove(TG::from_vector(guide, shp))) == vals(mg.remove(TG::from_vector(guide, shp))));
+    std::filesystem::remove(path);
+    std::filesystem::remove(path2);
+  }
+  SECTION("a checkpoint saved on CUDA resumes on the CPU") {
+    const std::string path = temp_path("disco_cuda_ckpt");
+    disco::save_checkpoint(mg, path);
+    disco::ContentDisentangler<CPU> resumed(cfg);
+    disco::load_checkpoint(resumed, path);
+    std::filesystem::remove(path);
+    CHECK(resumed.step() == mg.step());
+    CHECK(resumed.ae_optimizer().step_count() == mg.ae_optimizer().step_count());
+    const auto& pg = mg.ae_parameters();
+    for (size_t i = 0; i < pg.size(); ++i) {
+      CHECK(vals(resumed.ae_optimizer().exp_avg(i)) == vals(mg.ae_optimizer().exp_avg(i)));
+      CHECK(vals(resumed.ae_optimizer().exp_avg_sq(i)) == vals(mg.ae_optimizer().exp_avg_sq(i)));
+    }
+    const auto a = randu(size_t(n * 3 * R * R)), b = randu(size_t(n * 3 * R * R));
+    disco::StepLosses lc = resumed.train_step(TC::from_vector(a, shp), TC::from_vector(b, shp));
+    disco::StepLosses lg = mg.train_step(TG::from_vector(a, shp), TG::from_vector(b, shp));
+    check_losses(lg, lc);
+  }
+  SECTION("TF32 / BF16 / cuDNN settings stay close and finite") {
+    std::vector<dc::ConvSettings> modes = {{dc::ConvAlgo::Custom, dc::MathMode::TF32},
+                                           {dc::ConvAlgo::Custom, dc::MathMode::BF16}};
+    if (dc::cudnn_available()) {
+      modes.push_back({dc::ConvAlgo::Cudnn, dc::MathMode::FP32});
+      modes.push_back({dc::ConvAlgo::Cudnn, dc::MathMode::TF32});
+    }
+    TC want = mc.transfer(TC::from_vector(base, shp), TC::from_vector(guide, shp));
+    for (const auto& m : modes) {
+      INFO(dc::to_string(m.algo) << " " << dc::to_string(m.mode));
+      dc::conv_settings() = m;
+      TG got = mg.transfer(TG::from_vector(base, shp), TG::from_vector(guide, shp));
+      const double tol = m.mode == dc::MathMode::FP32 ? 1e-4 : (m.mode == dc::MathMode::TF32 ? 1e-2 : 5e-2);
+      CHECK(rel_l2(vals(got), vals(want)) <= tol);
+    }
+    dc::conv_settings() = dc::ConvSettings{};
+  }
+}
