@@ -108,6 +108,7 @@ void apply(const Mode& m, const Conv2dProblem& p) {
   // "2 samples per chunk": target 2*PQ columns.
   s.target_cols = m.target == 1 ? 2 * int64_t(p.P) * p.Q : m.target;
   s.table_max_pq = m.table_max_pq;
+  s.dgrad_table_max_pq = m.table_max_pq == 64 ? 16 : m.table_max_pq;
 }
 
 std::vector<double> rnd(size_t n, uint32_t seed) {

@@ -401,8 +401,9 @@ void check_losses(const disco::StepLosses& g, const disco::StepLosses& c) {
 
 // A conv bias followed by an instance norm has an analytically zero gradient (the norm removes
 // per-channel constants); what reaches it is rounding noise (~1e-10), which Adam turns into
-// steps of up to lr. Those biases are checked against that bound, every other parameter to
-// 1e-4 relative L2.
+// steps of about lr (at most 1.06 lr in the second step with betas (0.5, 0.999)). Those
+// biases are checked against |cuda - cpu| <= 2.5 lr per step, every other parameter to 1e-4
+// relative L2. (They do not change any output: the norm removes them again.)
 bool feeds_instance_norm(const std::string& name, const Shape& shape) {
   const bool bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
   return bias && name.rfind("disc.", 0) != 0 && !(name.rfind("decoder.", 0) == 0 && shape == Shape{3});
@@ -416,7 +417,7 @@ void check_parameters(const disco::ContentDisentangler<CUDA>& g, const disco::Co
     INFO("parameter " << pc[i].first);
     const auto vg = vals(pg[i].second), vc = vals(pc[i].second);
     if (feeds_instance_norm(pc[i].first, pc[i].second.shape())) {
-      const double bound = 2.0 * c.config().lr * steps * 1.01;
+      const double bound = 2.5 * c.config().lr * steps;
       for (size_t k = 0; k < vg.size(); ++k) CHECK(std::fabs(double(vg[k]) - double(vc[k])) <= bound);
     } else {
       CHECK(rel_l2(vg, vc) <= 1e-4);

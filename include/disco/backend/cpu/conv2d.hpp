@@ -11,8 +11,8 @@
 //   dgrad:  dCol [CRS x nb*PQ] = W^T * dY                 (then col2im into dx)
 //   wgrad:  dW   [K x CRS]    += dY [K x nb*PQ] * Col^T
 // Batching several samples into one GEMM keeps GEMMs fat for tiny spatial maps (2x2, 4x4).
-// Small output maps (P*Q <= Conv2dSettings::table_max_pq) use index tables for im2col /
-// col2im and compute the transposed dCol^T = dY^T * W in dgrad (faster for those shapes).
+// Small output maps use index tables for im2col / col2im, and dgrad computes the transposed
+// dCol^T = dY^T * W there (faster for those skinny shapes; see Conv2dSettings).
 // Strided col2im sums into a phase-split buffer so all adds are contiguous.
 //
 // Threading (2+ cores): two schedules, picked per call by make_plan():
@@ -61,9 +61,11 @@ struct Conv2dSettings {
   // 0: automatic, 1: force the per-thread schedule (when N >= 2 and threads > 1),
   // 2: force the shared schedule.
   int force_schedule = 0;
-  // Output maps with at most this many pixels (P*Q) use table-driven im2col / col2im and
-  // the transposed dgrad GEMM.
+  // Output maps with at most this many pixels (P*Q) use table-driven im2col (fprop,
+  // wgrad); dgrad uses the transposed GEMM and table-driven col2im up to
+  // min(table_max_pq, dgrad_table_max_pq) pixels.
   int64_t table_max_pq = 64;
+  int64_t dgrad_table_max_pq = 16;
   // Calls with fewer flops than this run on one thread (threading overhead would dominate).
   // Ignored when a schedule is forced.
   double min_parallel_flops = 2e6;
@@ -354,7 +356,8 @@ ConvPlan make_plan(const Conv2dProblem& p, ConvOp op) {
   if (pl.per_thread) threads = int(std::min<int64_t>(threads, N));
   pl.threads = threads;
   pl.direct = p.R == 1 && p.S == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
-  pl.table = !pl.direct && PQ <= st.table_max_pq;
+  pl.table = !pl.direct && PQ <= st.table_max_pq &&
+             (op != ConvOp::Dgrad || PQ <= st.dgrad_table_max_pq);
   const int64_t bytes_per_sample = (CRS + p.K) * PQ * int64_t(sizeof(T));
   const int64_t budget = st.col_budget_bytes / (pl.per_thread ? threads : 1);
   const int64_t nb_budget = std::max<int64_t>(1, budget / std::max<int64_t>(1, bytes_per_sample));
