@@ -116,7 +116,7 @@ int run(const Options& o) {
   std::printf("disco CPU conv benchmark: %s, batch %d, %d reps (median), %d threads, schedule %s\n",
               sizeof(T) == 4 ? "float" : "double", o.batch, o.reps, disco::cpu::max_threads(),
               o.schedule == 0 ? "auto" : o.schedule == 1 ? "per-thread" : "shared");
-  gemm_line<T>(o.quick ? 128 : 1024, o.quick ? 2 : std::max(3, o.reps / 2));
+  gemm_line<T>(o.quick ? 256 : 1024, o.quick ? 3 : std::max(3, o.reps / 2));
   std::printf("%-22s %-40s | %18s | %18s | %18s\n", "layer", "problem (NCHW -> NKPQ)", "fprop ms  GF/s",
               "dgrad ms  GF/s", "wgrad ms  GF/s");
   double tot[3] = {0, 0, 0};

@@ -1,5 +1,8 @@
 // The `disco` tool: train, transfer, remove, eval, split-celeba, step, demo.
 // Every failure ends in one line on stderr and a non-zero exit status.
+#include <unistd.h>
+
+#include <cstdio>
 #include <iostream>
 
 #include "common.hpp"
@@ -22,11 +25,10 @@ int main(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);
     std::cerr << "disco: error: " << e.what() << " (see disco --help)\n";
     return 2;
-  } catch (const disco::Error& e) {
-    std::cerr << "\ndisco: error: " << e.what() << "\n";
-    return 1;
   } catch (const std::exception& e) {
-    std::cerr << "\ndisco: error: " << e.what() << "\n";
+    // On a terminal the training progress line ends in '\r', not '\n': finish it first.
+    // Elsewhere (logs, pipes) the error is exactly one line.
+    std::cerr << (isatty(fileno(stderr)) ? "\n" : "") << "disco: error: " << e.what() << "\n";
     return 1;
   }
   return 0;

@@ -61,6 +61,7 @@ void add_step(CLI::App& app) {
   cmd->add_option("--resolution", o->cfg.resolution)->capture_default_str();
   cmd->add_option("--code-channels", o->cfg.code_channels)->capture_default_str();
   cmd->add_option("--base-channels", o->cfg.base_channels)->capture_default_str();
+  cmd->add_option("--disc-hidden", o->cfg.disc_hidden)->capture_default_str();
   cmd->add_option("--disc-weight", o->cfg.disc_weight)->capture_default_str();
   cmd->add_option("--lr", o->cfg.lr)->capture_default_str();
   cmd->add_option("--disc-lr", o->cfg.disc_lr)->capture_default_str();

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <iostream>
 
@@ -29,6 +30,37 @@ std::string fmt_duration(double s) {
   else if (t >= 60) std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
   else std::snprintf(buf, sizeof buf, "%lds", t);
   return buf;
+}
+
+// Drop the log rows of steps >= `step` (written after the checkpoint a run resumes from),
+// so every step appears once; also ends a row cut off by a crash.
+void trim_log(const std::string& path, int64_t step) {
+  std::string text;
+  {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    DISCO_CHECK(f, "cannot read the training log '", path, "'");
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    std::fclose(f);
+  }
+  std::string kept;
+  bool changed = !text.empty() && text.back() != '\n';
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    char* num_end = nullptr;
+    const long long s = std::strtoll(line.c_str(), &num_end, 10);
+    if (num_end != line.c_str() && *num_end == ',' && s >= step) {
+      changed = true;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  if (changed) atomic_write_text(path, kept);
 }
 
 std::string resolve_resume(const std::string& r) {
@@ -94,6 +126,7 @@ std::string train_on(const TrainOptions& o) {
 
   const std::string csv_path = (fs::path(o.out) / "log.csv").string();
   const bool fresh_log = model.step() == 0 || !fs::exists(csv_path);
+  if (!fresh_log) trim_log(csv_path, model.step());
   std::FILE* csv = std::fopen(csv_path.c_str(), fresh_log ? "w" : "a");
   DISCO_CHECK(csv, "cannot write the training log '", csv_path, "'");
   if (fresh_log) std::fprintf(csv, "step,recon_a,recon_b,adv,ae,disc,ae_grad_norm,disc_grad_norm,seconds\n");
@@ -183,6 +216,9 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
 std::string run_training(TrainOptions o) {
   DISCO_CHECK(o.recon == "mse" || o.recon == "l1", "--recon-loss: '", o.recon, "' is not mse or l1");
   o.model.recon_loss = o.recon == "l1" ? LossKind::L1 : LossKind::MSE;
+  const int res = o.model.resolution;
+  DISCO_CHECK(res == 64 || res == 128 || res == 256, "--resize: resolution ", res,
+              " is not supported (expected 64, 128 or 256)");
   o.model.validate();
   DISCO_CHECK(o.batch >= 1, "--bs: batch size ", o.batch, " must be at least 1");
   DISCO_CHECK(o.iters >= 0, "--iters must be >= 0");

@@ -66,6 +66,9 @@ std::vector<Shape> test_shapes() {
       {"transposed output_padding 1", disco::make_conv_transpose2d_problem(2, 5, 3, 4, 3, 3, 3, 2, 1, 1), true},
       {"bigger maps (per-thread schedule)", mk(4, 6, 32, 32, 8, 4, 4, 2, 1), true},
       {"batch 5 odd", mk(5, 3, 6, 5, 4, 3, 2, 1, 1), true},
+      // big enough for the automatic schedule to use all threads
+      {"model-like, batch 8, per-thread in auto", mk(8, 16, 16, 16, 32, 4, 4, 2, 1)},
+      {"model-like 4x4 -> 2x2, batch 8, shared in auto", mk(8, 64, 4, 4, 64, 4, 4, 2, 1)},
   };
 }
 

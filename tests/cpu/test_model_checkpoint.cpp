@@ -324,3 +324,87 @@ TEST_CASE("checkpoint: a truncated file fails cleanly and leaves the model untou
   Model r(c);
   CHECK_THROWS_WITH(disco::load_checkpoint(r, dir.file("nope.safetensors")), Contains("nope.safetensors"));
 }
+
+TEST_CASE("checkpoint: loading into a model that has trained replaces all optimizer state", "[model][checkpoint]") {
+  CkTempDir dir;
+  ModelConfig no_disc = ck_tiny();
+  no_disc.disc_weight = 0;  // the discriminator never steps: no disc state in the file
+  Model src(no_disc);
+  ck_train(src, 2);
+  const std::string path = dir.file("ck.safetensors");
+  disco::save_checkpoint(src, path);
+  CHECK(disco::read_safetensors_header(path).tensors.count("optim.disc.exp_avg.disc.classify.0.weight") == 0);
+
+  Model used(ck_tiny());  // disc_weight 0.01: has disc moments and 3 steps
+  ck_train(used, 3);
+  REQUIRE(used.disc_optimizer().exp_avg(0).defined());
+  disco::load_checkpoint(used, path);
+  CHECK(used.step() == 2);
+  CHECK(used.disc_optimizer().step_count() == 0);
+  for (size_t i = 0; i < used.disc_parameters().size(); ++i) CHECK_FALSE(used.disc_optimizer().exp_avg(i).defined());
+  Model fresh(ck_tiny());
+  disco::load_checkpoint(fresh, path);
+  CHECK(ck_model_diff(used, fresh, true) == 0.0);
+  auto [a, b] = ck_batch(2);
+  used.train_step(a, b);
+  fresh.train_step(a, b);
+  CHECK(ck_model_diff(used, fresh, true) == 0.0);
+}
+
+TEST_CASE("checkpoint: a float64 checkpoint (as a converter may write) resumes exactly", "[model][checkpoint]") {
+  CkTempDir dir;
+  Model m(ck_tiny());
+  ck_train(m, 2);
+  disco::save_checkpoint(m, dir.file("f32.safetensors"));
+  disco::SafetensorsFile f = disco::read_safetensors(dir.file("f32.safetensors"));
+  for (auto& [name, r] : f.tensors) r = disco::RawTensor::from_f64(r.to_f64(name), r.shape);
+  disco::write_safetensors(dir.file("f64.safetensors"), f);
+
+  Model r(ck_tiny());
+  disco::load_checkpoint(r, dir.file("f64.safetensors"));
+  CHECK(ck_model_diff(m, r, true) == 0.0);
+  CHECK(r.ae_optimizer().exp_avg(0).dtype() == disco::DType::F32);
+  auto [a, b] = ck_batch(2);
+  m.train_step(a, b);
+  r.train_step(a, b);
+  CHECK(ck_model_diff(m, r, true) == 0.0);
+}
+
+TEST_CASE("checkpoint: bad optimizer state or step metadata fails before anything is loaded", "[model][checkpoint]") {
+  CkTempDir dir;
+  Model m(ck_tiny());
+  ck_train(m, 1);
+  disco::save_checkpoint(m, dir.file("ck.safetensors"));
+  const disco::SafetensorsFile good = disco::read_safetensors(dir.file("ck.safetensors"));
+  ModelConfig c = ck_tiny();
+  c.seed = 9;
+
+  disco::SafetensorsFile f = good;
+  f.tensors["optim.ae.exp_avg.e2.full.3.weight"] = disco::RawTensor::from_f32(std::vector<float>(4, 0.f), {4});
+  disco::write_safetensors(dir.file("shape.safetensors"), f);
+  Model r(c), fresh(c);
+  CHECK_THROWS_WITH(disco::load_checkpoint(r, dir.file("shape.safetensors")),
+                    Contains("optim.ae.exp_avg.e2.full.3.weight has shape [4], expected [16, 8, 4, 4]"));
+  CHECK(ck_model_diff(r, fresh, true) == 0.0);
+  // load_weights ignores optimizer state
+  CHECK_NOTHROW(disco::load_weights(r, dir.file("shape.safetensors")));
+
+  f = good;
+  f.tensors.erase("optim.ae.exp_avg_sq.e1.full.0.bias");
+  f.tensors["optim.ae.exp_avg.nothing"] = disco::RawTensor::from_f32(std::vector<float>(1, 0.f), {1});
+  disco::write_safetensors(dir.file("half.safetensors"), f);
+  Model r2(c);
+  CHECK_THROWS_WITH(disco::load_checkpoint(r2, dir.file("half.safetensors")),
+                    Contains("e1.full.0.bias has only one of exp_avg / exp_avg_sq") &&
+                        Contains("unexpected optim.ae.exp_avg.nothing"));
+  CHECK(ck_model_diff(r2, fresh, true) == 0.0);
+
+  f = good;
+  f.metadata["step"] = "three";
+  disco::write_safetensors(dir.file("meta.safetensors"), f);
+  Model r3(c);
+  CHECK_THROWS_WITH(disco::load_checkpoint(r3, dir.file("meta.safetensors")),
+                    Contains("metadata 'step' is 'three'") && Contains("meta.safetensors"));
+  CHECK(ck_model_diff(r3, fresh, true) == 0.0);
+  CHECK(r3.step() == 0);
+}

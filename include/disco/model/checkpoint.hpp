@@ -11,6 +11,8 @@
 //
 // Written atomically (temp file, fsync, rename). Loading checks the config, then every
 // name, shape and dtype, and lists every mismatch in one disco::Error.
+#include <cerrno>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
@@ -32,6 +34,19 @@ inline std::string config_diff(const ModelConfig& file, const ModelConfig& want)
   field("base_channels", file.base_channels, want.base_channels);
   field("disc_hidden", file.disc_hidden, want.disc_hidden);
   return d;
+}
+// A non-negative integer metadata entry (0 when absent).
+inline int64_t meta_int(const std::map<std::string, std::string>& meta, const std::string& key,
+                        const std::string& path) {
+  auto it = meta.find(key);
+  if (it == meta.end()) return 0;
+  const std::string& v = it->second;
+  char* end = nullptr;
+  errno = 0;
+  const long long x = std::strtoll(v.c_str(), &end, 10);
+  DISCO_CHECK(!v.empty() && end && *end == '\0' && errno == 0 && x >= 0, path, ": metadata '", key, "' is '", v,
+              "', expected a non-negative integer");
+  return x;
 }
 }  // namespace ckpt_detail
 
@@ -101,23 +116,59 @@ std::map<std::string, std::string> load_weights(ContentDisentangler<B>& m, const
   }
   std::vector<std::string> problems;
   auto named = m.named_parameters();
+  auto check_tensor = [&](const std::string& name, const RawTensor& r, const Shape& want) {
+    if (r.shape != want)
+      problems.push_back(name + " has shape " + shape_str(r.shape) + ", expected " + shape_str(want));
+    else if (r.dtype != "F32" && r.dtype != "F64")
+      problems.push_back(name + " has dtype " + r.dtype + ", expected F32");
+  };
   for (auto& [name, p] : named) {
     auto it = f.tensors.find(name);
     if (it == f.tensors.end()) {
       problems.push_back("missing " + name);
       continue;
     }
-    const RawTensor& r = it->second;
-    if (r.shape != p.shape())
-      problems.push_back(name + " has shape " + shape_str(r.shape) + ", expected " + shape_str(p.shape()));
-    else if (r.dtype != "F32" && r.dtype != "F64")
-      problems.push_back(name + " has dtype " + r.dtype + ", expected F32");
+    check_tensor(name, it->second, p.shape());
   }
   for (auto& [name, r] : f.tensors) {
     if (name.rfind("optim.", 0) == 0) continue;
     bool known = false;
     for (auto& np : named) known = known || np.first == name;
     if (!known) problems.push_back("unexpected " + name);
+  }
+  // Optimizer state: optim.<ae|disc>.<exp_avg|exp_avg_sq>.<parameter name>, both or neither.
+  struct Moments {
+    const RawTensor *m1 = nullptr, *m2 = nullptr;
+  };
+  std::map<std::string, Moments> moments;  // by parameter name
+  int64_t file_step = 0, ae_step = 0, disc_step = 0;
+  if (with_optimizer) {
+    for (auto& [name, p] : named) {
+      const char* tag = name.rfind("disc.", 0) == 0 ? "disc" : "ae";
+      auto m1 = f.tensors.find(str("optim.", tag, ".exp_avg.", name));
+      auto m2 = f.tensors.find(str("optim.", tag, ".exp_avg_sq.", name));
+      if (m1 == f.tensors.end() && m2 == f.tensors.end()) continue;
+      if (m1 == f.tensors.end() || m2 == f.tensors.end()) {
+        problems.push_back(str("optimizer state of ", name, " has only one of exp_avg / exp_avg_sq"));
+        continue;
+      }
+      check_tensor(m1->first, m1->second, p.shape());
+      check_tensor(m2->first, m2->second, p.shape());
+      moments[name] = {&m1->second, &m2->second};
+    }
+    for (auto& [name, r] : f.tensors) {
+      if (name.rfind("optim.", 0) != 0) continue;
+      bool known = false;
+      for (auto& np : named) {
+        const char* tag = np.first.rfind("disc.", 0) == 0 ? "disc" : "ae";
+        known = known || name == str("optim.", tag, ".exp_avg.", np.first) ||
+                name == str("optim.", tag, ".exp_avg_sq.", np.first);
+      }
+      if (!known) problems.push_back("unexpected " + name);
+    }
+    file_step = ckpt_detail::meta_int(f.metadata, "step", path);
+    ae_step = ckpt_detail::meta_int(f.metadata, "optim.ae.step", path);
+    disc_step = ckpt_detail::meta_int(f.metadata, "optim.disc.step", path);
   }
   if (!problems.empty()) {
     std::string msg = path + ": " + std::to_string(problems.size()) + " mismatch(es) with the model (" +
@@ -126,34 +177,40 @@ std::map<std::string, std::string> load_weights(ContentDisentangler<B>& m, const
     if (problems.size() > 12) msg += str("; ... and ", problems.size() - 12, " more");
     fail(msg);
   }
-  for (auto& [name, p] : named) {
-    Tensor<B> v = from_raw<B>(f.tensors.at(name), path + ": " + name);
-    if (v.dtype() != p.dtype()) v = Tensor<B>::from_vector(f.tensors.at(name).to_f32(name), p.shape());
-    p.copy_(v);
+  // Everything checked: convert first (may still throw on bad data), then copy.
+  auto to_model = [&](const RawTensor& r, const std::string& name, const Tensor<B>& like) {
+    Tensor<B> v = from_raw<B>(r, path + ": " + name);
+    if (v.dtype() != like.dtype()) v = Tensor<B>::from_vector(r.to_f32(name), like.shape());
+    return v;
+  };
+  std::vector<Tensor<B>> values;
+  for (auto& [name, p] : named) values.push_back(to_model(f.tensors.at(name), name, p));
+  std::map<std::string, std::pair<Tensor<B>, Tensor<B>>> state;
+  for (auto& [name, mm] : moments) {
+    Tensor<B> like;
+    for (auto& np : named)
+      if (np.first == name) like = np.second;
+    state[name] = {to_model(*mm.m1, "optim exp_avg of " + name, like),
+                   to_model(*mm.m2, "optim exp_avg_sq of " + name, like)};
   }
+  for (std::size_t i = 0; i < named.size(); ++i) named[i].second.copy_(values[i]);
   if (with_optimizer) {
-    auto restore = [&](const char* tag, optim::Adam<B>& opt, const std::vector<Tensor<B>>& params) {
-      std::vector<std::string> names;
-      for (auto& np : named)
-        for (auto& q : params)
-          if (q.same(np.second)) names.push_back(np.first);
-      for (std::size_t i = 0; i < names.size(); ++i) {
-        auto m1 = f.tensors.find(str("optim.", tag, ".exp_avg.", names[i]));
-        auto m2 = f.tensors.find(str("optim.", tag, ".exp_avg_sq.", names[i]));
-        if (m1 == f.tensors.end() || m2 == f.tensors.end()) continue;
-        opt.exp_avg(i) = from_raw<B>(m1->second, m1->first);
-        opt.exp_avg_sq(i) = from_raw<B>(m2->second, m2->first);
-        DISCO_CHECK(opt.exp_avg(i).shape() == params[i].shape() && opt.exp_avg_sq(i).shape() == params[i].shape(),
-                    path, ": optimizer state of ", names[i], " has shape ", shape_str(opt.exp_avg(i).shape()),
-                    ", expected ", shape_str(params[i].shape()));
+    // A parameter without state in the file gets none (as a fresh optimizer), so loading
+    // into a model that has trained leaves nothing of its old state behind.
+    auto restore = [&](optim::Adam<B>& opt, const std::vector<Tensor<B>>& params, int64_t steps) {
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        std::string pname;
+        for (auto& np : named)
+          if (np.second.same(params[i])) pname = np.first;
+        auto it = state.find(pname);
+        opt.exp_avg(i) = it == state.end() ? Tensor<B>() : it->second.first;
+        opt.exp_avg_sq(i) = it == state.end() ? Tensor<B>() : it->second.second;
       }
-      auto st = f.metadata.find(str("optim.", tag, ".step"));
-      opt.set_step_count(st == f.metadata.end() ? 0 : std::stoll(st->second));
+      opt.set_step_count(steps);
     };
-    restore("ae", m.ae_optimizer(), m.ae_parameters());
-    restore("disc", m.disc_optimizer(), m.disc_parameters());
-    auto st = f.metadata.find("step");
-    m.set_step(st == f.metadata.end() ? 0 : std::stoll(st->second));
+    restore(m.ae_optimizer(), m.ae_parameters(), ae_step);
+    restore(m.disc_optimizer(), m.disc_parameters(), disc_step);
+    m.set_step(file_step);
   }
   return f.metadata;
 }
