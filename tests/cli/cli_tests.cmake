@@ -15,7 +15,7 @@ if(TARGET disco_tool)
     message(STATUS "disco: no bash found; the cli.* tests are not added")
     return()
   endif()
-  set(_disco_cli_script ${CMAKE_CURRENT_LIST_DIR}/cli/cli_cases.sh)
+  set(_disco_cli_script ${CMAKE_CURRENT_LIST_DIR}/cli_cases.sh)
   set(_disco_cli_scratch ${CMAKE_CURRENT_BINARY_DIR}/cli-scratch)
   set(_disco_cli_shared ${PROJECT_SOURCE_DIR}/../shared)
   set(_disco_cli_cases

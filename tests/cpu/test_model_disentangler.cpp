@@ -341,6 +341,72 @@ TEST_CASE("model: wrong input shapes are rejected with the expected shape", "[mo
   CHECK(m.step() == 0);
 }
 
+TEST_CASE("model: one training step follows the official rule", "[model][train]") {
+  ModelConfig c = md_tiny();
+  c.disc_weight = 0.25;
+  Model m(c);
+  const Tensor a = md_images(2, 64, 31), b = md_images(2, 64, 32);
+  auto grad_max = [](const Tensor& p) {
+    const Tensor g = p.grad();
+    if (!g.defined()) return 0.0;
+    double x = 0;
+    for (double v : g.to_vector<double>()) x = std::max(x, std::fabs(v));
+    return x;
+  };
+  auto snapshot = [](const std::vector<Tensor>& ps) {
+    std::vector<std::vector<float>> out;
+    for (auto& p : ps) out.push_back(p.to_vector<float>());
+    return out;
+  };
+  int ae_calls = 0, disc_calls = 0;
+  double disc_grad_in_ae_step = 0, e1_grad = 0, e2_grad = 0, dec_grad = 0, disc_grad = 0;
+  std::vector<std::vector<float>> ae_after_ae_step;
+  m.on_ae_grads = [&] {
+    ++ae_calls;
+    for (auto& p : m.disc_parameters()) disc_grad_in_ae_step = std::max(disc_grad_in_ae_step, grad_max(p));
+    for (auto& [n, p] : m.named_parameters()) {
+      if (n.rfind("e1.", 0) == 0) e1_grad = std::max(e1_grad, grad_max(p));
+      if (n.rfind("e2.", 0) == 0) e2_grad = std::max(e2_grad, grad_max(p));
+      if (n.rfind("decoder.", 0) == 0) dec_grad = std::max(dec_grad, grad_max(p));
+    }
+  };
+  m.on_disc_grads = [&] {
+    ++disc_calls;
+    for (auto& p : m.disc_parameters()) disc_grad = std::max(disc_grad, grad_max(p));
+    ae_after_ae_step = snapshot(m.ae_parameters());  // the disc step must not move these
+  };
+  const auto disc_before = snapshot(m.disc_parameters());
+  const auto ae_before = snapshot(m.ae_parameters());
+  const disco::StepLosses l = m.train_step(a, b);
+  CHECK(ae_calls == 1);
+  CHECK(disc_calls == 1);
+  CHECK(disc_grad_in_ae_step == 0.0);  // the autoencoder step leaves the discriminator alone
+  CHECK(e1_grad > 0);
+  CHECK(e2_grad > 0);
+  CHECK(dec_grad > 0);
+  CHECK(disc_grad > 0);
+  CHECK(snapshot(m.ae_parameters()) == ae_after_ae_step);
+  CHECK(snapshot(m.ae_parameters()) != ae_before);
+  CHECK(snapshot(m.disc_parameters()) != disc_before);
+  // loss.ae = recon_a + recon_b + disc_weight * adv; adv and disc are sums of two BCEs
+  CHECK(l.ae == Approx(l.recon_a + l.recon_b + c.disc_weight * l.adv).epsilon(1e-5));
+  CHECK(l.adv > 0);
+  CHECK(l.disc > 0);
+  CHECK(l.ae_grad_norm > 0);
+  CHECK(l.disc_grad_norm > 0);
+  // an untrained discriminator is near 0.5 on everything: each BCE is near log 2
+  CHECK(l.adv == Approx(2 * std::log(2.0)).margin(0.5));
+  CHECK(l.disc == Approx(2 * std::log(2.0)).margin(0.5));
+  // at disc_weight 0 there is no discriminator step
+  c.disc_weight = 0;
+  Model z(c);
+  const auto zd = snapshot(z.disc_parameters());
+  const disco::StepLosses lz = z.train_step(a, b);
+  CHECK(snapshot(z.disc_parameters()) == zd);
+  CHECK(lz.ae == Approx(lz.recon_a + lz.recon_b).epsilon(1e-6));
+  CHECK(z.disc_optimizer().step_count() == 0);
+}
+
 TEST_CASE("model: a tiny model overfits one fixed batch (reconstruction loss falls 10x)", "[model][train]") {
   ModelConfig c = md_tiny();
   c.disc_weight = 0;  // pure autoencoder
