@@ -7,6 +7,7 @@
 // time of --reps runs (after warm-up) in ms and GFLOP/s (2*N*P*Q*K*C*R*S per op). For the
 // decoder's transposed convolutions the forward pass is dgrad (bwd-data is fprop). A plain
 // Eigen GEMM (1024^3) line gives the machine's reference rate. --quick is a tiny smoke run.
+// Runs with OMP_WAIT_POLICY=passive unless the variable is already set (see omp_env.hpp).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include <Eigen/Core>
 
 #include "disco/backend/cpu/conv2d.hpp"
+#include "disco/backend/cpu/omp_env.hpp"
 #include "disco/problem/conv2d_problem.hpp"
 
 #ifdef _OPENMP
@@ -155,6 +157,7 @@ int usage(const char* argv0) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  disco::prefer_passive_openmp(argv);  // OMP_WAIT_POLICY=passive unless set by the user
   Options o;
   bool reps_set = false, batch_set = false;
   for (int i = 1; i < argc; ++i) {

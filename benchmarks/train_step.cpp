@@ -1,6 +1,7 @@
 // Median time of one full training step (autoencoder + discriminator, official rule).
 //   train_step --device cpu --resolution 128 --batch 8 --steps 5 [--warmup 1] [--sep 25]
-// Prints each step's milliseconds and a final line `median_ms: X`.
+// Prints each step's milliseconds and a line `median_ms: X`; with --device cuda also
+// `peak_mem_bytes: N` (peak device memory held by disco's caching allocator).
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -76,7 +77,11 @@ int main(int argc, char** argv) {
         std::cout << "SKIP: no CUDA device\n";
         return 0;
       }
-      return run<disco::CUDA>(cfg, batch, steps, warmup);
+      const int rc = run<disco::CUDA>(cfg, batch, steps, warmup);
+      // high-water mark of disco's caching allocator over the whole run (model, Adam state,
+      // inputs, activations; bin sizes), comparable with torch.cuda.max_memory_allocated()
+      std::cout << "peak_mem_bytes: " << disco::cuda::memory_stats().peak_bytes << "\n";
+      return rc;
     }
 #endif
     std::cerr << "train_step: --device " << device << " is not available in this build\n";

@@ -781,6 +781,7 @@ void bias_grad_nchw(int64_t N, int64_t K, int64_t PQ, const T* dy, T* db, bool a
   if (K == 0) return;
   DISCO_CHECK(db && (dy || N * PQ == 0), "bias_grad_nchw: null pointer");
   const bool par = max_threads() > 1 && K > 1 && N * K * PQ >= 65536;
+  (void)par;  // unused without OpenMP
   auto one = [&](int64_t k) {
     T s = T(0);
     for (int64_t n = 0; n < N; ++n)
