@@ -25,7 +25,7 @@ void add_demo(CLI::App& app) {
   o->model.disc_lr = 5e-4;
   o->model.disc_weight = 0.01;
   o->batch = 16;
-  o->iters = 1800;
+  o->iters = 3500;
   o->num_display = 8;
   o->display_iter = 500;
   o->save_iter = 500;
