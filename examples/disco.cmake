@@ -17,3 +17,8 @@ install(TARGETS disco_tool RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 add_executable(embed_minimal ${CMAKE_CURRENT_LIST_DIR}/embed_minimal.cpp)
 target_link_libraries(embed_minimal PRIVATE disco::disco disco_build_flags)
+if(DISCO_BUILD_TESTS)
+  # the embedding example must keep building and running
+  add_test(NAME example.embed_minimal COMMAND embed_minimal)
+  set_tests_properties(example.embed_minimal PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=2;OMP_WAIT_POLICY=passive" TIMEOUT 120)
+endif()
