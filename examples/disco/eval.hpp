@@ -8,7 +8,7 @@ namespace disco::cli {
 struct EvalOptions {
   std::string model, out = "eval";
   DataOptions data;
-  int count = 200;       // test images per domain
+  int count = 1000;      // test images per domain (half train the leakage probe, half test it)
   int num_display = 8;   // grid size
 };
 
