@@ -110,11 +110,8 @@ std::string train_on(const TrainOptions& o) {
                                                    {"dataset", train_set->describe()}};
   auto save = [&] {
     save_checkpoint(model, ckpt_path, meta);
-    save_weights(model, weights_path);
-    // the inference file also records the crop used in training
-    SafetensorsFile wf = read_safetensors(weights_path);
-    wf.metadata["crop"] = std::to_string(o.data.crop);
-    write_safetensors(weights_path, wf);
+    // the inference file also records the crop used in training (transfer/remove read it)
+    save_weights(model, weights_path, {{"crop", std::to_string(o.data.crop)}});
   };
   auto show = [&](int64_t step) {
     char name[64];

@@ -194,6 +194,20 @@ TEST_CASE("checkpoint: a weights file loads for inference but is not a training 
                                                            Contains("disco-weights") && Contains(wpath));
 }
 
+TEST_CASE("checkpoint: a weights file carries the caller's metadata in one write", "[model][checkpoint]") {
+  CkTempDir dir;
+  Model m(ck_tiny());
+  const std::string wpath = dir.file("weights.safetensors");
+  // the trainer records the training crop this way; format and config cannot be overridden
+  disco::save_weights(m, wpath, {{"crop", "0"}, {"format", "other"}});
+  const disco::SafetensorsHeader h = disco::read_safetensors_header(wpath);
+  CHECK(h.metadata.at("crop") == "0");
+  CHECK(h.metadata.at("format") == "disco-weights");
+  ModelConfig stored;
+  REQUIRE(disco::read_stored_config(wpath, stored));
+  CHECK(stored.to_json() == m.config().to_json());
+}
+
 TEST_CASE("checkpoint: resuming equals uninterrupted training", "[model][checkpoint]") {
   CkTempDir dir;
   const int64_t N = 3, M = 2;

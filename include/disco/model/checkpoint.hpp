@@ -66,10 +66,14 @@ inline bool read_stored_config(const std::string& path, ModelConfig& out) {
 }
 
 template <class B>
-void save_weights(const ContentDisentangler<B>& m, const std::string& path) {
+void save_weights(const ContentDisentangler<B>& m, const std::string& path,
+                  const std::map<std::string, std::string>& extra_metadata = {}) {
   std::map<std::string, Tensor<B>> t;
   for (auto& [n, p] : m.named_parameters()) t.emplace(n, p);
-  save_tensors(path, t, {{"format", "disco-weights"}, {"config", m.config().to_json().dump()}});
+  std::map<std::string, std::string> meta = extra_metadata;
+  meta["format"] = "disco-weights";
+  meta["config"] = m.config().to_json().dump();
+  save_tensors(path, t, meta);
 }
 
 template <class B>
