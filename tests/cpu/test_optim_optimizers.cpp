@@ -172,6 +172,7 @@ TEST_CASE("clip_grad_norm: global L2 norm, scale when larger", "[optim][clip]") 
   set_grad(a, {3, 4});
   set_grad(b, {12});
   // norm = sqrt(9 + 16 + 144) = 13
+  CHECK(disco::optim::grad_norm<CPU>({a, b, c}) == Approx(13.0).epsilon(1e-15));
   double n = disco::optim::clip_grad_norm<CPU>({a, b, c}, 100.0);
   CHECK(n == Approx(13.0).epsilon(1e-15));
   check_close(vals(a.grad()), {3, 4}, 0);  // unchanged: below the limit

@@ -176,7 +176,7 @@ class ContentDisentangler {
     total.backward();
     if (adversarial) set_requires_grad(disc_->parameters(), true);
     if (on_ae_grads) on_ae_grads();
-    out.ae_grad_norm = cfg_.clip > 0 ? optim::clip_grad_norm(ae_params_, cfg_.clip) : grad_norm(ae_params_);
+    out.ae_grad_norm = cfg_.clip > 0 ? optim::clip_grad_norm(ae_params_, cfg_.clip) : optim::grad_norm(ae_params_);
     ae_opt_->step();
     // Discriminator step: E1 codes of the updated encoders, no gradient into E1.
     if (adversarial) {
@@ -193,7 +193,7 @@ class ContentDisentangler {
       ld.backward();
       if (on_disc_grads) on_disc_grads();
       out.disc_grad_norm =
-          cfg_.clip > 0 ? optim::clip_grad_norm(disc_->parameters(), cfg_.clip) : grad_norm(disc_->parameters());
+          cfg_.clip > 0 ? optim::clip_grad_norm(disc_->parameters(), cfg_.clip) : optim::grad_norm(disc_->parameters());
       disc_opt_->step();
     }
     ++step_;
@@ -237,14 +237,7 @@ class ContentDisentangler {
   static void set_requires_grad(const std::vector<TensorB>& ps, bool r) {
     for (auto p : ps) p.set_requires_grad(r);
   }
-  static double grad_norm(const std::vector<TensorB>& ps) {
-    double ss = 0;
-    for (auto& p : ps) {
-      TensorB g = p.grad();
-      if (g.defined()) DISCO_TYPED(g.dtype(), ss += Kernels<B>::sumsq(g.template data<T>(), g.numel()));
-    }
-    return std::sqrt(ss);
-  }
+
 
   ModelConfig cfg_;
   std::shared_ptr<Module> e1_, e2_, decoder_, disc_;

@@ -10,11 +10,9 @@
 
 namespace disco::optim {
 
-// Global L2 norm of the gradients of `params`; when it exceeds max_norm every gradient
-// is scaled by max_norm / (norm + 1e-6) (torch.nn.utils.clip_grad_norm_). Returns the norm.
+// Global L2 norm of the gradients of `params` (parameters without one are skipped).
 template <class B>
-double clip_grad_norm(const std::vector<Tensor<B>>& params, double max_norm) {
-  DISCO_CHECK(max_norm > 0, "clip_grad_norm: max_norm ", max_norm, " must be positive");
+double grad_norm(const std::vector<Tensor<B>>& params) {
   double ss = 0;
   for (auto& p : params) {
     Tensor<B> g = p.grad();
@@ -22,7 +20,15 @@ double clip_grad_norm(const std::vector<Tensor<B>>& params, double max_norm) {
     Tensor<B> gc = g.contiguous();
     DISCO_TYPED(g.dtype(), ss += Kernels<B>::sumsq(gc.template data<T>(), gc.numel()));
   }
-  const double norm = std::sqrt(ss);
+  return std::sqrt(ss);
+}
+
+// Global L2 norm of the gradients of `params`; when it exceeds max_norm every gradient
+// is scaled by max_norm / (norm + 1e-6) (torch.nn.utils.clip_grad_norm_). Returns the norm.
+template <class B>
+double clip_grad_norm(const std::vector<Tensor<B>>& params, double max_norm) {
+  DISCO_CHECK(max_norm > 0, "clip_grad_norm: max_norm ", max_norm, " must be positive");
+  const double norm = grad_norm(params);
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1.0) {
     for (auto& p : params) {
