@@ -5,6 +5,7 @@
 // Larger lists take several launches.
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 
 #include "common.cuh"
@@ -31,10 +32,33 @@ struct AdamTable {
   float* v[kMTMaxTensors];
 };
 
+// Bias corrections of Adam step t, computed in double as torch.optim.Adam does on the host.
+struct AdamBias {
+  float step_size;  // lr / (1 - b1^t)
+  float bc2_sqrt;   // sqrt(1 - b2^t)
+};
+__host__ __device__ inline AdamBias adam_bias(double lr, double b1, double b2, long long t) {
+  AdamBias r;
+  r.step_size = float(lr / (1.0 - pow(b1, double(t))));
+  r.bc2_sqrt = float(sqrt(1.0 - pow(b2, double(t))));
+  return r;
+}
+
 // PyTorch Adam (amsgrad off): g = grad*s + wd*p; m = lerp(m, g, 1-b1); v = b2 v + (1-b2) g^2;
 // p -= step_size * m / (sqrt(v) / bc2_sqrt + eps), step_size = lr / (1 - b1^t).
+// With step_dev non-null, t is read from device memory and the corrections are computed
+// here (from lr, b1d, b2d), so a captured CUDA graph replays with the right step; otherwise
+// the host's step_size and bc2_sqrt are used.
 __global__ void __launch_bounds__(kBlock) adam_kernel(const __grid_constant__ AdamTable a, float beta1, float beta2, float eps, float wd,
-                                                      float step_size, float bc2_sqrt, const float* grad_scale) {
+                                                      float step_size, float bc2_sqrt, const float* grad_scale,
+                                                      const long long* step_dev, double lr, double b1d, double b2d) {
+  if (step_dev) {
+    __shared__ AdamBias bias;
+    if (threadIdx.x == 0) bias = adam_bias(lr, b1d, b2d, *step_dev);
+    __syncthreads();
+    step_size = bias.step_size;
+    bc2_sqrt = bias.bc2_sqrt;
+  }
   const int ti = a.t.tensor_of_block[blockIdx.x];
   const int64_t begin = int64_t(a.t.chunk_of_block[blockIdx.x]) * kMTChunk;
   int64_t end = begin + kMTChunk;
@@ -102,6 +126,9 @@ __global__ void __launch_bounds__(kBlock) scale_chunks_kernel(const __grid_const
   const float c = *coef;
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) g[i] *= c;
 }
+
+// counter[0] += 1 (one thread): the optimizer's step count on the device.
+__global__ void increment_counter_kernel(long long* counter) { counter[0] += 1; }
 
 }  // namespace kern
 }  // namespace cuda

@@ -14,6 +14,7 @@ struct StepOptions {
 };
 
 void run_step(StepOptions o) {
+  o.cfg.train_prenorm_biases = true;  // the official step updates them too (parity)
   o.cfg.validate();
   ContentDisentangler<CPU> m(o.cfg);
   DISCO_CHECK(fs::exists(o.weights), "--weights: file not found: '", o.weights, "'");

@@ -313,8 +313,9 @@ void for_each_chunk_batch(size_t count, const std::vector<int64_t>& sizes, SetTe
 
 }  // namespace
 
-void adam_update(const std::vector<AdamTensor>& ts, const AdamHyper& h, const float* grad_scale) {
-  DISCO_CHECK(h.step >= 1, "adam_update: step must be >= 1 (got ", h.step, ")");
+namespace {
+void adam_launch(const std::vector<AdamTensor>& ts, const AdamHyper& h, const float* grad_scale,
+                 const long long* step_dev) {
   std::vector<int64_t> sizes;
   for (size_t i = 0; i < ts.size(); ++i) {
     DISCO_CHECK(ts[i].n >= 0, "adam_update: tensor ", i, " has negative size");
@@ -322,10 +323,8 @@ void adam_update(const std::vector<AdamTensor>& ts, const AdamHyper& h, const fl
                 "adam_update: tensor ", i, " has a null pointer");
     sizes.push_back(ts[i].n);
   }
-  const double bc1 = 1.0 - std::pow(double(h.beta1), double(h.step));
-  const double bc2 = 1.0 - std::pow(double(h.beta2), double(h.step));
-  const float step_size = float(double(h.lr) / bc1);
-  const float bc2_sqrt = float(std::sqrt(bc2));
+  const kern::AdamBias bias = kern::adam_bias(h.lr_d > 0 ? h.lr_d : double(h.lr), h.beta1_d > 0 ? h.beta1_d : double(h.beta1),
+                                              h.beta2_d > 0 ? h.beta2_d : double(h.beta2), step_dev ? 1 : h.step);
   for_each_chunk_batch<kern::AdamTable>(
       ts.size(), sizes,
       [&](kern::AdamTable& t, int slot, size_t i) {
@@ -335,10 +334,26 @@ void adam_update(const std::vector<AdamTensor>& ts, const AdamHyper& h, const fl
         t.v[slot] = ts[i].exp_avg_sq;
       },
       [&](const kern::AdamTable& t, int blocks, int) {
-        kern::adam_kernel<<<blocks, kern::kBlock, 0, stream()>>>(t, h.beta1, h.beta2, h.eps, h.weight_decay, step_size,
-                                                                bc2_sqrt, grad_scale);
+        kern::adam_kernel<<<blocks, kern::kBlock, 0, stream()>>>(
+            t, h.beta1, h.beta2, h.eps, h.weight_decay, bias.step_size, bias.bc2_sqrt, grad_scale, step_dev,
+            h.lr_d > 0 ? h.lr_d : double(h.lr), h.beta1_d > 0 ? h.beta1_d : double(h.beta1),
+            h.beta2_d > 0 ? h.beta2_d : double(h.beta2));
         DISCO_CUDA_CHECK_LAUNCH();
       });
+}
+}  // namespace
+
+void adam_update(const std::vector<AdamTensor>& ts, const AdamHyper& h, const float* grad_scale) {
+  DISCO_CHECK(h.step >= 1, "adam_update: step must be >= 1 (got ", h.step, ")");
+  adam_launch(ts, h, grad_scale, nullptr);
+}
+
+void adam_update_counted(const std::vector<AdamTensor>& ts, const AdamHyper& h, long long* step_counter,
+                         const float* grad_scale) {
+  DISCO_CHECK(step_counter, "adam_update_counted: null step counter");
+  kern::increment_counter_kernel<<<1, 1, 0, stream()>>>(step_counter);
+  DISCO_CUDA_CHECK_LAUNCH();
+  adam_launch(ts, h, grad_scale, step_counter);
 }
 
 void clip_grad_norm_async(const std::vector<GradTensor>& gs, float max_norm, float* norm_out, float* coef_out,

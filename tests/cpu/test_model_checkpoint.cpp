@@ -404,12 +404,12 @@ TEST_CASE("checkpoint: bad optimizer state or step metadata fails before anythin
   CHECK_NOTHROW(disco::load_weights(r, dir.file("shape.safetensors")));
 
   f = good;
-  f.tensors.erase("optim.ae.exp_avg_sq.e1.full.0.bias");
+  f.tensors.erase("optim.ae.exp_avg_sq.e1.full.0.weight");
   f.tensors["optim.ae.exp_avg.nothing"] = disco::RawTensor::from_f32(std::vector<float>(1, 0.f), {1});
   disco::write_safetensors(dir.file("half.safetensors"), f);
   Model r2(c);
   CHECK_THROWS_WITH(disco::load_checkpoint(r2, dir.file("half.safetensors")),
-                    Contains("e1.full.0.bias has only one of exp_avg / exp_avg_sq") &&
+                    Contains("e1.full.0.weight has only one of exp_avg / exp_avg_sq") &&
                         Contains("unexpected optim.ae.exp_avg.nothing"));
   CHECK(ck_model_diff(r2, fresh, true) == 0.0);
 

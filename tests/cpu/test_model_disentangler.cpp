@@ -407,6 +407,86 @@ TEST_CASE("model: one training step follows the official rule", "[model][train]"
   CHECK(z.disc_optimizer().step_count() == 0);
 }
 
+TEST_CASE("model: conv biases cancelled by InstanceNorm get no gradient; everything else is unchanged",
+          "[model][train]") {
+  // Every encoder conv and every decoder conv but the last feeds an InstanceNorm, which
+  // removes the bias again: by default those biases are frozen (no gradient, no update).
+  // Against the official semantics (train_prenorm_biases) one step gives bit-identical
+  // losses and other parameters (clip off: the norm would include the biases' noise).
+  ModelConfig c = md_tiny();
+  c.disc_weight = 0.25;
+  c.clip = 0;
+  ModelConfig co = c;
+  co.train_prenorm_biases = true;
+  Model m(c), official(co);
+  const Tensor a = md_images(2, 64, 41), b = md_images(2, 64, 42);
+  const auto before = m.named_parameters();
+  std::vector<std::vector<float>> init;
+  for (auto& [n, p] : before) init.push_back(p.to_vector<float>());
+  std::set<std::string> no_grad;
+  m.on_ae_grads = [&] {
+    for (auto& [n, p] : m.named_parameters())
+      if (n.rfind("disc.", 0) != 0 && !p.grad().defined()) no_grad.insert(n);
+  };
+  const disco::StepLosses l = m.train_step(a, b), lo = official.train_step(a, b);
+  CHECK(l.ae == lo.ae);
+  CHECK(l.disc == Approx(lo.disc).epsilon(1e-6));
+  std::set<std::string> expected;
+  const int layers = c.num_layers();
+  for (int i = 0; i < layers; ++i) {
+    expected.insert("e1.full." + std::to_string(3 * i) + ".bias");
+    expected.insert("e2.full." + std::to_string(3 * i) + ".bias");
+    if (i + 1 < layers) expected.insert("decoder.main." + std::to_string(3 * i) + ".bias");
+  }
+  CHECK(no_grad == expected);
+  const auto after = m.named_parameters(), after_o = official.named_parameters();
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    INFO(after[i].first);
+    if (expected.count(after[i].first)) {
+      CHECK(after[i].second.to_vector<float>() == init[i]);        // frozen
+      CHECK(after_o[i].second.to_vector<float>() != init[i]);      // the official step moves them (noise)
+    } else if (after[i].first.rfind("disc.", 0) == 0) {
+      // the discriminator step sees E1 codes of encoders whose cancelled biases differ:
+      // equal up to the norm's float rounding
+      const auto x = after[i].second.to_vector<float>(), y = after_o[i].second.to_vector<float>();
+      for (std::size_t k = 0; k < x.size(); ++k) CHECK(x[k] == Approx(y[k]).margin(1e-6));
+    } else {
+      CHECK(after[i].second.to_vector<float>() == after_o[i].second.to_vector<float>());
+    }
+  }
+  CHECK(ModelConfig::from_json(co.to_json()).train_prenorm_biases);
+  CHECK(!ModelConfig::from_json(c.to_json()).train_prenorm_biases);
+}
+
+TEST_CASE("model: train_step_async defers the losses and equals train_step", "[model][train]") {
+  ModelConfig c = md_tiny();
+  c.disc_weight = 0.25;
+  c.clip = 0.05;  // small enough to clip
+  Model m1(c), m2(c);
+  const Tensor a = md_images(2, 64, 51), b = md_images(2, 64, 52);
+  for (int s = 0; s < 2; ++s) {
+    const disco::StepLosses l1 = m1.train_step(a, b);
+    const disco::PendingLosses<CPU> p2 = m2.train_step_async(a, b);
+    const disco::StepLosses l2 = p2.get();
+    CHECK(l1.ae == l2.ae);
+    CHECK(l1.recon_a == l2.recon_a);
+    CHECK(l1.adv == l2.adv);
+    CHECK(l1.disc == l2.disc);
+    CHECK(l1.ae_grad_norm > c.clip);  // the clip is active
+    CHECK(l1.ae_grad_norm == l2.ae_grad_norm);
+    CHECK(l1.ae == Approx(l1.recon_a + l1.recon_b + c.disc_weight * l1.adv).epsilon(1e-5));
+  }
+  const auto p1 = m1.named_parameters(), p2 = m2.named_parameters();
+  for (std::size_t i = 0; i < p1.size(); ++i) CHECK(p1[i].second.to_vector<float>() == p2[i].second.to_vector<float>());
+  CHECK(m2.step() == 2);
+  CHECK(m2.ae_optimizer().step_count() == 2);
+  // host step counts caught up after steps that ran without host code
+  m2.advance_host_step_counts(3);
+  CHECK(m2.step() == 5);
+  CHECK(m2.ae_optimizer().step_count() == 5);
+  CHECK(m2.disc_optimizer().step_count() == 5);
+}
+
 TEST_CASE("model: a tiny model overfits one fixed batch (reconstruction loss falls 10x)", "[model][train]") {
   ModelConfig c = md_tiny();
   c.disc_weight = 0;  // pure autoencoder

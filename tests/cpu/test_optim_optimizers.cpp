@@ -255,3 +255,63 @@ TEST_CASE("optimisers and clipping with strided gradients", "[optim]") {
   disco::optim::Adam<CPU> bad({view}, o);
   CHECK_THROWS_WITH(bad.step(), Contains("Adam") && Contains("parameter 0") && Contains("[2]"));
 }
+
+TEST_CASE("clip_coefficient + Adam::step(scale) equal clip_grad_norm + Adam::step", "[optim][clip][adam]") {
+  // The fused path (norm and coefficient as backend scalars, the coefficient applied inside
+  // Adam's update) against the two-pass one, over three steps, float32 and float64.
+  for (DType dt : {DType::F64, DType::F32}) {
+    Tensor a1 = leaf({1.0, -2.0, 0.5}, dt), b1 = leaf({3.0}, dt), c1 = leaf({4.0}, dt);
+    Tensor a2 = leaf({1.0, -2.0, 0.5}, dt), b2 = leaf({3.0}, dt), c2 = leaf({4.0}, dt);
+    disco::optim::AdamOptions o;
+    o.lr = 0.05;
+    o.beta1 = 0.5;
+    disco::optim::Adam<CPU> fused({a1, b1, c1}, o), twopass({a2, b2, c2}, o);
+    const std::vector<Vec> ga = {{3, 4, 0}, {0.1, -0.2, 0.3}, {30, -40, 12}}, gb = {{12}, {0.05}, {-7}};
+    for (int s = 0; s < 3; ++s) {
+      set_grad(a1, ga[s]);
+      set_grad(b1, gb[s]);
+      set_grad(a2, ga[s]);
+      set_grad(b2, gb[s]);  // c has no gradient: skipped by both
+      const auto r = disco::optim::clip_coefficient<CPU>({a1, b1, c1}, 6.5);
+      fused.step(r.coef);
+      const double n = disco::optim::clip_grad_norm<CPU>({a2, b2, c2}, 6.5);
+      twopass.step();
+      CHECK(r.norm.item() == Approx(n).epsilon(dt == DType::F32 ? 1e-6 : 1e-15));
+      CHECK(r.coef.item() == Approx(std::min(1.0, 6.5 / (n + 1e-6))).epsilon(dt == DType::F32 ? 1e-6 : 1e-15));
+      check_close(vals(a1), vals(a2), dt == DType::F32 ? 1e-6 : 1e-14);
+      check_close(vals(b1), vals(b2), dt == DType::F32 ? 1e-6 : 1e-14);
+      check_close(vals(c1), {4.0}, 0);
+      // the fused path leaves the gradients unscaled
+      check_close(vals(a1.grad()), ga[s], dt == DType::F32 ? 1e-6 : 0);
+    }
+    CHECK(fused.step_count() == 3);
+    // no clip (max_norm 0): a norm and no coefficient
+    const auto r0 = disco::optim::clip_coefficient<CPU>({a1, b1}, 0.0);
+    CHECK(!r0.coef.defined());
+    CHECK(r0.norm.item() == Approx(std::sqrt(30.0 * 30 + 40 * 40 + 12 * 12 + 49)).epsilon(1e-6));
+  }
+  // the step count restored from a checkpoint drives the bias correction
+  Tensor p = leaf({1.0}), q = leaf({1.0});
+  disco::optim::AdamOptions o;
+  o.lr = 0.1;
+  disco::optim::Adam<CPU> x({p}, o), y({q}, o);
+  for (int s = 0; s < 4; ++s) {
+    set_grad(p, {0.5 + s});
+    x.step();
+  }
+  // y: same moments and step count set by hand, then one more step on both
+  y.exp_avg(0) = x.exp_avg(0).clone();
+  y.exp_avg_sq(0) = x.exp_avg_sq(0).clone();
+  y.set_step_count(4);
+  q.detach().copy_(p.detach());
+  set_grad(p, {2.0});
+  set_grad(q, {2.0});
+  x.step();
+  y.step();
+  CHECK(vals(p) == vals(q));
+  CHECK(y.step_count() == 5);
+  // one optimizer, one dtype
+  Tensor f = leaf({1.0}, DType::F32);
+  CHECK_THROWS_WITH(disco::optim::Adam<CPU>({p, f}, o), Contains("Adam") && Contains("one dtype"));
+  CHECK_THROWS_WITH(x.step(Tensor::ones({2})), Contains("Adam::step") && Contains("[2]"));
+}

@@ -23,6 +23,13 @@ struct ModelConfig {
   double lr = 2e-4, disc_lr = 2e-4, beta1 = 0.5, beta2 = 0.999;
   double clip = 5.0;  // gradient-norm clip of both steps; 0 disables
   uint64_t seed = 0;  // parameter initialisation
+  // Conv biases followed by an InstanceNorm (every encoder conv, every decoder conv but the
+  // last) have no effect on any output: the norm subtracts each channel's mean. Their true
+  // gradient is zero, so by default they get none (frozen at their initial values; one
+  // bias-gradient reduction per layer saved). The official code computes their rounding-
+  // noise gradients and Adam moves them by up to lr per step, to no effect on the outputs;
+  // set this to reproduce that exactly (the `disco step` parity tool does).
+  bool train_prenorm_biases = false;
 
   // Stride-2 layers: six (as the official 128 px model) unless the bottleneck would
   // shrink below 2x2, so 64 px uses five; the bottleneck is s x s, s = resolution / 2^layers.
@@ -81,7 +88,7 @@ struct ModelConfig {
             {"base_channels", base_channels}, {"disc_hidden", disc_hidden},
             {"recon_loss", recon_loss == LossKind::L1 ? "l1" : "mse"}, {"disc_weight", disc_weight},
             {"lr", lr}, {"disc_lr", disc_lr}, {"beta1", beta1}, {"beta2", beta2}, {"clip", clip},
-            {"seed", seed}};
+            {"seed", seed}, {"train_prenorm_biases", train_prenorm_biases}};
   }
   static ModelConfig from_json(const nlohmann::json& j) {
     ModelConfig c;
@@ -99,6 +106,7 @@ struct ModelConfig {
       c.beta2 = j.value("beta2", 0.999);
       c.clip = j.value("clip", 5.0);
       c.seed = j.value("seed", uint64_t(0));
+      c.train_prenorm_biases = j.value("train_prenorm_biases", false);
     } catch (const nlohmann::json::exception& e) {
       fail("config: malformed model config JSON: ", e.what());
     }

@@ -29,6 +29,27 @@ struct StepLosses {
   double ae_grad_norm = 0, disc_grad_norm = 0;  // before clipping
 };
 
+// The losses of a step still in backend memory: reading them (get()) is the step's only
+// host synchronization, so a caller that reads every few steps keeps the GPU busy.
+template <class B>
+struct PendingLosses {
+  // [ae, recon_a, recon_b, adv_a, adv_b, disc, ae_grad_norm, disc_grad_norm]
+  Tensor<B> values;
+  StepLosses get() const {
+    StepLosses l;
+    if (!values.defined()) return l;
+    const std::vector<double> v = values.template to_vector<double>();
+    l.ae = v[0];
+    l.recon_a = v[1];
+    l.recon_b = v[2];
+    l.adv = v[3] + v[4];
+    l.disc = v[5];
+    l.ae_grad_norm = v[6];
+    l.disc_grad_norm = v[7];
+    return l;
+  }
+};
+
 namespace model_detail {
 // A module holding one Sequential under a fixed name ("full", "main", "classify").
 template <class B>
@@ -60,7 +81,9 @@ class ContentDisentangler {
       auto m = std::make_shared<Module>("full", "Encoder");
       int in = 3;
       for (int out : chans) {
-        m->seq->add(std::make_shared<nn::Conv2d<B>>(in, out, 4, down, true, gen));
+        auto conv = std::make_shared<nn::Conv2d<B>>(in, out, 4, down, true, gen);
+        conv->bias.set_requires_grad(cfg_.train_prenorm_biases);  // cancelled by the norm
+        m->seq->add(conv);
         m->seq->add(std::make_shared<nn::InstanceNorm2d<B>>(out));
         m->seq->add(nn::LeakyReLU<B>(0.2));
         in = out;
@@ -72,7 +95,9 @@ class ContentDisentangler {
     decoder_ = std::make_shared<Module>("main", "Decoder");
     const auto dch = cfg_.decoder_channels();
     for (std::size_t i = 0; i + 1 < dch.size(); ++i) {
-      decoder_->seq->add(std::make_shared<nn::ConvTranspose2d<B>>(dch[i], dch[i + 1], 4, down, true, gen));
+      auto deconv = std::make_shared<nn::ConvTranspose2d<B>>(dch[i], dch[i + 1], 4, down, true, gen);
+      deconv->bias.set_requires_grad(cfg_.train_prenorm_biases);  // cancelled by the norm
+      decoder_->seq->add(deconv);
       decoder_->seq->add(std::make_shared<nn::InstanceNorm2d<B>>(dch[i + 1]));
       decoder_->seq->add(nn::ReLU<B>());
     }
@@ -145,40 +170,47 @@ class ContentDisentangler {
   // ---- training -------------------------------------------------------------------------------
   // One step of the official rule: the autoencoder step on (a, b), then the discriminator
   // step with the updated encoders (skipped when disc_weight is 0, as the official code does).
-  StepLosses train_step(const TensorB& a, const TensorB& b) {
+  // Gradient clipping (clip > 0) scales the gradients inside the fused Adam update, as
+  // torch.nn.utils.clip_grad_norm_ followed by torch.optim.Adam would; the parameters'
+  // .grad() keep the unclipped values.
+  StepLosses train_step(const TensorB& a, const TensorB& b) { return train_step_async(a, b).get(); }
+
+  // The same step without reading anything back: losses and gradient norms stay in backend
+  // memory until get(). Nothing in it synchronizes with the host (no .item(), no host-side
+  // norm), which is what lets a CUDA graph capture it (model/graphed_step.hpp).
+  PendingLosses<B> train_step_async(const TensorB& a, const TensorB& b) {
     check_images("train_step (batch a)", a);
     check_images("train_step (batch b)", b);
-    StepLosses out;
+    const int64_t na = a.shape()[0], nb = b.shape()[0];
     // Autoencoder step.
     ae_opt_->zero_grad();
     const bool adversarial = cfg_.disc_weight > 0;
     TensorB a_common = encode_common(a), a_sep = encode_separate(a);
     TensorB b_common = encode_common(b);
     TensorB a_dec = decode(a_common, a_sep);
-    TensorB b_dec = decode(b_common, zero_separate(b.shape()[0]));
-    TensorB total;
+    TensorB b_dec = decode(b_common, zero_separate(nb));
+    TensorB total, pa, pb;  // pa / pb: {total, recon, adv} of each domain
     if (adversarial) {
       set_requires_grad(disc_->parameters(), false);  // only the path into E1 is needed
-      ReconAdvParts pa, pb;
-      TensorB la = recon_adv_loss(a_dec, a, discriminate(a_common), 0.0, cfg_.disc_weight, cfg_.recon_loss, &pa);
-      TensorB lb = recon_adv_loss(b_dec, b, discriminate(b_common), 0.0, cfg_.disc_weight, cfg_.recon_loss, &pb);
+      TensorB la = recon_adv_loss(a_dec, a, discriminate(a_common), 0.0, cfg_.disc_weight, cfg_.recon_loss, nullptr, &pa);
+      TensorB lb = recon_adv_loss(b_dec, b, discriminate(b_common), 0.0, cfg_.disc_weight, cfg_.recon_loss, nullptr, &pb);
       total = add(la, lb);
-      out.recon_a = pa.recon;
-      out.recon_b = pb.recon;
-      out.adv = pa.adv + pb.adv;
     } else {
       TensorB la = loss(cfg_.recon_loss, a_dec, a), lb = loss(cfg_.recon_loss, b_dec, b);
       total = add(la, lb);
-      out.recon_a = la.item();
-      out.recon_b = lb.item();
+      NoGradGuard ng;
+      const TensorB zero = TensorB::zeros({1});
+      pa = concat<B>({la.detach().reshape({1}), la.detach().reshape({1}), zero}, 0);
+      pb = concat<B>({lb.detach().reshape({1}), lb.detach().reshape({1}), zero}, 0);
     }
-    out.ae = total.item();
     total.backward();
     if (adversarial) set_requires_grad(disc_->parameters(), true);
     if (on_ae_grads) on_ae_grads();
-    out.ae_grad_norm = cfg_.clip > 0 ? optim::clip_grad_norm(ae_params_, cfg_.clip) : optim::grad_norm(ae_params_);
-    ae_opt_->step();
+    auto ae_clip = optim::clip_coefficient(ae_params_, cfg_.clip);
+    if (ae_clip.coef.defined()) ae_opt_->step(ae_clip.coef);
+    else ae_opt_->step();
     // Discriminator step: E1 codes of the updated encoders, no gradient into E1.
+    TensorB ld, disc_norm;
     if (adversarial) {
       disc_opt_->zero_grad();
       TensorB ca, cb;
@@ -187,16 +219,22 @@ class ContentDisentangler {
         ca = encode_common(a);
         cb = encode_common(b);
       }
-      TensorB ld = add(bce(discriminate(ca), TensorB::ones({a.shape()[0]})),
-                       bce(discriminate(cb), TensorB::zeros({b.shape()[0]})));
-      out.disc = ld.item();
+      ld = add(bce(discriminate(ca), TensorB::ones({na})), bce(discriminate(cb), TensorB::zeros({nb})));
       ld.backward();
       if (on_disc_grads) on_disc_grads();
-      out.disc_grad_norm =
-          cfg_.clip > 0 ? optim::clip_grad_norm(disc_->parameters(), cfg_.clip) : optim::grad_norm(disc_->parameters());
-      disc_opt_->step();
+      auto d_clip = optim::clip_coefficient(disc_->parameters(), cfg_.clip);
+      if (d_clip.coef.defined()) disc_opt_->step(d_clip.coef);
+      else disc_opt_->step();
+      disc_norm = d_clip.norm;
     }
     ++step_;
+    NoGradGuard ng;
+    const TensorB zero = TensorB::zeros({1});
+    PendingLosses<B> out;
+    out.values = concat<B>({total.detach().reshape({1}), pa.narrow(0, 1, 1), pb.narrow(0, 1, 1), pa.narrow(0, 2, 1),
+                            pb.narrow(0, 2, 1), adversarial ? ld.detach().reshape({1}) : zero,
+                            ae_clip.norm.reshape({1}), adversarial ? disc_norm.reshape({1}) : zero},
+                           0);
     return out;
   }
 
@@ -220,6 +258,13 @@ class ContentDisentangler {
   optim::Adam<B>& disc_optimizer() { return *disc_opt_; }
   int64_t step() const { return step_; }
   void set_step(int64_t s) { step_ = s; }
+  // Catch the host-side step counts (model and both optimizers) up by n steps that ran
+  // without host code (a replayed CUDA graph).
+  void advance_host_step_counts(int64_t n) {
+    step_ += n;
+    ae_opt_->advance_host_step_count(n);
+    if (cfg_.disc_weight > 0) disc_opt_->advance_host_step_count(n);
+  }
   nn::Module<B>& e1() { return *e1_; }
   nn::Module<B>& e2() { return *e2_; }
   nn::Module<B>& decoder() { return *decoder_; }

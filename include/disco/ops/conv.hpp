@@ -37,12 +37,15 @@ Tensor<B> bias_grad(const Tensor<B>& g) {
   return channel_reduce_raw<B>(g, nullptr, N, C, HW);
 }
 // The three kernels on tensors (x: problem input, y: problem output).
+// y = conv(x, w) (+ bias in the kernel's epilogue when `bias` is defined).
 template <class B>
-Tensor<B> fprop(const Conv2dProblem& p, const Tensor<B>& x, const Tensor<B>& w) {
+Tensor<B> fprop(const Conv2dProblem& p, const Tensor<B>& x, const Tensor<B>& w, const Tensor<B>& bias = Tensor<B>()) {
   Tensor<B> xc = x.contiguous(), wc = w.contiguous();
+  Tensor<B> bc = bias.defined() ? bias.contiguous() : Tensor<B>();
   Tensor<B> y = Tensor<B>::empty({p.N, p.K, p.P, p.Q}, x.dtype());
   DISCO_TYPED(x.dtype(), Kernels<B>::conv2d_fprop(p, xc.template data<T>(), wc.template data<T>(),
-                                                  static_cast<const T*>(nullptr), y.template data<T>()));
+                                                  bc.defined() ? bc.template data<T>() : static_cast<const T*>(nullptr),
+                                                  y.template data<T>()));
   return y;
 }
 template <class B>
@@ -83,10 +86,11 @@ Tensor<B> conv2d(const Tensor<B>& x, const Tensor<B>& weight, const Tensor<B>& b
               "conv2d: input ", shape_str(xs), " is too small for kernel ", ws[2], "x", ws[3], " with stride ",
               o.stride, ", padding ", o.padding, ", dilation ", o.dilation, " (padded input ", xs[2] + 2 * o.padding,
               "x", xs[3] + 2 * o.padding, ", dilated kernel ", span_h, "x", span_w, ")");
-  Tensor<B> y = detail::fprop(p, x, weight);
-  if (bias.defined()) detail::add_bias_inplace(y, bias);
+  Tensor<B> y = detail::fprop(p, x, weight, bias);
   Tensor<B> xd = x.detach(), wd = weight.detach();
-  const bool has_bias = bias.defined();
+  // Gradients only for what asks for one: no data gradient for the images, no bias
+  // gradient for a bias an InstanceNorm cancels (the model freezes those).
+  const bool has_bias = bias.defined() && bias.requires_grad();
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   return record<B>(y, "conv2d", {x, weight, bias},
                    [p, xd, wd, has_bias, need_x, need_w](const Tensor<B>& g, std::vector<Tensor<B>>& gi) {
@@ -119,7 +123,7 @@ Tensor<B> conv_transpose2d(const Tensor<B>& x, const Tensor<B>& weight, const Te
   Tensor<B> y = detail::dgrad(p, x, weight);
   if (bias.defined()) detail::add_bias_inplace(y, bias);
   Tensor<B> xd = x.detach(), wd = weight.detach();
-  const bool has_bias = bias.defined();
+  const bool has_bias = bias.defined() && bias.requires_grad();
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   return record<B>(y, "conv_transpose2d", {x, weight, bias},
                    [p, xd, wd, has_bias, need_x, need_w](const Tensor<B>& g, std::vector<Tensor<B>>& gi) {

@@ -57,7 +57,8 @@ struct ReconAdvParts {
 // scalar and both gradients (d/d pred and d/d prob); backward scales them by grad_out.
 template <class B>
 Tensor<B> recon_adv_loss(const Tensor<B>& pred, const Tensor<B>& target, const Tensor<B>& prob, double label,
-                         double weight, LossKind recon = LossKind::MSE, ReconAdvParts* parts = nullptr) {
+                         double weight, LossKind recon = LossKind::MSE, ReconAdvParts* parts = nullptr,
+                         Tensor<B>* parts_out = nullptr) {
   check_same("recon_adv_loss (reconstruction)", pred, target);
   DISCO_CHECK(recon == LossKind::MSE || recon == LossKind::L1, "recon_adv_loss: reconstruction loss must be MSE or L1");
   DISCO_CHECK(prob.dtype() == pred.dtype(), "recon_adv_loss: prob is ", dtype_name(prob.dtype()), ", expected ",
@@ -74,7 +75,8 @@ Tensor<B> recon_adv_loss(const Tensor<B>& pred, const Tensor<B>& target, const T
                                                        out3.template data<T>(),
                                                        need_grad ? gpred.template data<T>() : nullptr,
                                                        need_grad ? gprob.template data<T>() : nullptr));
-  if (parts) {
+  if (parts_out) *parts_out = out3.detach();  // {total, recon, adv}, stays in backend memory
+  if (parts) {  // host values: synchronizes on CUDA
     auto v = out3.template to_vector<double>();
     parts->recon = v[1];
     parts->adv = v[2];

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "disco/backend/cpu/conv2d.hpp"
@@ -309,6 +310,33 @@ struct Kernels<CPU> {
       v[i] = T(b2) * v[i] + T(1 - b2) * gi * gi;
       const T denom = T(std::sqrt(v[i]) / bc2_sqrt + eps);
       p[i] -= step_size * m[i] / denom;
+    }
+  }
+  // Adam on many tensors at once: counter[0] (the step count, backend memory) is
+  // incremented first and its new value is t; every gradient is multiplied by scale[0]
+  // (a backend scalar, e.g. the clip coefficient) when scale is not null. The CUDA version
+  // reads t and the scale on the device, so a step needs no host round trip.
+  template <class T>
+  static void adam_multi(const std::vector<AdamSlot<T>>& slots, const AdamHyperParams& h, int64_t* counter,
+                         const T* scale) {
+    const int64_t t = ++counter[0];
+    const double gs = scale ? double(scale[0]) : 1.0;
+    for (const auto& s : slots)
+      adam_update(s.p, s.g, s.m, s.v, s.n, h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, t, gs);
+  }
+  // norm_out[0] = sqrt(sum of squares of all arrays); with coef_out, coef_out[0] = min(1,
+  // max_norm / (norm + 1e-6)) computed in T as torch.nn.utils.clip_grad_norm_ does. Both are
+  // backend scalars (no host value on CUDA).
+  template <class T>
+  static void grad_norm_coef(const std::vector<std::pair<const T*, int64_t>>& xs, double max_norm, T* norm_out,
+                             T* coef_out) {
+    double ss = 0;
+    for (const auto& x : xs) ss += sumsq(x.first, x.second);
+    const T norm = T(std::sqrt(ss));
+    norm_out[0] = norm;
+    if (coef_out) {
+      const T c = T(max_norm) / (norm + T(1e-6));
+      coef_out[0] = c < T(1) ? c : T(1);
     }
   }
   // SGD with momentum (PyTorch semantics, dampening 0): buf = mu * buf + g'; p -= lr * buf.

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <memory>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "disco/backend/cuda/conv.hpp"
 #include "disco/backend/cuda/ops.hpp"
@@ -375,6 +377,43 @@ struct Kernels<CUDA> {
       }
     } else {
       cuda::backend_detail::no_f64("adam_update");
+    }
+  }
+  // Adam on many tensors in one launch (per 24 tensors / 320 chunks); the step count
+  // lives on the device (counter) and the scale is a device scalar: no host round trip.
+  template <class T>
+  static void adam_multi(const std::vector<AdamSlot<T>>& slots, const AdamHyperParams& hp, int64_t* counter,
+                         const T* scale) {
+    if constexpr (is_f32<T>) {
+      std::vector<cuda::AdamTensor> ts;
+      ts.reserve(slots.size());
+      for (const auto& s : slots) ts.push_back(cuda::AdamTensor{s.p, s.g, s.m, s.v, s.n});
+      cuda::AdamHyper h;
+      h.lr = float(hp.lr);
+      h.beta1 = float(hp.beta1);
+      h.beta2 = float(hp.beta2);
+      h.eps = float(hp.eps);
+      h.weight_decay = float(hp.weight_decay);
+      h.lr_d = hp.lr;
+      h.beta1_d = hp.beta1;
+      h.beta2_d = hp.beta2;
+      static_assert(sizeof(long long) == sizeof(int64_t), "int64_t must be 64-bit");
+      cuda::adam_update_counted(ts, h, reinterpret_cast<long long*>(counter), scale);
+    } else {
+      cuda::backend_detail::no_f64("adam_multi");
+    }
+  }
+  // Global L2 norm (and clip coefficient) of many arrays into device scalars; no sync.
+  template <class T>
+  static void grad_norm_coef(const std::vector<std::pair<const T*, int64_t>>& xs, double max_norm, T* norm_out,
+                             T* coef_out) {
+    if constexpr (is_f32<T>) {
+      std::vector<cuda::GradTensor> gs;
+      gs.reserve(xs.size());
+      for (const auto& x : xs) gs.push_back(cuda::GradTensor{const_cast<float*>(x.first), x.second});
+      cuda::clip_grad_norm_async(gs, coef_out ? float(max_norm) : 1.f, norm_out, coef_out, false);
+    } else {
+      cuda::backend_detail::no_f64("grad_norm_coef");
     }
   }
   template <class T>

@@ -141,6 +141,9 @@ struct AdamHyper {
   float eps = 1e-8f;
   float weight_decay = 0.0f;  // L2: grad += weight_decay * param (torch.optim.Adam)
   int64_t step = 1;           // t, after incrementing (first update: 1)
+  // The bias corrections 1 - b^t are computed in double from these when set (> 0), as
+  // torch.optim.Adam does from its Python floats; otherwise from the float fields.
+  double lr_d = 0, beta1_d = 0, beta2_d = 0;
 };
 // One fused multi-tensor Adam update (PyTorch semantics, amsgrad off):
 //   g = grad * s + wd * p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
@@ -148,6 +151,11 @@ struct AdamHyper {
 // with s = *grad_scale_or_null (a device scalar, e.g. the clip coefficient) or 1.
 void adam_update(const std::vector<AdamTensor>& tensors, const AdamHyper& h,
                  const float* grad_scale_or_null = nullptr);
+// The same with the step count on the device: *step_counter (a device int64) is incremented
+// first and its new value is t; h.step is ignored. Nothing is read back to the host, so the
+// update can be captured in a CUDA graph and replayed step after step.
+void adam_update_counted(const std::vector<AdamTensor>& tensors, const AdamHyper& h, long long* step_counter,
+                         const float* grad_scale_or_null = nullptr);
 
 // SGD with momentum on one tensor (torch.optim.SGD, dampening 0, no nesterov):
 //   g = grad * grad_scale + weight_decay * p; if momentum != 0: buf = first ? g : momentum buf + g,
