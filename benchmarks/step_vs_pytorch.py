@@ -24,9 +24,11 @@ Rows (--variants, comma separated; default eager,eager_fp32,eager_tuned,compile)
                  eager. Failures (no torch.compile, no Triton, compiler errors) are reported
                  in the table, not fatal.
   compile_tuned  as compile, with cudnn.benchmark True and TF32 allowed (not by default)
-  disco          `$DISCO_BUILD_DIR/benchmarks/train_step --device cuda --resolution R
-                 --batch B --steps N --warmup W` (or --disco-bench PATH); parses
-                 `median_ms:` and, when present, `peak_mem_bytes:`.
+  disco_<v>       `$DISCO_BUILD_DIR/benchmarks/train_step --device cuda --resolution R
+                 --batch B --steps N --warmup W --math M [--graph]` (or --disco-bench PATH),
+                 one row per --disco-variants entry (default fp32,tf32,bf16,tf32_graph,
+                 bf16_graph: math mode, and _graph for the step as one CUDA graph); parses
+                 `median_ms:`, `pipelined_ms:` and, when present, `peak_mem_bytes:`.
 
 Timing (PyTorch): each row runs in its own python process (clean allocator statistics,
 global flags, a time limit); W untimed warm-up steps, then N timed steps, each timed with
@@ -346,39 +348,54 @@ def find_disco_bench(args):
     return cands[0]
 
 
-def run_disco_row(args, remaining, out_dir):
-    res = {"name": "disco", "label": "disco", "ok": False}
+DISCO_VARIANTS = ("fp32", "tf32", "bf16", "fp32_graph", "tf32_graph", "bf16_graph")
+DEFAULT_DISCO_VARIANTS = "fp32,tf32,bf16,tf32_graph,bf16_graph"
+
+
+def run_disco_row(args, remaining, out_dir, variant="fp32"):
+    name = "disco_" + variant
+    math, graph = variant.split("_")[0], variant.endswith("_graph")
+    label = "disco %s%s" % (math, " + CUDA graph" if graph else "")
+    res = {"name": name, "label": label, "ok": False}
     exe = find_disco_bench(args)
     res["bench"] = exe
     if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
         res["error"] = "not built (%s)" % exe
         res["not_built"] = True
-        print("[disco] %s" % res["error"], flush=True)
+        print("[%s] %s" % (name, res["error"]), flush=True)
         return res
     cmd = [exe, "--device", args.device, "--resolution", str(args.resolution), "--batch", str(args.batch),
            "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    if args.device == "cuda":
+        cmd += ["--math", math] + (["--graph"] if graph else [])
     limit = min(args.row_timeout, remaining)
-    print("[disco] running (limit %.0f s): %s" % (limit, " ".join(cmd)), flush=True)
-    rc, text = run_logged(cmd, limit, os.path.join(out_dir, "step_vs_pytorch_disco.log"))
+    print("[%s] running (limit %.0f s): %s" % (name, limit, " ".join(cmd)), flush=True)
+    rc, text = run_logged(cmd, limit, os.path.join(out_dir, "step_vs_pytorch_%s.log" % name))
     med = re.findall(r"^median_ms:\s*([0-9.eE+-]+)", text, re.M)
+    pipe = re.findall(r"^pipelined_ms:\s*([0-9.eE+-]+)", text, re.M)
     peak = re.findall(r"^peak_mem_bytes:\s*([0-9]+)", text, re.M)
     steps = [float(x) for x in re.findall(r"^step \d+:\s*([0-9.eE+-]+) ms", text, re.M)]
     loss = re.findall(r"^step \d+:.*\(ae loss ([0-9.eE+-]+|nan|inf|-inf)\)", text, re.M)
+    cuda_line = re.findall(r"^cuda: (.*)$", text, re.M)
     if rc is None:
         res["error"] = "timed out after %.0f s" % limit
     elif re.search(r"^SKIP:", text, re.M):
         res["error"] = "skipped: " + re.findall(r"^SKIP:.*$", text, re.M)[0]
     elif rc != 0 or not med:
-        res["error"] = "exit %d%s" % (rc, "" if med else ", no 'median_ms:' line")
+        res["error"] = "exit %d%s%s" % (rc, "" if med else ", no 'median_ms:' line",
+                                         (" (" + cuda_line[-1] + ")") if cuda_line else "")
     else:
         res.update(ok=True, ms=float(med[-1]), ms_min=min(steps) if steps else None,
                    ms_max=max(steps) if steps else None, peak_bytes=int(peak[-1]) if peak else None,
-                   last_loss=float(loss[-1]) if loss else None)
+                   last_loss=float(loss[-1]) if loss else None,
+                   pipelined_ms=float(pipe[-1]) if pipe else None,
+                   flags=(cuda_line[-1] if cuda_line else "") +
+                   ("; back to back %.2f ms/step" % float(pipe[-1]) if pipe else ""))
     if res["ok"]:
-        print("[disco] median %.2f ms/step%s" % (res["ms"], ", peak %.0f MiB" % (res["peak_bytes"] / 2.0 ** 20)
-                                                 if res.get("peak_bytes") else ""), flush=True)
+        print("[%s] median %.2f ms/step%s" % (name, res["ms"], ", peak %.0f MiB" % (res["peak_bytes"] / 2.0 ** 20)
+                                              if res.get("peak_bytes") else ""), flush=True)
     else:
-        print("[disco] FAILED: %s\n%s" % (res["error"], tail(text)), flush=True)
+        print("[%s] FAILED: %s\n%s" % (name, res["error"], tail(text)), flush=True)
     if args.verbose:
         print(tail(text, 200))
     return res
@@ -407,7 +424,7 @@ def report(rows, args, versions, out_dir):
     table = []
     for r in rows:
         if r.get("ok"):
-            note = r.get("flags", "") if r["name"] != "disco" else ""
+            note = r.get("flags", "")
             if r.get("first_step_s") is not None and VARIANTS.get(r["name"], (0, 0, False))[2]:
                 note = "first step (compile) %.1f s; " % r["first_step_s"] + note
             table.append((r["label"], fmt(r["ms"]), fmt(r["pairs_per_s"], "%.1f"), mib(r.get("peak_bytes")),
@@ -474,6 +491,9 @@ def main():
     p.add_argument("--compile-mode", default="default",
                    help="torch.compile mode: default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs")
     p.add_argument("--skip-disco", action="store_true")
+    p.add_argument("--disco-variants", default=DEFAULT_DISCO_VARIANTS,
+                   help="disco rows, comma separated, of %s (default %s)" % (",".join(DISCO_VARIANTS),
+                                                                             DEFAULT_DISCO_VARIANTS))
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
                    help="cpu: debugging of the code paths only (tiny configs)")
     p.add_argument("--budget", type=float, default=840.0,
@@ -498,6 +518,12 @@ def main():
     out_dir = os.path.abspath(args.out or os.environ.get("DISCO_OUT_DIR") or ".")
     os.makedirs(out_dir, exist_ok=True)
 
+    dnames = [v.strip() for v in args.disco_variants.split(",") if v.strip()]
+    bad = [v for v in dnames if v not in DISCO_VARIANTS]
+    if bad:
+        p.error("unknown disco variant(s) %s (known: %s)" % (", ".join(bad), ", ".join(DISCO_VARIANTS)))
+    if args.device == "cpu":
+        dnames = ["fp32"]  # the CPU has one arithmetic and no graphs
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     bad = [v for v in names if v not in VARIANTS]
     if bad:
@@ -534,7 +560,7 @@ def main():
     disco_done = False
     for name in torch_rows:
         if VARIANTS[name][2] and not disco_done and not args.skip_disco:
-            rows.append(run_disco_row(args, remaining(), out_dir))
+            rows += [run_disco_row(args, remaining(), out_dir, v) for v in dnames]
             disco_done = True
         if remaining() < 10:
             rows.append({"name": name, "label": VARIANTS[name][0], "ok": False, "error": "no time left (--budget)"})
@@ -547,17 +573,18 @@ def main():
                 if k == "torch":
                     versions[k] = v
     if not disco_done and not args.skip_disco:
-        rows.append(run_disco_row(args, remaining(), out_dir))
-    # table order: PyTorch rows as asked, then disco
-    order = {n: i for i, n in enumerate(names + ["disco"])}
+        rows += [run_disco_row(args, remaining(), out_dir, v) for v in dnames]
+    # table order: PyTorch rows as asked, then disco's
+    order = {n: i for i, n in enumerate(names + ["disco_" + v for v in dnames])}
     rows.sort(key=lambda r: order.get(r["name"], 99))
     report(rows, args, versions, out_dir)
 
     failed = []
     if torch is not None and "eager" in names and not any(r["name"] == "eager" and r.get("ok") for r in rows):
         failed.append("PyTorch eager")
-    disco = next((r for r in rows if r["name"] == "disco"), None)
-    if disco is not None and not disco.get("ok"):
+    drows = [r for r in rows if r["name"].startswith("disco_")]
+    disco = next((r for r in drows if not r.get("ok")), None)
+    if disco is not None:
         if disco.get("not_built") and not args.disco_bench:
             # e.g. gpu_check --cuda-only, which does not build train_step: its build step reports
             # build failures; here the PyTorch rows alone are the result

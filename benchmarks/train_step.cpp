@@ -1,8 +1,18 @@
 // Median time of one full training step (autoencoder + discriminator, official rule).
 //   train_step --device cpu --resolution 128 --batch 8 --steps 5 [--warmup 1] [--sep 25]
-// Prints each step's milliseconds and a line `median_ms: X`; with --device cuda also
-// `peak_mem_bytes: N` (peak device memory held by disco's caching allocator).
+//   train_step --device cuda --math bf16 --graph [--conv-algo disco|cudnn] ...
+// Prints each step's milliseconds and a line `median_ms: X` (every step reads its losses
+// back, so each timed step has finished); then `pipelined_ms: X`, the mean of the same
+// number of steps run back to back with only the last one read back (what a training loop
+// that logs rarely gets). With --device cuda also `peak_mem_bytes: N` (peak device memory
+// held by disco's caching allocator). --math (fp32, tf32, bf16; default fp32) and
+// --conv-algo pick cuda::conv_settings(); --graph runs the steps through GraphedTrainStep
+// (the warm-up steps include its eager steps and the capture).
 #include <algorithm>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <type_traits>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -17,35 +27,69 @@
 #endif
 
 namespace {
+struct Options {
+  int batch = 8, steps = 5, warmup = 1;
+  bool graph = false;
+};
+
 template <class B>
-int run(const disco::ModelConfig& cfg, int batch, int steps, int warmup) {
+int run(const disco::ModelConfig& cfg, const Options& o) {
   disco::ContentDisentangler<B> model(cfg);
   disco::Generator gen(1);
-  auto a = disco::Tensor<B>::rand({batch, 3, cfg.resolution, cfg.resolution}, gen, disco::DType::F32, -1, 1);
-  auto b = disco::Tensor<B>::rand({batch, 3, cfg.resolution, cfg.resolution}, gen, disco::DType::F32, -1, 1);
+  auto a = disco::Tensor<B>::rand({o.batch, 3, cfg.resolution, cfg.resolution}, gen, disco::DType::F32, -1, 1);
+  auto b = disco::Tensor<B>::rand({o.batch, 3, cfg.resolution, cfg.resolution}, gen, disco::DType::F32, -1, 1);
+  std::function<disco::PendingLosses<B>()> step = [&] { return model.train_step_async(a, b); };
+#if defined(DISCO_WITH_CUDA)
+  std::unique_ptr<disco::GraphedTrainStep<disco::CUDA>> graphed;
+  if constexpr (std::is_same_v<B, disco::CUDA>) {
+    if (o.graph) {
+      graphed = std::make_unique<disco::GraphedTrainStep<disco::CUDA>>(model);
+      step = [&] { return graphed->step(a, b); };
+    }
+  }
+#endif
   std::vector<double> ms;
-  for (int i = 0; i < warmup + steps; ++i) {
+  for (int i = 0; i < o.warmup + o.steps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    auto l = model.train_step(a, b);  // reads the losses back, so the step has finished
+    const disco::StepLosses l = step().get();  // reads the losses back: the step has finished
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (i >= warmup) {
+    if (i >= o.warmup) {
       ms.push_back(dt);
-      std::cout << "step " << i - warmup << ": " << dt << " ms (ae loss " << l.ae << ")\n";
+      std::cout << "step " << i - o.warmup << ": " << dt << " ms (ae loss " << l.ae << ")\n";
     }
   }
   std::sort(ms.begin(), ms.end());
   const double median = ms.empty() ? 0 : ms[ms.size() / 2];
-  std::cout << "device: " << B::name << ", " << cfg.describe() << ", batch " << batch << "\n";
+  // back to back: only the last step's losses are read
+  const auto t0 = std::chrono::steady_clock::now();
+  disco::PendingLosses<B> last;
+  for (int i = 0; i < o.steps; ++i) last = step();
+  const disco::StepLosses l = last.get();
+  const double pipelined =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / std::max(1, o.steps);
+  std::cout << "device: " << B::name << ", " << cfg.describe() << ", batch " << o.batch << "\n";
+#if defined(DISCO_WITH_CUDA)
+  if constexpr (std::is_same_v<B, disco::CUDA>) {
+    const auto& s = disco::cuda::conv_settings();
+    std::cout << "cuda: conv " << disco::cuda::to_string(s.algo) << ", math " << disco::cuda::to_string(s.mode);
+    if (graphed)
+      std::cout << ", graph " << (graphed->graph_ready() ? "on (" + std::to_string(graphed->graph_nodes()) + " nodes)"
+                                                         : "FAILED: " + graphed->fallback_reason());
+    std::cout << "\n";
+    if (graphed && !graphed->graph_ready()) return 1;
+  }
+#endif
   std::cout << "median_ms: " << median << "\n";
-  return 0;
+  std::cout << "pipelined_ms: " << pipelined << " (ae loss " << l.ae << ")\n";
+  return std::isfinite(l.ae) ? 0 : 1;
 }
 }  // namespace
 
 int main(int argc, char** argv) {
   disco::prefer_passive_openmp(argv);
   disco::ModelConfig cfg;
-  std::string device = "cpu";
-  int batch = 8, steps = 5, warmup = 1;
+  std::string device = "cpu", math, conv_algo;
+  Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto val = [&]() -> std::string {
@@ -57,27 +101,50 @@ int main(int argc, char** argv) {
     };
     if (a == "--device") device = val();
     else if (a == "--resolution") cfg.resolution = std::stoi(val());
-    else if (a == "--batch") batch = std::stoi(val());
-    else if (a == "--steps") steps = std::stoi(val());
-    else if (a == "--warmup") warmup = std::stoi(val());
+    else if (a == "--batch") o.batch = std::stoi(val());
+    else if (a == "--steps") o.steps = std::stoi(val());
+    else if (a == "--warmup") o.warmup = std::stoi(val());
+    else if (a == "--math") math = val();
+    else if (a == "--conv-algo") conv_algo = val();
+    else if (a == "--graph") o.graph = true;
     else if (a == "--sep") cfg.sep = std::stoi(val());
     else if (a == "--base-channels") cfg.base_channels = std::stoi(val());
     else if (a == "--code-channels") cfg.code_channels = std::stoi(val());
     else {
       std::cerr << "train_step: unknown option " << a
-                << " (expected --device --resolution --batch --steps --warmup --sep --base-channels --code-channels)\n";
+                << " (expected --device --resolution --batch --steps --warmup --sep --base-channels --code-channels "
+                   "--math --conv-algo --graph)\n";
       return 2;
     }
   }
   try {
-    if (device == "cpu") return run<disco::CPU>(cfg, batch, steps, warmup);
+    if (device == "cpu") {
+      if (!math.empty() || !conv_algo.empty() || o.graph) {
+        std::cerr << "train_step: --math, --conv-algo and --graph apply to --device cuda only\n";
+        return 2;
+      }
+      return run<disco::CPU>(cfg, o);
+    }
 #if defined(DISCO_WITH_CUDA)
     if (device == "cuda") {
       if (!disco::cuda::device_available()) {
         std::cout << "SKIP: no CUDA device\n";
         return 0;
       }
-      const int rc = run<disco::CUDA>(cfg, batch, steps, warmup);
+      auto& cs = disco::cuda::conv_settings();
+      if (math == "tf32") cs.mode = disco::cuda::MathMode::TF32;
+      else if (math == "bf16") cs.mode = disco::cuda::MathMode::BF16;
+      else if (math.empty() || math == "fp32") cs.mode = disco::cuda::MathMode::FP32;
+      else {
+        std::cerr << "train_step: --math " << math << " is not fp32, tf32 or bf16\n";
+        return 2;
+      }
+      if (conv_algo == "cudnn") cs.algo = disco::cuda::ConvAlgo::Cudnn;
+      else if (!conv_algo.empty() && conv_algo != "disco") {
+        std::cerr << "train_step: --conv-algo " << conv_algo << " is not disco or cudnn\n";
+        return 2;
+      }
+      const int rc = run<disco::CUDA>(cfg, o);
       // high-water mark of disco's caching allocator over the whole run (model, Adam state,
       // inputs, activations; bin sizes), comparable with torch.cuda.max_memory_allocated()
       std::cout << "peak_mem_bytes: " << disco::cuda::memory_stats().peak_bytes << "\n";

@@ -116,7 +116,7 @@ fi
 CUDNN_DIR="$(sed -n 's/^DISCO_CUDNN_LIBRARY_DIR:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)"
 [ -n "$CUDNN_DIR" ] && export LD_LIBRARY_PATH="$CUDNN_DIR:$LD_LIBRARY_PATH"
 
-CUDA_TARGETS=(disco_cuda disco_cuda_tests conv_vs_cudnn)
+CUDA_TARGETS=(disco_cuda disco_cuda_tests conv_vs_cudnn train_step)
 if [ $CUDA_ONLY -eq 1 ]; then
   step build_cuda 900 cmake --build "$BUILD" -j "$JOBS" --target "${CUDA_TARGETS[@]}"
 else
@@ -160,9 +160,15 @@ else
 fi
 if [ -f "$ROOT/benchmarks/step_vs_pytorch.py" ]; then
   # its options belong to its author: it gets the build and output folders through the environment
-  step step_vs_pytorch 900 env DISCO_BUILD_DIR="$BUILD" DISCO_OUT_DIR="$OUT" python3 "$ROOT/benchmarks/step_vs_pytorch.py"
+  if [ $QUICK -eq 1 ]; then
+    # a short slot: PyTorch eager rows and every disco row (math modes, CUDA graph), no torch.compile
+    step step_vs_pytorch 300 env DISCO_BUILD_DIR="$BUILD" DISCO_OUT_DIR="$OUT" python3 "$ROOT/benchmarks/step_vs_pytorch.py" \
+      --no-compile --variants eager,eager_tuned --steps 20 --warmup 3 --budget 280 --row-timeout 120
+  else
+    step step_vs_pytorch 900 env DISCO_BUILD_DIR="$BUILD" DISCO_OUT_DIR="$OUT" python3 "$ROOT/benchmarks/step_vs_pytorch.py"
+  fi
 fi
-if [ -x "$BUILD/benchmarks/train_step" ]; then
+if [ $QUICK -eq 0 ] && [ -x "$BUILD/benchmarks/train_step" ]; then
   step train_step_cuda 600 "$BUILD/benchmarks/train_step" --device cuda
 fi
 
@@ -184,6 +190,7 @@ fi
   for s in 128 256; do
     [ -f "$OUT/conv_vs_cudnn_$s.log" ] && { echo "conv_vs_cudnn $s px:"; grep -E "^geomean|MISMATCH|disagree|ERROR" "$OUT/conv_vs_cudnn_$s.log" | sed 's/^/  /'; }
   done
+  [ -f "$OUT/step_vs_pytorch.md" ] && { echo "training step, disco vs PyTorch:"; grep -E "^\|" "$OUT/step_vs_pytorch.md" | sed 's/^/  /'; }
   echo "========================================================="
 } | tee "$SUMMARY"
 

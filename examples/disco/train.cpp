@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <deque>
 #include <iostream>
+#include <memory>
+#include <type_traits>
 
 #include "disco/io/atomic_file.hpp"
 #ifdef DISCO_WITH_CUDA
@@ -20,6 +22,7 @@ namespace disco::cli {
 
 namespace {
 std::atomic<bool> g_stop{false};
+bool warned_fallback_ = false;
 extern "C" void on_sigint(int) { g_stop = true; }
 
 std::string fmt_duration(double s) {
@@ -97,6 +100,28 @@ std::string train_on(const TrainOptions& o) {
   lc.threads = o.loader_threads;
   lc.start_batch = uint64_t(model.step());
   data::BatchLoader loader(train_set, train_pipe, lc);
+#ifdef DISCO_WITH_CUDA
+  std::unique_ptr<GraphedTrainStep<CUDA>> graphed;
+  if constexpr (std::is_same_v<B, CUDA>) {
+    if (o.cuda_graph) graphed = std::make_unique<GraphedTrainStep<CUDA>>(model);
+  }
+  auto train_step = [&](const Tensor<B>& a, const Tensor<B>& b) {
+    if constexpr (std::is_same_v<B, CUDA>) {
+      if (graphed) {
+        StepLosses l = graphed->step(a, b).get();
+        if (!graphed->fallback_reason().empty() && !warned_fallback_) {
+          std::cerr << "warning: --cuda-graph: capture failed, training continues without graphs: "
+                    << graphed->fallback_reason() << "\n";
+          warned_fallback_ = true;
+        }
+        return l;
+      }
+    }
+    return model.train_step(a, b);
+  };
+#else
+  auto train_step = [&](const Tensor<B>& a, const Tensor<B>& b) { return model.train_step(a, b); };
+#endif
   const size_t nd = size_t(std::max(1, o.num_display));
   Tensor<B> guides = to_tensor<B>(data::first_images(*test_set, data::Domain::A, nd, show_pipe));
   Tensor<B> bases = to_tensor<B>(data::first_images(*test_set, data::Domain::B, nd, show_pipe));
@@ -138,7 +163,7 @@ std::string train_on(const TrainOptions& o) {
       const auto t0 = std::chrono::steady_clock::now();
       data::BatchPair bp = loader.next();
       const int64_t step = model.step();
-      StepLosses l = model.train_step(to_tensor<B>(bp.a), to_tensor<B>(bp.b));
+      StepLosses l = train_step(to_tensor<B>(bp.a), to_tensor<B>(bp.b));
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
       std::fprintf(csv, "%lld,%.7g,%.7g,%.7g,%.7g,%.7g,%.7g,%.7g,%.3f\n", (long long)step, l.recon_a, l.recon_b, l.adv,
@@ -208,6 +233,12 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--recon-loss", o.recon, "mse or l1")->capture_default_str();
   cmd->add_option("--clip", o.model.clip, "gradient-norm clip of both steps (0: off)")->capture_default_str();
   cmd->add_option("--loader-threads", o.loader_threads, "background image-loading threads")->capture_default_str();
+  cmd->add_flag("--train-prenorm-biases", o.model.train_prenorm_biases,
+                "also update the conv biases an InstanceNorm cancels (the official code does; no effect on outputs)");
+  cmd->add_option("--conv-algo", o.conv_algo, "--device cuda: convolutions by disco's kernels or cudnn (default disco)");
+  cmd->add_option("--math", o.math,
+                  "--device cuda: fp32, tf32 or bf16 (tensor cores) for convolutions and GEMMs (default tf32)");
+  cmd->add_flag("--cuda-graph", o.cuda_graph, "--device cuda: run each training step as one CUDA graph");
 }
 
 std::string run_training(TrainOptions o) {
@@ -221,11 +252,24 @@ std::string run_training(TrainOptions o) {
   DISCO_CHECK(o.iters >= 0, "--iters must be >= 0");
   DISCO_CHECK(o.progress_iter >= 1 && o.display_iter >= 1 && o.save_iter >= 1,
               "--progress_iter, --display_iter and --save_iter must be >= 1");
-  if (o.device == "cpu") return train_on<CPU>(o);
+  DISCO_CHECK(o.conv_algo.empty() || o.conv_algo == "disco" || o.conv_algo == "cudnn", "--conv-algo: '",
+              o.conv_algo, "' is not disco or cudnn");
+  DISCO_CHECK(o.math.empty() || o.math == "fp32" || o.math == "tf32" || o.math == "bf16", "--math: '", o.math,
+              "' is not fp32, tf32 or bf16");
+  if (o.device == "cpu") {
+    DISCO_CHECK(o.conv_algo.empty() && o.math.empty() && !o.cuda_graph,
+                "--conv-algo, --math and --cuda-graph apply to --device cuda only (the CPU computes in float32)");
+    return train_on<CPU>(o);
+  }
   if (o.device == "cuda") {
 #ifdef DISCO_WITH_CUDA
     DISCO_CHECK(cuda::device_available(), "--device cuda: no usable CUDA device found (driver or GPU missing); "
                                           "use --device cpu");
+    cuda::conv_settings().algo = o.conv_algo == "cudnn" ? cuda::ConvAlgo::Cudnn : cuda::ConvAlgo::Custom;
+    cuda::conv_settings().mode =
+        o.math == "fp32" ? cuda::MathMode::FP32 : (o.math == "bf16" ? cuda::MathMode::BF16 : cuda::MathMode::TF32);
+    if (o.conv_algo == "cudnn")
+      DISCO_CHECK(cuda::cudnn_available(), "--conv-algo cudnn: this build of disco has no cuDNN");
     return train_on<CUDA>(o);
 #else
     fail("--device cuda: this build of disco has no CUDA backend (configure with -DDISCO_CUDA=ON on a machine "

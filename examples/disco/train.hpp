@@ -21,6 +21,11 @@ struct TrainOptions {
   int loader_threads = 2;
   std::string recon = "mse";
   bool quiet = false;
+  // --device cuda only: convolution implementation, arithmetic of convolutions and GEMMs,
+  // and whether the step runs as one CUDA graph (GraphedTrainStep).
+  // (empty: the defaults, disco and tf32)
+  std::string conv_algo, math;
+  bool cuda_graph = false;
 };
 
 // Registers every option of the official train.py (same names and defaults) plus disco's.

@@ -25,6 +25,16 @@ cublasHandle_t handle() {
   return h;
 }
 
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+void* workspace() {
+  static void* w = [] {
+    void* p = nullptr;
+    DISCO_CUDA_CHECK(cudaMalloc(&p, kWorkspaceBytes));  // for the process' lifetime
+    return p;
+  }();
+  return w;
+}
+
 cublasComputeType_t compute_type(MathMode m) {
   switch (m) {
     case MathMode::FP32: return CUBLAS_COMPUTE_32F;
@@ -43,6 +53,10 @@ void cublas_gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t 
               "gemm: dimensions exceed cuBLAS's 32-bit limit");
   cublasHandle_t h = handle();
   DISCO_CUBLAS_CHECK(cublasSetStream(h, detail::stream()));
+  // cublasSetStream resets the workspace to cuBLAS's own pool, which may allocate on a new
+  // stream; a fixed workspace keeps every GEMM free of allocations (and so capturable in a
+  // CUDA graph). 32 MiB is NVIDIA's recommendation for Hopper.
+  DISCO_CUBLAS_CHECK(cublasSetWorkspace(h, workspace(), kWorkspaceBytes));
   DISCO_CUBLAS_CHECK(cublasGemmEx(h, ta, tb, int(m), int(n), int(k), &alpha, A, CUDA_R_32F, int(lda), B, CUDA_R_32F,
                                   int(ldb), &beta, C, CUDA_R_32F, int(ldc), compute_type(mode), CUBLAS_GEMM_DEFAULT));
 }

@@ -95,10 +95,29 @@ const char* math_name(cudnnMathType_t m) {
 
 size_t elem_bytes(MathMode m) { return m == MathMode::BF16 ? 2 : 4; }
 
-// Pick the first successful result (FindEx sorts by time). FP32 must not use TF32: the
-// descriptor's CUDNN_FMA_MATH is kept for it.
+// FindEx sorts by time. FP32 must not use TF32: the descriptor's CUDNN_FMA_MATH is kept
+// for it.
+// The fastest algorithm that succeeded. With `exact_only`, FFT and Winograd algorithms
+// (whose transforms cost float32 accuracy, ~1e-5 to 1e-4 relative) are passed over while a
+// direct / GEMM algorithm exists: the FP32 path is the exact oracle of the tests.
+bool transform_algo(cudnnConvolutionFwdAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+}
+bool transform_algo(cudnnConvolutionBwdDataAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
+}
+bool transform_algo(cudnnConvolutionBwdFilterAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+}
+
 template <class Perf>
-const Perf* pick(const Perf* perf, int count, const char* what) {
+const Perf* pick(const Perf* perf, int count, const char* what, bool exact_only) {
+  if (exact_only)
+    for (int i = 0; i < count; ++i)
+      if (perf[i].status == CUDNN_STATUS_SUCCESS && !transform_algo(perf[i].algo)) return &perf[i];
   for (int i = 0; i < count; ++i)
     if (perf[i].status == CUDNN_STATUS_SUCCESS) return &perf[i];
   fail("cuDNN: no ", what, " algorithm succeeded for this problem");
@@ -145,7 +164,7 @@ Plan& get_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, const void* a
       DISCO_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, pl.x, a, pl.w, b, pl.conv, pl.y,
                                                                out_scratch.as<void>(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                                &n, perf, ws.as<void>(), ws_cap));
-      const auto* r = pick(perf, n, "forward");
+      const auto* r = pick(perf, n, "forward", mode == MathMode::FP32);
       pl.algo = int(r->algo);
       pl.ws_bytes = r->memory;
       pl.math = r->mathType;
@@ -157,7 +176,7 @@ Plan& get_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, const void* a
       DISCO_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
           h, pl.w, b, pl.y, a, pl.conv, pl.x, out_scratch.as<void>(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf,
           ws.as<void>(), ws_cap));
-      const auto* r = pick(perf, n, "backward-data");
+      const auto* r = pick(perf, n, "backward-data", mode == MathMode::FP32);
       pl.algo = int(r->algo);
       pl.ws_bytes = r->memory;
       pl.math = r->mathType;
@@ -169,7 +188,7 @@ Plan& get_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, const void* a
       DISCO_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
           h, pl.x, a, pl.y, b, pl.conv, pl.w, out_scratch.as<void>(), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n,
           perf, ws.as<void>(), ws_cap));
-      const auto* r = pick(perf, n, "backward-filter");
+      const auto* r = pick(perf, n, "backward-filter", mode == MathMode::FP32);
       pl.algo = int(r->algo);
       pl.ws_bytes = r->memory;
       pl.math = r->mathType;

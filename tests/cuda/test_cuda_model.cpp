@@ -533,3 +533,107 @@ TEST_CASE("ContentDisentangler<CUDA> trains like ContentDisentangler<CPU>", "[cu
     dc::conv_settings() = dc::ConvSettings{};
   }
 }
+
+TEST_CASE("GraphedTrainStep: the training step as one CUDA graph equals eager steps", "[cuda][model][graph]") {
+  Fp32Scope fp32;
+  disco::ModelConfig cfg = small_config();
+  cfg.disc_weight = 0.25;
+  cfg.clip = 0.05;  // the clip coefficient is active (read on the device)
+  disco::ContentDisentangler<CUDA> eager(cfg), graphed(cfg);  // same seed: same weights
+  const int64_t n = 2, R = cfg.resolution;
+  const Shape shp = {n, 3, R, R};
+  size_t reserved_after_capture = 0;
+  {
+    disco::GraphedTrainStep<> g(graphed, 1);
+    for (int step = 0; step < 6; ++step) {
+      INFO("step " << step);
+      const auto a = randu(size_t(n * 3 * R * R)), b = randu(size_t(n * 3 * R * R));
+      const disco::StepLosses le = eager.train_step(TG::from_vector(a, shp), TG::from_vector(b, shp));
+      const disco::StepLosses lg = g.step(TG::from_vector(a, shp), TG::from_vector(b, shp)).get();
+      CHECK(g.fallback_reason() == "");
+      check_rel(lg.ae, le.ae, 1e-6, "ae");
+      check_rel(lg.disc, le.disc, 1e-6, "disc");
+      check_rel(lg.ae_grad_norm, le.ae_grad_norm, 1e-6, "ae_grad_norm");
+      CHECK(lg.ae_grad_norm > cfg.clip);
+      auto pe = eager.named_parameters(), pg = graphed.named_parameters();
+      for (size_t i = 0; i < pe.size(); ++i) {
+        INFO(pe[i].first);
+        CHECK(rel_l2(vals(pg[i].second), vals(pe[i].second)) <= 1e-6);
+      }
+      if (step == 2) reserved_after_capture = dc::memory_stats().bytes_reserved;
+    }
+    CHECK(g.graph_ready());
+    CHECK(g.graph_nodes() > 50);
+    CHECK(g.eager_steps() == 1);
+    CHECK(g.replays() == 5);
+    CHECK(dc::memory_stats().bytes_reserved == reserved_after_capture);  // replays allocate nothing
+    CHECK(graphed.step() == 6);
+    CHECK(graphed.ae_optimizer().step_count() == 6);
+    CHECK(graphed.disc_optimizer().step_count() == 6);
+
+    // another batch size runs eagerly; the graph stays for the original shape
+    const auto a3 = randu(size_t(3 * 3 * R * R)), b3 = randu(size_t(3 * 3 * R * R));
+    const Shape shp3 = {3, 3, R, R};
+    eager.train_step(TG::from_vector(a3, shp3), TG::from_vector(b3, shp3));
+    g.step(TG::from_vector(a3, shp3), TG::from_vector(b3, shp3)).get();
+    CHECK(g.eager_steps() == 2);
+    // invalidate: one eager step, then a new capture
+    g.invalidate();
+    for (int step = 0; step < 3; ++step) {
+      const auto a = randu(size_t(n * 3 * R * R)), b = randu(size_t(n * 3 * R * R));
+      const disco::StepLosses le = eager.train_step(TG::from_vector(a, shp), TG::from_vector(b, shp));
+      const disco::StepLosses lg = g.step(TG::from_vector(a, shp), TG::from_vector(b, shp)).get();
+      check_rel(lg.ae, le.ae, 1e-6, "ae after invalidate");
+    }
+    CHECK(g.graph_ready());
+    CHECK(g.eager_steps() == 3);
+  }
+  // a checkpoint of the graphed model carries the right step counts and state
+  const std::string path = temp_path("disco_graph_ckpt");
+  disco::save_checkpoint(graphed, path);
+  disco::ContentDisentangler<CUDA> resumed(cfg);
+  disco::load_checkpoint(resumed, path);
+  std::filesystem::remove(path);
+  CHECK(resumed.step() == eager.step());
+  CHECK(resumed.ae_optimizer().step_count() == eager.ae_optimizer().step_count());
+  const auto a = randu(size_t(n * 3 * R * R)), b = randu(size_t(n * 3 * R * R));
+  const disco::StepLosses le = eager.train_step(TG::from_vector(a, shp), TG::from_vector(b, shp));
+  const disco::StepLosses lr = resumed.train_step(TG::from_vector(a, shp), TG::from_vector(b, shp));
+  check_rel(lr.ae, le.ae, 1e-6, "ae after resume");
+  auto pe = eager.named_parameters(), pr = resumed.named_parameters();
+  for (size_t i = 0; i < pe.size(); ++i) CHECK(rel_l2(vals(pr[i].second), vals(pe[i].second)) <= 1e-6);
+}
+
+TEST_CASE("GraphedTrainStep: hooks force eager steps; TF32 and BF16 graphs train", "[cuda][model][graph]") {
+  disco::ModelConfig cfg = small_config();
+  disco::ContentDisentangler<CUDA> m(cfg);
+  const int64_t n = 2, R = cfg.resolution;
+  const Shape shp = {n, 3, R, R};
+  {
+    disco::GraphedTrainStep<> g(m, 1);
+    int calls = 0;
+    m.on_ae_grads = [&] { ++calls; };
+    for (int i = 0; i < 3; ++i) g.step(TG::from_vector(randu(size_t(n * 3 * R * R)), shp),
+                                      TG::from_vector(randu(size_t(n * 3 * R * R)), shp));
+    CHECK(calls == 3);
+    CHECK(!g.graph_ready());
+    m.on_ae_grads = nullptr;
+  }
+  for (auto mode : {dc::MathMode::TF32, dc::MathMode::BF16}) {
+    INFO(dc::to_string(mode));
+    dc::ConvSettings saved = dc::conv_settings();
+    dc::conv_settings() = dc::ConvSettings{dc::ConvAlgo::Custom, mode};
+    disco::GraphedTrainStep<> g(m, 2);
+    const auto a = randu(size_t(n * 3 * R * R)), b = randu(size_t(n * 3 * R * R));
+    double first = 0, last = 0;
+    for (int i = 0; i < 30; ++i) {
+      const disco::StepLosses l = g.step(TG::from_vector(a, shp), TG::from_vector(b, shp)).get();
+      REQUIRE(std::isfinite(l.ae));
+      if (i == 0) first = l.recon_a + l.recon_b;
+      last = l.recon_a + l.recon_b;
+    }
+    CHECK(g.graph_ready());
+    CHECK(last < first);  // one fixed batch: the reconstruction improves
+    dc::conv_settings() = saved;
+  }
+}

@@ -89,3 +89,76 @@ TEST_CASE("bad arguments throw instead of aborting", "[cuda][runtime]") {
   CHECK_THROWS_AS(dc::fill(nullptr, -1, 0.f), disco::Error);
   CHECK_THROWS_AS(dc::copy_strided(nullptr, nullptr, nullptr, nullptr, nullptr, 7), disco::Error);
 }
+
+TEST_CASE("CUDA graph: capture, replay, private pool, failed capture", "[cuda][runtime][graph]") {
+  void* old = dc::get_stream();
+  void* s = dc::create_stream();
+  dc::set_stream(s);
+  const int64_t n = 1000;
+  float* x = static_cast<float*>(dc::device_malloc(n * sizeof(float)));
+  float* y = static_cast<float*>(dc::device_malloc(n * sizeof(float)));
+  dc::fill(x, n, 1.5f);
+  {
+    dc::Graph g;
+    CHECK(!g.ready());
+    g.begin_capture();
+    // scratch allocated and freed inside the capture comes from the graph's pool
+    float* t = static_cast<float*>(dc::device_malloc(n * sizeof(float)));
+    dc::scale(x, 2.f, t, n);   // t = 2x
+    dc::add(t, x, y, n);       // y = 3x
+    dc::device_free(t);
+    g.end_capture();
+    REQUIRE(g.ready());
+    CHECK(g.num_nodes() >= 2);
+    // nothing ran yet: capture records only
+    dc::fill(y, n, -1.f);
+    // a block allocated outside the graph now must not be the graph's scratch
+    float* other = static_cast<float*>(dc::device_malloc(n * sizeof(float)));
+    CHECK(other != t);
+    dc::fill(other, n, 7.f);
+    g.replay();
+    std::vector<float> hy(n), ho(n);
+    dc::memcpy_d2h(hy.data(), y, n * sizeof(float));
+    dc::memcpy_d2h(ho.data(), other, n * sizeof(float));
+    CHECK(hy[0] == 4.5f);
+    CHECK(hy[n - 1] == 4.5f);
+    CHECK(ho[17] == 7.f);  // not overwritten by the replay's scratch
+    // replays read the captured addresses: new input values flow through
+    dc::fill(x, n, -2.f);
+    g.replay();
+    g.replay();
+    dc::memcpy_d2h(hy.data(), y, n * sizeof(float));
+    CHECK(hy[5] == -6.f);
+    dc::device_free(other);
+  }
+  {
+    // a host read-back cannot be captured: a disco::Error, and nothing is kept
+    dc::Graph g;
+    g.begin_capture();
+    float h = 0;
+    bool threw = false;
+    try {
+      dc::memcpy_d2h(&h, x, sizeof(float));
+      g.end_capture();
+    } catch (const disco::Error&) {
+      threw = true;
+      g.abort_capture();
+    }
+    CHECK(threw);
+    CHECK(!g.ready());
+    // the stream and the allocator still work
+    dc::fill(y, n, 3.f);
+    dc::memcpy_d2h(&h, y, sizeof(float));
+    CHECK(h == 3.f);
+  }
+  dc::set_stream(nullptr);
+  {
+    dc::Graph g;
+    CHECK_THROWS_WITH(g.begin_capture(), Catch::Contains("legacy default stream"));
+    CHECK_THROWS_WITH(g.replay(), Catch::Contains("before a successful capture"));
+  }
+  dc::device_free(x);
+  dc::device_free(y);
+  dc::set_stream(old);
+  dc::destroy_stream(s);
+}

@@ -190,8 +190,8 @@ class ContentDisentangler {
     TensorB a_dec = decode(a_common, a_sep);
     TensorB b_dec = decode(b_common, zero_separate(nb));
     TensorB total, pa, pb;  // pa / pb: {total, recon, adv} of each domain
+    DiscFrozen frozen(disc_->parameters(), adversarial);  // only the path into E1 is needed
     if (adversarial) {
-      set_requires_grad(disc_->parameters(), false);  // only the path into E1 is needed
       TensorB la = recon_adv_loss(a_dec, a, discriminate(a_common), 0.0, cfg_.disc_weight, cfg_.recon_loss, nullptr, &pa);
       TensorB lb = recon_adv_loss(b_dec, b, discriminate(b_common), 0.0, cfg_.disc_weight, cfg_.recon_loss, nullptr, &pb);
       total = add(la, lb);
@@ -204,7 +204,7 @@ class ContentDisentangler {
       pb = concat<B>({lb.detach().reshape({1}), lb.detach().reshape({1}), zero}, 0);
     }
     total.backward();
-    if (adversarial) set_requires_grad(disc_->parameters(), true);
+    frozen.release();
     if (on_ae_grads) on_ae_grads();
     auto ae_clip = optim::clip_coefficient(ae_params_, cfg_.clip);
     if (ae_clip.coef.defined()) ae_opt_->step(ae_clip.coef);
@@ -282,6 +282,25 @@ class ContentDisentangler {
   static void set_requires_grad(const std::vector<TensorB>& ps, bool r) {
     for (auto p : ps) p.set_requires_grad(r);
   }
+  // The discriminator's parameters without gradients for the autoencoder step, restored
+  // when released or when an exception leaves the step.
+  struct DiscFrozen {
+    DiscFrozen(std::vector<TensorB> ps, bool on) : ps_(std::move(ps)), on_(on) {
+      if (on_) set_requires_grad(ps_, false);
+    }
+    void release() {
+      if (on_) set_requires_grad(ps_, true);
+      on_ = false;
+    }
+    ~DiscFrozen() {
+      try {
+        release();
+      } catch (...) {
+      }
+    }
+    std::vector<TensorB> ps_;
+    bool on_;
+  };
 
 
   ModelConfig cfg_;

@@ -13,6 +13,7 @@
 // process).
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace disco {
@@ -40,6 +41,42 @@ void device_synchronize();
 void* get_stream();
 // Make `stream` (a cudaStream_t or nullptr) current. Synchronizes the previous stream first.
 void set_stream(void* stream);
+
+// A new non-blocking stream (a cudaStream_t as void*), e.g. for graph capture; destroy it
+// with destroy_stream (which waits for its work) after it stopped being current.
+void* create_stream();
+void destroy_stream(void* stream);
+
+// ---- CUDA graphs ------------------------------------------------------------------------
+// Captures the work disco enqueues on the current stream between begin_capture() and
+// end_capture() into a CUDA graph, and replays it with one launch. The current stream must
+// not be the legacy default stream. While capturing, the caching allocator serves the
+// capture from a pool private to this graph (blocks allocated or freed during the capture
+// belong to it until the graph is reset or destroyed), so addresses the graph writes on
+// replay are never handed to other tensors. Work that reads back to the host cannot be
+// captured: end_capture() then throws disco::Error and nothing is kept. Replays read and
+// write exactly the addresses used during the capture.
+class Graph {
+ public:
+  Graph();
+  ~Graph();  // waits for its replays, then frees the graph and its pool
+  Graph(Graph&&) noexcept;
+  Graph& operator=(Graph&&) noexcept;
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  void begin_capture();
+  void end_capture();              // instantiates; throws disco::Error if the capture failed
+  void abort_capture() noexcept;   // ends a capture after an error, keeps nothing
+  void replay();                   // on the stream it was captured on (must be current)
+  bool ready() const;              // captured and instantiated
+  std::size_t num_nodes() const;   // kernels, copies and memsets in the graph
+  void reset();                    // waits, frees the graph and its pool (ready() becomes false)
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // ---- memory -----------------------------------------------------------------------------
 // Caching allocator over cudaMalloc: sizes are rounded up to a bin (multiples of 512 B up to

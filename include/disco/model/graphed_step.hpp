@@ -1,0 +1,147 @@
+#pragma once
+// GraphedTrainStep: ContentDisentangler<CUDA>::train_step as one CUDA graph.
+//
+// A training step of the 128 px model at batch 32 is ~200 GFLOP, a fraction of a
+// millisecond of tensor-core work, spread over ~1000 kernel launches; launched one by one
+// from the host, launch latency dominates. The step is host-synchronization free
+// (train_step_async: device-side Adam step count and clip coefficient, losses kept on the
+// device), so it can be captured once and replayed with a single launch:
+//
+//   disco::GraphedTrainStep<> g(model);               // makes a private stream current
+//   for (...) {
+//     disco::PendingLosses<disco::CUDA> p = g.step(a, b);  // copies a, b in, replays
+//     if (log_now) print(p.get());                         // the only host sync
+//   }
+//
+// How it works: the first `warmup` steps run eagerly on the graph's stream (they create
+// Adam's moments, pick cuDNN algorithms, set up cuBLAS); the next step is captured
+// (disco::cuda::Graph, with a private allocator pool) and then launched; every later step
+// copies the batch into the captured input tensors and replays. Replays use the addresses
+// of the capture: the parameters, gradients, Adam moments and the losses tensor are the
+// same storage every step, and the host step counters are advanced after each replay.
+//
+// Rules (what would silently break a replay is checked or documented here):
+//   - a and b must keep the shape of the first step; another shape runs that step eagerly;
+//   - after anything replaces the model's or optimizers' storage (load_checkpoint,
+//     load_weights into a different model, assigning exp_avg) or changes
+//     cuda::conv_settings(), call invalidate(): the next step captures again;
+//   - the model's on_ae_grads / on_disc_grads hooks are host code and cannot run inside a
+//     graph: with a hook set, every step runs eagerly;
+//   - a PendingLosses from step() is overwritten by the next replay: get() before stepping.
+// If the capture fails (an operation that is not capturable), the model is restored to
+// its state before that step, the step runs eagerly, and every later step stays eager;
+// fallback_reason() says why.
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "disco/backend/cuda/backend.hpp"
+#include "disco/backend/cuda/runtime.hpp"
+#include "disco/model/content_disentangler.hpp"
+
+namespace disco {
+
+template <class B = CUDA>
+class GraphedTrainStep {
+  static_assert(std::is_same_v<B, CUDA>, "GraphedTrainStep is for ContentDisentangler<CUDA>");
+
+ public:
+  explicit GraphedTrainStep(ContentDisentangler<B>& model, int warmup = 2) : model_(model), warmup_(warmup) {
+    DISCO_CHECK(warmup >= 1, "GraphedTrainStep: warmup ", warmup, " must be >= 1 (the first step allocates Adam's state)");
+    prev_stream_ = cuda::get_stream();
+    stream_ = cuda::create_stream();
+    cuda::set_stream(stream_);
+  }
+  ~GraphedTrainStep() {
+    try {
+      graph_.reset();
+      cuda::set_stream(prev_stream_);  // synchronizes stream_
+    } catch (...) {
+    }
+    cuda::destroy_stream(stream_);
+  }
+  GraphedTrainStep(const GraphedTrainStep&) = delete;
+  GraphedTrainStep& operator=(const GraphedTrainStep&) = delete;
+
+  // One training step on (a, b), CUDA tensors of the model's image shape.
+  PendingLosses<B> step(const Tensor<B>& a, const Tensor<B>& b) {
+    const bool same_shape = in_a_.defined() && a.shape() == in_a_.shape() && b.shape() == in_b_.shape();
+    if (!fallback_reason_.empty() || model_.on_ae_grads || model_.on_disc_grads || (in_a_.defined() && !same_shape)) {
+      ++eager_steps_;
+      return model_.train_step_async(a, b);
+    }
+    if (!in_a_.defined()) {  // the static inputs the graph will read
+      in_a_ = Tensor<B>::empty(a.shape(), a.dtype());
+      in_b_ = Tensor<B>::empty(b.shape(), b.dtype());
+    }
+    in_a_.copy_(a);
+    in_b_.copy_(b);
+    if (graph_.ready()) {
+      graph_.replay();
+      model_.advance_host_step_counts(1);
+      ++replays_;
+      return losses_;
+    }
+    if (steps_before_capture_ < warmup_) {
+      ++steps_before_capture_;
+      ++eager_steps_;
+      return model_.train_step_async(in_a_, in_b_);
+    }
+    return capture_and_run();
+  }
+
+  // Drop the graph; the next step warms up (one eager step) and captures again.
+  void invalidate() {
+    graph_.reset();
+    losses_ = PendingLosses<B>();
+    steps_before_capture_ = warmup_ - 1;
+  }
+
+  bool graph_ready() const { return graph_.ready(); }
+  std::size_t graph_nodes() const { return graph_.num_nodes(); }
+  int64_t replays() const { return replays_; }
+  int64_t eager_steps() const { return eager_steps_; }
+  // Empty while graphs are in use; else why every step now runs eagerly.
+  const std::string& fallback_reason() const { return fallback_reason_; }
+
+ private:
+  PendingLosses<B> capture_and_run() {
+    // Host-side state a failed capture must restore (the captured work itself never ran).
+    const int64_t step = model_.step(), ae_steps = model_.ae_optimizer().step_count(),
+                  disc_steps = model_.disc_optimizer().step_count();
+    PendingLosses<B> captured;
+    try {
+      graph_.begin_capture();
+      captured = model_.train_step_async(in_a_, in_b_);
+      graph_.end_capture();
+    } catch (const Error& e) {
+      graph_.abort_capture();
+      graph_.reset();
+      fallback_reason_ = e.what();
+      model_.set_step(step);
+      model_.ae_optimizer().set_step_count(ae_steps);
+      model_.disc_optimizer().set_step_count(disc_steps);
+      ++eager_steps_;
+      return model_.train_step_async(in_a_, in_b_);
+    }
+    // The capture recorded the step (and advanced the host counters once); run it.
+    graph_.replay();
+    ++replays_;
+    losses_ = captured;
+    return losses_;
+  }
+
+  ContentDisentangler<B>& model_;
+  int warmup_;
+  void* prev_stream_ = nullptr;
+  void* stream_ = nullptr;
+  cuda::Graph graph_;
+  Tensor<B> in_a_, in_b_;
+  PendingLosses<B> losses_;
+  int steps_before_capture_ = 0;
+  int64_t replays_ = 0, eager_steps_ = 0;
+  std::string fallback_reason_;
+};
+
+}  // namespace disco
