@@ -62,6 +62,10 @@ struct ConvKernelArgs {
 };
 
 // ---- PTX wrappers -----------------------------------------------------------------------------
+// Without __CUDA_ARCH__ >= 800 they fall back to plain C++ (synchronous copies, no rounding)
+// and the mma helpers trap. DISCO_KERNEL_EMULATION (CPU emulation, tests/emu/) routes the mma
+// helpers instead to disco_emu_mma_tf32 / disco_emu_mma_bf16, which the includer declares at
+// global scope with the signature of mma_tf32_16x8x8. Preprocessor only: nvcc builds see no change.
 __device__ __forceinline__ void cp_async_f32(float* smem, const float* gmem, bool pred) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
@@ -105,6 +109,8 @@ __device__ __forceinline__ void mma_tf32_16x8x8(float (&c)[4], const uint32_t (&
       "{%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#elif defined(DISCO_KERNEL_EMULATION)
+  disco_emu_mma_tf32(c, a, b);
 #else
   __trap();
 #endif
@@ -116,6 +122,8 @@ __device__ __forceinline__ void mma_bf16_16x8x16(float (&c)[4], const uint32_t (
       "{%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#elif defined(DISCO_KERNEL_EMULATION)
+  disco_emu_mma_bf16(c, a, b);
 #else
   __trap();
 #endif

@@ -52,11 +52,19 @@ void cublas_gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t 
   DISCO_CHECK(m < lim && n < lim && k < lim && lda < lim && ldb < lim && ldc < lim,
               "gemm: dimensions exceed cuBLAS's 32-bit limit");
   cublasHandle_t h = handle();
-  DISCO_CUBLAS_CHECK(cublasSetStream(h, detail::stream()));
-  // cublasSetStream resets the workspace to cuBLAS's own pool, which may allocate on a new
-  // stream; a fixed workspace keeps every GEMM free of allocations (and so capturable in a
-  // CUDA graph). 32 MiB is NVIDIA's recommendation for Hopper.
-  DISCO_CUBLAS_CHECK(cublasSetWorkspace(h, workspace(), kWorkspaceBytes));
+  // Bind the handle to disco's current stream when that changed. cublasSetStream resets the
+  // workspace to cuBLAS's own pool, which may allocate on a new stream; a fixed workspace
+  // keeps every GEMM free of allocations (and so capturable in a CUDA graph; a capture runs
+  // on the stream its warm-up steps bound). 32 MiB is NVIDIA's recommendation for Hopper.
+  static cudaStream_t bound = nullptr;
+  static bool any_bound = false;
+  const cudaStream_t s = detail::stream();
+  if (!any_bound || s != bound) {
+    DISCO_CUBLAS_CHECK(cublasSetStream(h, s));
+    DISCO_CUBLAS_CHECK(cublasSetWorkspace(h, workspace(), kWorkspaceBytes));
+    bound = s;
+    any_bound = true;
+  }
   DISCO_CUBLAS_CHECK(cublasGemmEx(h, ta, tb, int(m), int(n), int(k), &alpha, A, CUDA_R_32F, int(lda), B, CUDA_R_32F,
                                   int(ldb), &beta, C, CUDA_R_32F, int(ldc), compute_type(mode), CUBLAS_GEMM_DEFAULT));
 }

@@ -1,0 +1,205 @@
+// CPU emulation test of the implicit-GEMM convolution kernel (kernels/conv2d_igemm.cuh).
+//
+// Compiles the real kernel header with the host compiler (see cuda_emu.hpp for what is and
+// is not emulated), launches conv_igemm_kernel / conv_splitk_reduce_kernel directly for
+// fprop, dgrad (all phases, in launches of up to kMaxPhasesPerLaunch) and wgrad (plain and
+// accumulating onto the previous result), and compares with the naive double-precision
+// loops of tests/reference/conv_ref.hpp:
+//   relative L2 error <= 1e-5 (FP32), <= 5e-3 (TF32, BF16); outputs start as NaN.
+// One line per case (problem x math mode x tile x splits); exit status 1 on any mismatch.
+//
+//   conv_igemm_emu           reduced list (every problem once, all math modes, both tiles,
+//                            split-K on some; about 25 s on 2 cores): the ctest emu.conv_igemm
+//   conv_igemm_emu --full    every problem x math mode x {small, large tile} x {1 split,
+//                            2-3 splits}: 132 cases, about 2 minutes on 2 cores
+//
+// It checks the kernel's index math, loaders, fragment layouts, double buffering / barrier
+// structure, epilogue, split-K and phase handling -- not the asynchronous behaviour of
+// cp.async, real tensor cores or the GPU memory model (cuda_emu.hpp).
+#include "emu/cuda_emu.hpp"  // must come first: keyword shims + DISCO_KERNEL_EMULATION
+
+#include "kernels/conv2d_igemm.cuh"
+#include "reference/conv_ref.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace disco;
+using namespace disco::convidx;
+using disco::cuda::kern::ConvKernelArgs;
+using disco::cuda::kern::ConvMath;
+using disco::cuda::kern::ConvTileLarge;
+using disco::cuda::kern::ConvTileSmall;
+
+namespace {
+
+// One kernel launch (plus the split-K reduction when splits > 1), as src/cuda/conv_custom.cu
+// would do it: grid (ceil(max_m / BM), ceil(gemm_n / BN), num_slots * splits).
+template <class View, ConvMath MATH, class Tile>
+void run_conv(const ConvGemmParams& g, const float* a, const float* b, float* out, const float* bias, bool accumulate,
+              int splits) {
+  ConvKernelArgs args{};
+  args.g = g;
+  args.a_src = a;
+  args.b_src = b;
+  args.out = out;
+  args.bias = bias;
+  args.accumulate = accumulate ? 1 : 0;
+  args.splits = splits;
+  args.ws_slice = int64_t(g.max_m) * g.gemm_n;
+  std::vector<float> ws(splits > 1 ? size_t(args.ws_slice) * size_t(g.num_slots) * size_t(splits) : 0, NAN);
+  args.ws = splits > 1 ? ws.data() : nullptr;
+  const dim3 grid(unsigned((g.max_m + Tile::BM - 1) / Tile::BM), unsigned((g.gemm_n + Tile::BN - 1) / Tile::BN),
+                  unsigned(g.num_slots * splits));
+  disco_emu::launch(grid, Tile::kThreads, [&] { disco::cuda::kern::conv_igemm_kernel<View, MATH, Tile>(args); });
+  if (splits > 1)  // grid-stride kernel: one block of 32 threads covers everything
+    disco_emu::launch(dim3(1), 32, [&] { disco::cuda::kern::conv_splitk_reduce_kernel<View>(args); });
+}
+
+double rel_l2(const std::vector<float>& got, const std::vector<double>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;  // NaN poison not overwritten
+    const double d = double(got[i]) - want[i];
+    num += d * d;
+    den += want[i] * want[i];
+  }
+  return std::sqrt(num / (den > 0 ? den : 1));
+}
+
+std::mt19937 rng(7);
+std::vector<float> random_vec(int64_t n) {
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+std::vector<double> to_double(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
+
+const char* math_name(ConvMath m) { return m == ConvMath::FP32 ? "FP32" : m == ConvMath::TF32 ? "TF32" : "BF16"; }
+
+int g_failures = 0;
+
+// fprop (+ bias), dgrad (every phase), wgrad, wgrad accumulating onto its own result.
+template <ConvMath MATH, class Tile>
+void check(const char* name, const Conv2dProblem& p, int splits) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto x = random_vec(p.x_size()), w = random_vec(p.w_size());
+  const auto dy = random_vec(p.y_size()), bias = random_vec(p.K);
+  const auto y_ref = ref::conv2d_fprop(p, to_double(x), to_double(w), to_double(bias));
+  const auto dx_ref = ref::conv2d_dgrad(p, to_double(dy), to_double(w));
+  const auto dw_ref = ref::conv2d_wgrad(p, to_double(x), to_double(dy));
+  std::vector<double> dw2_ref(dw_ref);
+  for (auto& v : dw2_ref) v *= 2;
+
+  std::vector<float> y(size_t(p.y_size()), NAN), dx(size_t(p.x_size()), NAN), dw(size_t(p.w_size()), NAN);
+  run_conv<FpropView, MATH, Tile>(make_conv_gemm_params(p, ConvKind::Fprop), x.data(), w.data(), y.data(), bias.data(),
+                                  false, splits);
+  for (int base = 0; base < dgrad_num_phases(p); base += kMaxPhasesPerLaunch)
+    run_conv<DgradView, MATH, Tile>(make_conv_gemm_params(p, ConvKind::Dgrad, base), dy.data(), w.data(), dx.data(),
+                                    nullptr, false, splits);
+  run_conv<WgradView, MATH, Tile>(make_conv_gemm_params(p, ConvKind::Wgrad), dy.data(), x.data(), dw.data(), nullptr,
+                                  false, splits);
+  std::vector<float> dw2 = dw;
+  run_conv<WgradView, MATH, Tile>(make_conv_gemm_params(p, ConvKind::Wgrad), dy.data(), x.data(), dw2.data(), nullptr,
+                                  true, splits);
+
+  const double tol = MATH == ConvMath::FP32 ? 1e-5 : 5e-3;
+  const double err[4] = {rel_l2(y, y_ref), rel_l2(dx, dx_ref), rel_l2(dw, dw_ref), rel_l2(dw2, dw2_ref)};
+  bool ok = true;
+  for (double e : err) ok = ok && e <= tol;  // also false for NaN / inf
+  if (!ok) ++g_failures;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%-4s %-22s %s tile=%-3d splits=%d  fprop %.2e dgrad %.2e wgrad %.2e wgrad+= %.2e  (tol %.0e, %.1fs)\n",
+              ok ? "ok" : "FAIL", name, math_name(MATH), Tile::BM, splits, err[0], err[1], err[2], err[3], tol, secs);
+  std::fflush(stdout);
+}
+
+enum Maths : unsigned { kFP32 = 1, kTF32 = 2, kBF16 = 4, kAllMaths = 7 };
+
+// Returns the number of cases run.
+template <class Tile>
+int run_maths(const char* name, const Conv2dProblem& p, int splits, unsigned maths) {
+  if (maths & kFP32) check<ConvMath::FP32, Tile>(name, p, splits);
+  if (maths & kTF32) check<ConvMath::TF32, Tile>(name, p, splits);
+  if (maths & kBF16) check<ConvMath::BF16, Tile>(name, p, splits);
+  return int(maths & kFP32 ? 1 : 0) + int(maths & kTF32 ? 1 : 0) + int(maths & kBF16 ? 1 : 0);
+}
+
+Conv2dProblem problem(int N, int C, int H, int W, int K, int R, int S, int sh, int sw, int ph, int pw, int dh, int dw) {
+  Conv2dProblem p;
+  p.N = N; p.C = C; p.H = H; p.W = W; p.K = K; p.R = R; p.S = S;
+  p.stride_h = sh; p.stride_w = sw;
+  p.pad_h = ph; p.pad_w = pw;
+  p.dil_h = dh; p.dil_w = dw;
+  p.compute_output_size();
+  return p;
+}
+
+// Tile / split combinations of a case.
+enum Runs : unsigned { kSmall1 = 1, kSmallSplit = 2, kLarge1 = 4, kLargeSplit = 8, kAll = 15 };
+
+struct Case {
+  const char* name;
+  Conv2dProblem p;
+  unsigned reduced;                // tiles / splits of the default (ctest) run; --full: kAll
+  unsigned reduced_maths = kAllMaths;  // math modes of the default run; --full: all
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool full = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--full") == 0) {
+      full = true;
+    } else {
+      std::fprintf(stderr,
+                   "usage: %s [--full]\n"
+                   "  default: reduced case list (ctest); --full: every problem x tile x split\n",
+                   argv[0]);
+      return std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0 ? 0 : 2;
+    }
+  }
+  // Each problem stands for one shape class. The reduced list runs every class at least once
+  // (all three math modes each time), both tiles and split-K among them; the cheap problems
+  // get a second tile / split combination.
+  const Case cases[] = {
+      {"3->32 k4s2p1 @16 b2", make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1), kSmall1},       // model's first layer
+      {"70->25 k4s2p1 @4 b1", make_conv2d_problem(1, 70, 4, 4, 25, 4, 4, 2, 1), kSmallSplit},    // deep Kred, tiny map
+      {"convT 40->9 2x2->4x4", make_conv_transpose2d_problem(2, 40, 2, 2, 9, 4, 4, 2, 1, 0), kLarge1},
+      {"convT op 5->7", make_conv_transpose2d_problem(1, 5, 3, 5, 7, 3, 3, 2, 1, 1),
+       kSmall1 | kLarge1},  // output padding
+      {"odd 5->6 k3 7x9", problem(2, 5, 7, 9, 6, 3, 3, 1, 1, 1, 1, 1, 1), kSmall1},
+      {"1x1 s2", problem(2, 8, 9, 9, 12, 1, 1, 2, 2, 0, 0, 1, 1),
+       kSmall1 | kLargeSplit},  // dgrad phases without taps (Kred = 0), also split
+      {"dil2", problem(1, 4, 11, 10, 5, 3, 3, 1, 1, 2, 2, 2, 2), kSmall1},
+      {"s3 k5", problem(2, 3, 13, 12, 4, 5, 5, 3, 3, 2, 2, 1, 1), kSmall1},
+      {"s(2,1) k(3,2)", problem(1, 6, 9, 6, 5, 3, 2, 2, 1, 1, 0, 1, 1), kSmall1},
+      {"s5 25 phases", problem(1, 3, 12, 11, 4, 3, 3, 5, 5, 1, 1, 1, 1),
+       kSmall1 | kSmallSplit},  // 2 dgrad launches, also split
+      // several blocks in m and n, long dgrad reduction (K R S = 1260). The costliest case
+      // (TF32 about 14 s, BF16 6 s): by default FP32 and TF32 only -- BF16 on the large tile
+      // is covered by the two convT problems and 1x1 s2.
+      {"130->140 k3 @5 b2", problem(2, 130, 5, 5, 140, 3, 3, 1, 1, 1, 1, 1, 1), kLargeSplit, kFP32 | kTF32},
+  };
+  int ncases = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const Case& c : cases) {
+    const unsigned runs = full ? unsigned(kAll) : c.reduced;
+    const unsigned maths = full ? unsigned(kAllMaths) : c.reduced_maths;
+    if (runs & kSmall1) ncases += run_maths<ConvTileSmall>(c.name, c.p, 1, maths);
+    if (runs & kSmallSplit) ncases += run_maths<ConvTileSmall>(c.name, c.p, 3, maths);
+    if (runs & kLarge1) ncases += run_maths<ConvTileLarge>(c.name, c.p, 1, maths);
+    if (runs & kLargeSplit) ncases += run_maths<ConvTileLarge>(c.name, c.p, 2, maths);
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%s: %d of %d cases failed (%s list, %.0fs)\n", g_failures ? "FAILED" : "PASSED", g_failures, ncases,
+              full ? "full" : "reduced", secs);
+  return g_failures ? 1 : 0;
+}

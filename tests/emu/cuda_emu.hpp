@@ -1,0 +1,199 @@
+#pragma once
+// A minimal CPU stand-in for the CUDA execution model: enough to compile disco's kernel
+// headers (kernels/*.cuh) with the host C++ compiler and run them, one thread block at a
+// time. Used by tests/emu/conv_igemm_emu.cpp; needs the CUDA toolkit *headers* (types such
+// as dim3 / float2 / __nv_bfloat162 and their host-side functions), no GPU, no nvcc, no
+// CUDA library.
+//
+// What is emulated
+//  * Keywords: __global__ / __device__ / __forceinline__ / __launch_bounds__ /
+//    __grid_constant__ are defined away; __shared__ becomes `static`, so each kernel
+//    instantiation has ONE static copy of its shared arrays, used by every emulated thread.
+//    That is why blocks run one after the other (never two blocks at once).
+//  * Threads: one std::thread per CUDA thread of the block (1-D blocks only); threadIdx /
+//    blockIdx are thread_local, blockDim / gridDim global. The same threads run all blocks
+//    of a launch, with a barrier between blocks.
+//  * __syncthreads(): a pthread barrier over all threads of the block. The OS preempts the
+//    threads at arbitrary points, so a missing __syncthreads (shared buffer refilled while
+//    others still read it) shows up as wrong results -- very likely, not certainly. A thread
+//    that returns early while others still reach a __syncthreads hangs the emulation
+//    (ctest's TIMEOUT catches it); on hardware that is undefined behaviour too.
+//  * Warp-collective mma.sync (disco_emu_mma_tf32 / _bf16, called by the kernel's mma
+//    helpers when DISCO_KERNEL_EMULATION is defined): every lane deposits its A / B fragment
+//    registers in a per-warp exchange buffer and waits at a barrier over the warp's 32 lanes;
+//    then each lane rebuilds the 16x8xK tiles from the fragment layouts of the PTX ISA
+//    ("Matrix Fragments for mma.m16n8k8" .tf32 and "mma.m16n8k16" .bf16) and computes its 4
+//    accumulators. All 32 lanes must call it together, as mma.sync.aligned requires. The
+//    layouts here are written from the PTX documentation, independently of the kernel's
+//    fragment builders, so a wrong index in the kernel shows up as a wrong result.
+//  * Code under `#if __CUDA_ARCH__ >= 800` is not compiled (the macro is undefined), so the
+//    kernels' host fallbacks run: cp.async is a synchronous 4-byte copy (zero-fill when the
+//    predicate is false), cp.async.commit / wait are no-ops, cvt.rna.tf32 is the identity
+//    (the emulated mma rounds its TF32 inputs to nearest, ties away, as cvt.rna does).
+//
+// What is NOT covered
+//  * Asynchrony: copies land immediately, so a missing cp.async.wait_group (or a wrong
+//    group count) cannot be seen. Only the __syncthreads structure (buffer reuse) is tested.
+//  * Real tensor cores: products of TF32 / BF16 inputs are exact in both, but hardware
+//    accumulation order / rounding inside one mma differs from the double sum used here;
+//    results are compared with a tolerance, not bitwise.
+//  * The GPU memory model and warp scheduling: threads run on x86 (TSO), blocks in sequence;
+//    no bank conflicts, no occupancy, no timing, no register or shared-memory limits, no
+//    alignment faults of the float2 shared-memory reads.
+//  * The host launchers (src/cuda/conv_custom.cu: grid sizes, tile choice, split counts,
+//    workspace sizing): the test launches the kernels itself.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <pthread.h>
+
+#include <atomic>
+#include <cmath>  // fmaf etc. at global scope, as device code expects
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+// ---- keywords ------------------------------------------------------------------------------------
+// The CUDA headers define these as attributes for the host compiler; replace them.
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __forceinline__
+#undef __shared__
+#undef __launch_bounds__
+#undef __grid_constant__
+#undef __align__
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#define __launch_bounds__(...)
+#define __grid_constant__
+#define __align__(n) __attribute__((aligned(n)))
+
+namespace disco_emu {
+
+constexpr int kMaxWarps = 32;  // 1024 threads per block
+
+inline thread_local uint3 thread_idx, block_idx;
+inline thread_local unsigned mma_calls;  // per emulated thread, see mma_m16n8
+inline dim3 block_dim, grid_dim;
+inline pthread_barrier_t block_barrier;
+inline pthread_barrier_t warp_barrier[kMaxWarps];
+
+inline void fail(const char* what) {
+  std::fprintf(stderr, "cuda_emu: %s\n", what);
+  std::abort();
+}
+
+// Run `kernel()` for every block of `grid` with `threads` emulated threads (1-D block).
+template <class Kernel>
+void launch(dim3 grid, int threads, const Kernel& kernel) {
+  if (threads <= 0 || threads > 32 * kMaxWarps || threads % 32 != 0)
+    fail("block size must be a multiple of 32, <= 1024");
+  block_dim = dim3(unsigned(threads));
+  grid_dim = grid;
+  pthread_barrier_init(&block_barrier, nullptr, unsigned(threads));
+  for (int w = 0; w < threads / 32; ++w) pthread_barrier_init(&warp_barrier[w], nullptr, 32);
+  std::vector<std::thread> pool;
+  pool.reserve(size_t(threads));
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      thread_idx = make_uint3(unsigned(t), 0, 0);
+      mma_calls = 0;
+      for (unsigned z = 0; z < grid.z; ++z)
+        for (unsigned y = 0; y < grid.y; ++y)
+          for (unsigned x = 0; x < grid.x; ++x) {
+            block_idx = make_uint3(x, y, z);
+            kernel();
+            // the block's shared memory (static arrays) is reused by the next block
+            pthread_barrier_wait(&block_barrier);
+          }
+    });
+  for (auto& th : pool) th.join();
+  pthread_barrier_destroy(&block_barrier);
+  for (int w = 0; w < threads / 32; ++w) pthread_barrier_destroy(&warp_barrier[w]);
+}
+
+// ---- warp-collective mma.sync (m16n8k8 .tf32, m16n8k16 .bf16; row.col; f32 accumulators) ------
+struct WarpExchange {
+  uint32_t a[32][4];
+  uint32_t b[32][2];
+};
+// Two exchange buffers per warp, used alternately by consecutive mma calls (each lane counts
+// its calls): one barrier per mma is enough. A lane can only reach call n + 2 (same buffer as
+// call n) after every lane has reached call n + 1, i.e. finished reading call n.
+inline WarpExchange warp_exchange[kMaxWarps][2];
+
+// cvt.rna.tf32.f32: keep 10 mantissa bits, round to nearest, ties away from zero (finite inputs).
+inline float tf32_value(uint32_t bits) {
+  bits = (bits + 0x1000u) & 0xffffe000u;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+// One bf16 of a .bf16x2 register: element 0 in the low 16 bits.
+inline float bf16_value(uint32_t pair, int hi) {
+  const uint32_t bits = (hi ? (pair >> 16) : (pair & 0xffffu)) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// D = A (16 x KK) * B (KK x 8) + C. Fragment layouts (g = lane / 4, t = lane % 4):
+//   C/D: c[e] = (row g + 8 (e / 2), col 2 t + e % 2)
+//   tf32 (KK = 8):  a[r] = A(g + 8 (r % 2), t + 4 (r / 2)),  b[r] = B(t + 4 r, g)
+//   bf16 (KK = 16): a[r] = A(g + 8 (r % 2), 2 t + 8 (r / 2) + {0,1}),  b[r] = B(2 t + 8 r + {0,1}, g)
+// Inverted below: element (row, k) of A lives in lane (row % 8) * 4 + kp % 4, register
+// row / 8 + 2 (kp / 4), where kp = k (tf32) or k / 2 (bf16, half k % 2); B(k, col) in lane
+// col * 4 + kp % 4, register kp / 4.
+template <bool BF16>
+inline void mma_m16n8(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  const int lane = int(thread_idx.x) & 31, warp = int(thread_idx.x) >> 5;
+  WarpExchange& x = warp_exchange[warp][mma_calls++ & 1];
+  std::memcpy(x.a[lane], a, sizeof a);
+  std::memcpy(x.b[lane], b, sizeof b);
+  pthread_barrier_wait(&warp_barrier[warp]);  // all 32 lanes have deposited their fragments
+  const int g = lane >> 2, t = lane & 3;
+  constexpr int KK = BF16 ? 16 : 8;
+  for (int e = 0; e < 4; ++e) {
+    const int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
+    double s = 0;  // products of tf32 / bf16 values are exact; the sum is (nearly) exact in double
+    for (int k = 0; k < KK; ++k) {
+      const int kp = BF16 ? k / 2 : k;
+      const uint32_t aw = x.a[(row % 8) * 4 + kp % 4][row / 8 + 2 * (kp / 4)];
+      const uint32_t bw = x.b[col * 4 + kp % 4][kp / 4];
+      const float av = BF16 ? bf16_value(aw, k % 2) : tf32_value(aw);
+      const float bv = BF16 ? bf16_value(bw, k % 2) : tf32_value(bw);
+      s += double(av) * double(bv);
+    }
+    c[e] += float(s);
+  }
+}
+
+}  // namespace disco_emu
+
+#define threadIdx ::disco_emu::thread_idx
+#define blockIdx ::disco_emu::block_idx
+#define blockDim ::disco_emu::block_dim
+#define gridDim ::disco_emu::grid_dim
+
+inline void __syncthreads() { pthread_barrier_wait(&::disco_emu::block_barrier); }
+
+// Referenced by templates of kernels/common.cuh (non-dependent names must be declared); the
+// emulated conv kernels do not use them. Single-block semantics are enough here.
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+inline double __ldcg(const double* p) { return *p; }
+
+// Hook of kernels/conv2d_igemm.cuh (DISCO_KERNEL_EMULATION).
+inline void disco_emu_mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  disco_emu::mma_m16n8<false>(c, a, b);
+}
+inline void disco_emu_mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  disco_emu::mma_m16n8<true>(c, a, b);
+}
+#define DISCO_KERNEL_EMULATION 1
