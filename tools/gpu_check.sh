@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gpu_check.sh [OUTDIR] [--deps DIR] [--build DIR] [--jobs N] [--quick] [--cuda-only]
+# gpu_check.sh [OUTDIR] [--deps DIR] [--build DIR] [--jobs N] [--quick] [--cuda-only] [--budget S]
 #
 # The whole GPU verification of disco in one go, for a short slot on an H100 / H200 machine
 # without apt or network (nvcc 13, cmake, ninja, PyTorch, compute-sanitizer):
@@ -12,6 +12,9 @@
 #   5. a summary table, printed last; every step's full log is in OUTDIR (default
 #      ./gpu-check-out).
 # --quick: 128 px only, fewer timing runs. --cuda-only: build only the CUDA targets.
+# --budget S: finish within S seconds (each step's limit is cut to what is left, steps
+# that no longer fit are recorded as SKIPPED), so the summary is always printed; for a
+# device slot of one 600 s call use e.g. --budget 540.
 # Exit status: 0 when every step that ran passed.
 set -uo pipefail
 
@@ -22,6 +25,7 @@ BUILD="$ROOT/build-gpu"
 JOBS="$(nproc 2>/dev/null || echo 8)"
 QUICK=0
 CUDA_ONLY=0
+BUDGET=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --deps) DEPS="$2"; shift 2 ;;
@@ -29,7 +33,8 @@ while [ $# -gt 0 ]; do
     --jobs) JOBS="$2"; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --cuda-only) CUDA_ONLY=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --budget) BUDGET="$2"; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     -*) echo "gpu_check: unknown option $1" >&2; exit 2 ;;
     *) OUT="$1"; shift ;;
   esac
@@ -44,13 +49,24 @@ names=(); states=(); secs=(); notes=()
 STEP_NOTE=""
 record() { names+=("$1"); states+=("$2"); secs+=("$3"); notes+=("$4"); }
 
+T_START=$(date +%s)
 # step NAME TIMEOUT_S CMD...: run with a time limit, log to OUT/NAME.log, record the result
 step() {
   local name="$1" limit="$2"; shift 2
   local log="$OUT/$name.log" t0 rc
+  if [ "$BUDGET" -gt 0 ]; then
+    local left=$(( BUDGET - ($(date +%s) - T_START) - 25 ))
+    if [ $left -lt 20 ]; then
+      echo "== [$name] SKIPPED: --budget $BUDGET s used up"
+      record "$name" "SKIPPED" 0 "no time left (--budget $BUDGET)"
+      STEP_NOTE=""
+      return 0
+    fi
+    [ $left -lt "$limit" ] && limit=$left
+  fi
   echo "== [$name] $*" | tee "$log"
   t0=$(date +%s)
-  timeout --signal=TERM --kill-after=30 "$limit" "$@" >>"$log" 2>&1
+  timeout --signal=TERM --kill-after=10 "$limit" "$@" >>"$log" 2>&1
   rc=$?
   local dt=$(( $(date +%s) - t0 ))
   local state="PASS"
