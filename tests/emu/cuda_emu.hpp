@@ -12,7 +12,7 @@
 //    That is why blocks run one after the other (never two blocks at once).
 //  * Threads: one std::thread per CUDA thread of the block (1-D blocks only); threadIdx /
 //    blockIdx are thread_local, blockDim / gridDim global. The same threads run all blocks
-//    of a launch, with a barrier between blocks.
+//    of a launch, with a barrier between blocks; they are kept in a pool for later launches.
 //  * __syncthreads(): a pthread barrier over all threads of the block. The OS preempts the
 //    threads at arbitrary points, so a missing __syncthreads (shared buffer refilled while
 //    others still read it) shows up as wrong results -- very likely, not certainly. A thread
@@ -26,6 +26,17 @@
 //    accumulators. All 32 lanes must call it together, as mma.sync.aligned requires. The
 //    layouts here are written from the PTX documentation, independently of the kernel's
 //    fragment builders, so a wrong index in the kernel shows up as a wrong result.
+//  * Warp shuffles (__shfl_xor_sync, the only one kernels/*.cuh use): like the mma, each lane
+//    deposits its value in a per-warp exchange buffer (two, used alternately), waits at the
+//    warp barrier and reads its source lane's slot. Full mask and width 32 only (what the
+//    kernels pass); a shuffle in a partial warp aborts.
+//  * Atomics and fences (the "last block finishes" reduction of kernels/common.cuh):
+//    atomicAdd(unsigned*) is a sequentially consistent fetch-add, __threadfence a full fence,
+//    __ldcg a plain load. No kernel spin-waits on another block, so running blocks one after
+//    the other is a legal CUDA schedule; launch() can run them in a shuffled order
+//    (order_seed) so that "the last block" is not always the highest index.
+//  * Block sizes that are not a multiple of 32 (increment_counter_kernel<<<1, 1>>>) run;
+//    warp collectives in them abort.
 //  * Code under `#if __CUDA_ARCH__ >= 800` is not compiled (the macro is undefined), so the
 //    kernels' host fallbacks run: cp.async is a synchronous 4-byte copy (zero-fill when the
 //    predicate is false), cp.async.commit / wait are no-ops, cvt.rna.tf32 is the identity
@@ -41,17 +52,27 @@
 //    no bank conflicts, no occupancy, no timing, no register or shared-memory limits, no
 //    alignment faults of the float2 shared-memory reads.
 //  * The host launchers (src/cuda/conv_custom.cu: grid sizes, tile choice, split counts,
-//    workspace sizing): the test launches the kernels itself.
+//    workspace sizing; src/cuda/disco_cuda.cu): the tests launch the kernels themselves
+//    (kernels_emu.cpp re-implements disco_cuda.cu's launch configuration).
+//  * Concurrency between blocks: a kernel that waits for another block would hang here
+//    (none does); races between blocks through global memory cannot show.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>  // fmaf etc. at global scope, as device code expects
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -79,7 +100,8 @@ namespace disco_emu {
 constexpr int kMaxWarps = 32;  // 1024 threads per block
 
 inline thread_local uint3 thread_idx, block_idx;
-inline thread_local unsigned mma_calls;  // per emulated thread, see mma_m16n8
+inline thread_local unsigned mma_calls;   // per emulated thread, see mma_m16n8
+inline thread_local unsigned shfl_calls;  // per emulated thread, see shfl_xor
 inline dim3 block_dim, grid_dim;
 inline pthread_barrier_t block_barrier;
 inline pthread_barrier_t warp_barrier[kMaxWarps];
@@ -89,33 +111,105 @@ inline void fail(const char* what) {
   std::abort();
 }
 
+// Worker threads, created on first use and kept for later launches (creating 256 threads
+// costs about as much as 20 barrier rounds). Worker t plays CUDA thread t of every launch.
+class WorkerPool {
+ public:
+  ~WorkerPool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      quit_ = true;
+    }
+    start_cv_.notify_all();
+    for (auto& th : workers_) th.join();
+  }
+  // Runs job(t) for t in [0, threads) on workers 0 .. threads-1; returns when all are done.
+  void run(int threads, const std::function<void(int)>& job) {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (int(workers_.size()) < threads) {
+      const int t = int(workers_.size());
+      const unsigned g = gen_;  // the new worker takes part from the next generation on
+      workers_.emplace_back([this, t, g] { loop(t, g); });
+    }
+    job_ = &job;
+    threads_ = threads;
+    remaining_ = threads;
+    ++gen_;
+    start_cv_.notify_all();
+    done_cv_.wait(lk, [&] { return remaining_ == 0; });
+  }
+
+ private:
+  void loop(int t, unsigned seen) {
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+      start_cv_.wait(lk, [&] { return gen_ != seen || quit_; });
+      if (quit_) return;
+      seen = gen_;
+      if (t >= threads_) continue;  // not part of this launch
+      lk.unlock();
+      (*job_)(t);
+      lk.lock();
+      if (--remaining_ == 0) done_cv_.notify_one();
+    }
+  }
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable start_cv_, done_cv_;
+  const std::function<void(int)>* job_ = nullptr;
+  unsigned gen_ = 0;
+  int threads_ = 0, remaining_ = 0;
+  bool quit_ = false;
+};
+inline WorkerPool pool;
+
 // Run `kernel()` for every block of `grid` with `threads` emulated threads (1-D block).
+// order_seed = 0: blocks in index order (x fastest); otherwise a random permutation of the
+// blocks (any order is a legal schedule of independent blocks).
 template <class Kernel>
-void launch(dim3 grid, int threads, const Kernel& kernel) {
-  if (threads <= 0 || threads > 32 * kMaxWarps || threads % 32 != 0)
-    fail("block size must be a multiple of 32, <= 1024");
+void launch(dim3 grid, int threads, const Kernel& kernel, unsigned order_seed = 0) {
+  if (threads <= 0 || threads > 32 * kMaxWarps) fail("block size must be in [1, 1024]");
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0) fail("empty grid (a CUDA launch error)");
   block_dim = dim3(unsigned(threads));
   grid_dim = grid;
+  const size_t nblocks = size_t(grid.x) * grid.y * grid.z;
+  std::vector<size_t> order(nblocks);
+  std::iota(order.begin(), order.end(), size_t(0));
+  if (order_seed) std::shuffle(order.begin(), order.end(), std::mt19937(order_seed));
   pthread_barrier_init(&block_barrier, nullptr, unsigned(threads));
   for (int w = 0; w < threads / 32; ++w) pthread_barrier_init(&warp_barrier[w], nullptr, 32);
-  std::vector<std::thread> pool;
-  pool.reserve(size_t(threads));
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      thread_idx = make_uint3(unsigned(t), 0, 0);
-      mma_calls = 0;
-      for (unsigned z = 0; z < grid.z; ++z)
-        for (unsigned y = 0; y < grid.y; ++y)
-          for (unsigned x = 0; x < grid.x; ++x) {
-            block_idx = make_uint3(x, y, z);
-            kernel();
-            // the block's shared memory (static arrays) is reused by the next block
-            pthread_barrier_wait(&block_barrier);
-          }
-    });
-  for (auto& th : pool) th.join();
+  pool.run(threads, [&](int t) {
+    thread_idx = make_uint3(unsigned(t), 0, 0);
+    mma_calls = 0;
+    shfl_calls = 0;
+    for (const size_t b : order) {
+      block_idx = make_uint3(unsigned(b % grid.x), unsigned(b / grid.x % grid.y), unsigned(b / grid.x / grid.y));
+      kernel();
+      // the block's shared memory (static arrays) is reused by the next block
+      pthread_barrier_wait(&block_barrier);
+    }
+  });
   pthread_barrier_destroy(&block_barrier);
   for (int w = 0; w < threads / 32; ++w) pthread_barrier_destroy(&warp_barrier[w]);
+}
+
+// ---- warp shuffles -----------------------------------------------------------------------------
+// Two 8-byte slots per lane and warp, used alternately by consecutive shuffles (same argument
+// as for the mma buffers below: one barrier per shuffle).
+inline uint64_t shfl_exchange[kMaxWarps][2][32];
+
+template <class T>
+T shfl_xor(unsigned mask, T v, int lane_mask, int width) {
+  static_assert(sizeof(T) <= 8, "shuffle of at most 8 bytes");
+  if (mask != 0xffffffffu || width != 32) fail("__shfl_xor_sync: only full mask and width 32 are emulated");
+  if ((block_dim.x & 31u) != 0) fail("__shfl_xor_sync in a partial warp");
+  const int lane = int(thread_idx.x) & 31, warp = int(thread_idx.x) >> 5;
+  uint64_t* slots = shfl_exchange[warp][shfl_calls++ & 1];
+  std::memcpy(&slots[lane], &v, sizeof(T));
+  pthread_barrier_wait(&warp_barrier[warp]);  // every lane of the warp has deposited its value
+  T r;
+  std::memcpy(&r, &slots[(lane ^ lane_mask) & 31], sizeof(T));
+  return r;
 }
 
 // ---- warp-collective mma.sync (m16n8k8 .tf32, m16n8k16 .bf16; row.col; f32 accumulators) ------
@@ -152,6 +246,7 @@ inline float bf16_value(uint32_t pair, int hi) {
 // col * 4 + kp % 4, register kp / 4.
 template <bool BF16>
 inline void mma_m16n8(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  if ((block_dim.x & 31u) != 0) fail("mma in a partial warp");
   const int lane = int(thread_idx.x) & 31, warp = int(thread_idx.x) >> 5;
   WarpExchange& x = warp_exchange[warp][mma_calls++ & 1];
   std::memcpy(x.a[lane], a, sizeof a);
@@ -183,11 +278,18 @@ inline void mma_m16n8(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)
 
 inline void __syncthreads() { pthread_barrier_wait(&::disco_emu::block_barrier); }
 
-// Referenced by templates of kernels/common.cuh (non-dependent names must be declared); the
-// emulated conv kernels do not use them. Single-block semantics are enough here.
+// Used by kernels/common.cuh (block_sum / warp_sum, reduce_finalize_kernel). Blocks run one
+// after the other, so the fence and the cache-global load have nothing to order; they are a
+// full fence and a plain load.
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 inline unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 inline double __ldcg(const double* p) { return *p; }
+inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask, int width = 32) {
+  return disco_emu::shfl_xor(mask, v, lane_mask, width);
+}
+inline double __shfl_xor_sync(unsigned mask, double v, int lane_mask, int width = 32) {
+  return disco_emu::shfl_xor(mask, v, lane_mask, width);
+}
 
 // Hook of kernels/conv2d_igemm.cuh (DISCO_KERNEL_EMULATION).
 inline void disco_emu_mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
