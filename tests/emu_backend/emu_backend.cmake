@@ -1,0 +1,94 @@
+# CPU emulation of the whole CUDA backend (included from tests/CMakeLists.txt; see README.md).
+#
+# disco_cuda_emu: src/cuda/*.cu with every kernel launch rewritten by transform_launches.py,
+# plus src/cuda/runtime.cpp, blas.cpp, cudnn_conv.cpp (without cuDNN), compiled by the host
+# compiler against the real CUDA headers and linked against emulated CUDA runtime / cuBLAS
+# functions (emu_*.cpp). disco_cuda_tests_emu: tests/cuda/*.cpp, unchanged, on top of it.
+# Needs the CUDA toolkit headers, python3 and x86-64; no nvcc, no GPU, any DISCO_CUDA setting.
+#
+# ctest: emu.cuda.<test file stem>, label `emu` (the CI default, ~1 min on 2 cores); the slow
+# cases (see _disco_emu_slow below) only with -DDISCO_EMU_SLOW_TESTS=ON, as emu.cuda.slow
+# (label `emu_slow`), or by hand: disco_cuda_tests_emu "<test name>" (see README.md).
+if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  return()
+endif()
+if(NOT CUDAToolkit_INCLUDE_DIRS)
+  find_package(CUDAToolkit QUIET)
+endif()
+find_path(DISCO_EMU_BACKEND_CUDA_INCLUDE_DIR NAMES cuda_runtime.h cublas_v2.h
+          HINTS ${CUDAToolkit_INCLUDE_DIRS} "$ENV{CUDA_PATH}/include" "$ENV{CUDA_HOME}/include"
+          PATHS /usr/local/cuda/include
+          DOC "CUDA toolkit headers for the CPU emulation of disco::cuda (tests/emu_backend)")
+find_program(DISCO_EMU_BACKEND_PYTHON NAMES python3)
+set(_d "${DISCO_EMU_BACKEND_CUDA_INCLUDE_DIR}")
+if(NOT _d OR NOT EXISTS "${_d}/cuda_runtime.h" OR NOT EXISTS "${_d}/cuda_bf16.h" OR NOT EXISTS "${_d}/cublas_v2.h"
+   OR NOT DISCO_EMU_BACKEND_PYTHON)
+  message(STATUS "disco: CUDA headers (with cuBLAS) or python3 not found; the CPU emulation of disco::cuda "
+                 "(emu.cuda.*) is not built")
+  return()
+endif()
+message(STATUS "disco: emu.cuda.* (CPU emulation of disco::cuda) use the CUDA headers in ${_d}")
+
+set(_emu_dir ${CMAKE_CURRENT_LIST_DIR})
+set(_emu_gen ${CMAKE_CURRENT_BINARY_DIR}/emu_backend)
+file(MAKE_DIRECTORY ${_emu_gen})
+file(GLOB _emu_cu CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/cuda/*.cu)
+set(_emu_generated "")
+foreach(cu ${_emu_cu})
+  get_filename_component(stem ${cu} NAME_WE)
+  set(out ${_emu_gen}/${stem}.emu.cpp)
+  add_custom_command(OUTPUT ${out}
+    COMMAND ${DISCO_EMU_BACKEND_PYTHON} ${_emu_dir}/transform_launches.py ${cu} ${out}
+    DEPENDS ${cu} ${_emu_dir}/transform_launches.py
+    COMMENT "emu: rewriting the kernel launches of ${stem}.cu" VERBATIM)
+  list(APPEND _emu_generated ${out})
+endforeach()
+set_source_files_properties(${_emu_generated} PROPERTIES
+  COMPILE_OPTIONS "-include;${_emu_dir}/emu_device.hpp;-Wno-unknown-pragmas"
+  OBJECT_DEPENDS ${_emu_dir}/emu_device.hpp)
+
+file(GLOB _emu_cpp CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/cuda/*.cpp)
+add_library(disco_cuda_emu STATIC ${_emu_generated} ${_emu_cpp}
+  ${_emu_dir}/emu_runtime.cpp ${_emu_dir}/emu_cuda_api.cpp ${_emu_dir}/emu_cublas.cpp)
+set_target_properties(disco_cuda_emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
+target_include_directories(disco_cuda_emu PRIVATE ${PROJECT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/src/cuda ${_emu_dir})
+target_include_directories(disco_cuda_emu SYSTEM PRIVATE ${_d})
+# -O2 whatever the build type: the emulated kernels are the run time. No cuDNN
+# (DISCO_HAVE_CUDNN undefined): cudnn_available() is false, ConvAlgo::Cudnn throws.
+target_compile_options(disco_cuda_emu PRIVATE -O2 -Wall -Wextra -Wno-unused-parameter -ffp-contract=off)
+target_compile_definitions(disco_cuda_emu INTERFACE DISCO_WITH_CUDA=1)
+target_link_libraries(disco_cuda_emu PUBLIC disco Threads::Threads PRIVATE disco_build_flags)
+
+file(GLOB _emu_tests CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/test_*.cpp)
+add_executable(disco_cuda_tests_emu ${PROJECT_SOURCE_DIR}/tests/cuda/main.cpp ${_emu_tests})
+target_include_directories(disco_cuda_tests_emu PRIVATE ${PROJECT_SOURCE_DIR}/tests ${PROJECT_SOURCE_DIR}/tests/cuda)
+target_link_libraries(disco_cuda_tests_emu PRIVATE disco_cuda_emu disco_build_flags Catch2::Catch2)
+
+# Fresh random data each run (the seed is printed; set this to replay one).
+set(DISCO_EMU_TEST_SEED "" CACHE STRING "DISCO_TEST_SEED of the emu.cuda.* ctest entries (empty: random)")
+set(_emu_env "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+if(NOT DISCO_EMU_TEST_SEED STREQUAL "")
+  list(APPEND _emu_env "DISCO_TEST_SEED=${DISCO_EMU_TEST_SEED}")
+endif()
+# Test cases too slow for the CI default (measured on 2 cores, see README.md).
+set(_disco_emu_slow
+  "convolutions match the double reference"          # ~45 s
+  "convolution gradients accumulate"                 # ~40 s
+  "GraphedTrainStep: hooks force eager steps*")  # (the TF32 and BF16 graphs) ~45 s
+set(_emu_exclude "")
+foreach(t ${_disco_emu_slow})
+  string(APPEND _emu_exclude " ~\"${t}\"")
+endforeach()
+foreach(src ${_emu_tests})
+  get_filename_component(stem ${src} NAME_WE)
+  add_test(NAME emu.cuda.${stem} COMMAND disco_cuda_tests_emu "[#${stem}]${_emu_exclude}" --filenames-as-tags)
+  set_tests_properties(emu.cuda.${stem} PROPERTIES LABELS emu TIMEOUT 600
+                       ENVIRONMENT "${_emu_env}")
+endforeach()
+option(DISCO_EMU_SLOW_TESTS "register emu.cuda.slow: the CUDA tests too slow for the CPU emulation's CI default" OFF)
+if(DISCO_EMU_SLOW_TESTS AND _disco_emu_slow)
+  string(REPLACE ";" "\",\"" _emu_slow_list "${_disco_emu_slow}")
+  add_test(NAME emu.cuda.slow COMMAND disco_cuda_tests_emu "\"${_emu_slow_list}\"")
+  set_tests_properties(emu.cuda.slow PROPERTIES LABELS emu_slow TIMEOUT 3600
+                       ENVIRONMENT "${_emu_env}")
+endif()

@@ -1,0 +1,117 @@
+#pragma once
+// Device side of the CPU emulation of disco::cuda (tests/emu_backend, see README.md).
+// Force-included (g++ -include) into the transformed src/cuda/*.cu translation units, before
+// anything else: the real CUDA headers supply the types (dim3, uint3, __nv_bfloat16, ...) and
+// their host-side functions; this header then turns the CUDA keywords into plain C++, maps
+// threadIdx / blockIdx / blockDim / gridDim, __syncthreads, the warp shuffle, atomics and the
+// mma.sync hook of kernels/conv2d_igemm.cuh to the fiber scheduler of emu_runtime.cpp, and
+// declares disco_emu::launch, which the launch transform (transform_launches.py) calls in
+// place of every `kernel<<<grid, block, smem, stream>>>(args)`.
+//
+// Duplication note: tests/emu/cuda_emu.hpp does the keyword shims and the mma fragment
+// layouts too (one OS thread per CUDA thread). This emulation runs the threads of a block as
+// fibers on one OS thread instead (about 1000x cheaper barriers, deterministic), which the
+// whole-backend tests need; the PTX fragment layouts are re-implemented in emu_runtime.cpp.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __forceinline__
+#undef __shared__
+#undef __launch_bounds__
+#undef __grid_constant__
+#undef __align__
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+// One static copy per kernel instantiation, shared by all threads of the block; blocks run one
+// after the other, so that is the block's shared memory.
+#define __shared__ static
+#define __launch_bounds__(...)
+#define __grid_constant__
+#define __align__(n) __attribute__((aligned(n)))
+
+namespace disco_emu {
+
+// The emulated thread that runs now (set by the scheduler before resuming a fiber).
+extern uint3 g_thread_idx, g_block_idx;
+extern dim3 g_block_dim, g_grid_dim;
+
+[[noreturn]] void fail(const char* what);
+
+void sync_block();  // __syncthreads
+float shfl_xor(float v, unsigned mask, int lane_mask, int width);
+double shfl_xor(double v, unsigned mask, int lane_mask, int width);
+void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
+void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
+
+// Runs body(ctx) as every thread of every block of the grid (emu_runtime.cpp).
+void run_grid(const char* name, dim3 grid, dim3 block, void (*body)(const void*), const void* ctx);
+
+// Checks the launch configuration (an invalid one sets the error cudaGetLastError returns, as a
+// failed <<<>>> does) and runs `work` now, or records it when `stream` is being captured.
+void enqueue_kernel(const char* name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                    std::function<void()> work);
+
+// callee: a generic lambda that calls the kernel with the stored arguments. The arguments are
+// evaluated and copied here, at launch time, as CUDA copies kernel parameters.
+template <class F, class... A>
+void launch(const char* name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream, F callee, A&&... a) {
+  using Args = std::tuple<std::decay_t<A>...>;
+  auto args = std::make_shared<const Args>(std::forward<A>(a)...);
+  enqueue_kernel(name, grid, block, smem, stream, [name, grid, block, callee, args] {
+    struct Ctx {
+      const F* f;
+      const Args* args;
+    } ctx{&callee, args.get()};
+    run_grid(
+        name, grid, block,
+        [](const void* p) {
+          const Ctx* c = static_cast<const Ctx*>(p);
+          std::apply(*c->f, *c->args);
+        },
+        &ctx);
+  });
+}
+
+}  // namespace disco_emu
+
+#define threadIdx ::disco_emu::g_thread_idx
+#define blockIdx ::disco_emu::g_block_idx
+#define blockDim ::disco_emu::g_block_dim
+#define gridDim ::disco_emu::g_grid_dim
+
+inline void __syncthreads() { ::disco_emu::sync_block(); }
+// Blocks run one after the other on one OS thread: fences and cache hints have nothing to order.
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+inline double __ldcg(const double* p) { return *p; }
+inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask, int width = 32) {
+  return ::disco_emu::shfl_xor(v, mask, lane_mask, width);
+}
+inline double __shfl_xor_sync(unsigned mask, double v, int lane_mask, int width = 32) {
+  return ::disco_emu::shfl_xor(v, mask, lane_mask, width);
+}
+
+// Hooks of kernels/conv2d_igemm.cuh (DISCO_KERNEL_EMULATION).
+inline void disco_emu_mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  ::disco_emu::mma_tf32(c, a, b);
+}
+inline void disco_emu_mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  ::disco_emu::mma_bf16(c, a, b);
+}
+#define DISCO_KERNEL_EMULATION 1

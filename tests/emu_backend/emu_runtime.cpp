@@ -1,0 +1,322 @@
+// CPU emulation of the CUDA runtime API that disco::cuda uses, and of kernel execution
+// (tests/emu_backend, see README.md). The functions below are defined with the signatures the
+// real <cuda_runtime_api.h> declares, so src/cuda/runtime.cpp, blas.cpp and the transformed
+// *.cu files compile against the real headers unchanged and link against these definitions.
+//
+// Execution model: every stream operation runs synchronously on the calling host thread when
+// it is enqueued (so the streams are trivially ordered), unless its stream is being captured
+// into a CUDA graph; then it is recorded as a closure and runs on cudaGraphLaunch. A kernel
+// runs its blocks one after the other; the threads of a block are fibers (own stacks, switched
+// by a small assembly routine) on the host thread, scheduled round robin; __syncthreads, warp
+// shuffles and mma.sync are barriers at which a fiber yields until every thread (lane) arrived.
+#include <cuda_runtime.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "emu_runtime.hpp"
+
+#if !defined(__x86_64__)
+#error "tests/emu_backend: the fiber switch is written for x86-64 (System V ABI)"
+#endif
+
+// ==== fiber context switch (x86-64 System V) ========================================================
+// disco_emu_switch(void** save_sp, void* new_sp): push the callee-saved registers, MXCSR and the
+// x87 control word on the current stack, store the stack pointer in *save_sp, switch to new_sp
+// and pop the same frame from there.
+extern "C" void disco_emu_switch(void** save_sp, void* new_sp);
+asm(R"(
+  .text
+  .globl disco_emu_switch
+  .type disco_emu_switch, @function
+disco_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size disco_emu_switch, .-disco_emu_switch
+  .section .note.GNU-stack,"",@progbits
+  .text
+)");
+
+namespace disco_emu {
+
+uint3 g_thread_idx, g_block_idx;
+dim3 g_block_dim, g_grid_dim;
+
+void fail(const char* what) {
+  std::fprintf(stderr, "disco CUDA emulation: %s\n", what);
+  std::fflush(stderr);
+  std::abort();
+}
+
+namespace {
+
+std::string g_kernel_name;  // the kernel that runs now (diagnostics)
+
+[[noreturn]] void kfail(const std::string& what) {
+  fail((what + " (kernel " + g_kernel_name + ", block (" + std::to_string(g_block_idx.x) + "," +
+        std::to_string(g_block_idx.y) + "," + std::to_string(g_block_idx.z) + "), thread " +
+        std::to_string(g_thread_idx.x) + ")")
+           .c_str());
+}
+
+// ---- fibers -----------------------------------------------------------------------------------------
+constexpr size_t kStackBytes = size_t(256) << 10;  // per emulated thread, lazily committed
+constexpr size_t kGuardBytes = size_t(4) << 10;
+constexpr int kMaxThreads = 1024;
+
+enum class St { Run, WaitBlock, WaitWarp, Done };
+
+struct Fiber {
+  void* sp = nullptr;
+  char* stack = nullptr;  // lowest address (guard page), kStackBytes long
+  St st = St::Done;
+  unsigned sync_calls = 0;  // alternates the warp exchange buffers (shuffles, mma)
+};
+
+struct WarpExchange {
+  uint32_t a[32][4];
+  uint32_t b[32][2];
+  uint64_t v[32];
+  float d[16][8];  // mma result
+};
+
+struct Scheduler {
+  Fiber fibers[kMaxThreads];
+  void* main_sp = nullptr;
+  int cur = 0, n = 0, done = 0, block_waiting = 0;
+  int warp_waiting[kMaxThreads / 32] = {};
+  int warp_exited[kMaxThreads / 32] = {};
+  WarpExchange exchange[kMaxThreads / 32][2];
+  void (*body)(const void*) = nullptr;
+  const void* ctx = nullptr;
+};
+Scheduler* g_s = new Scheduler;  // leaked on purpose
+
+void yield_to_main() {
+  Fiber& f = g_s->fibers[g_s->cur];
+  disco_emu_switch(&f.sp, g_s->main_sp);
+}
+
+void fiber_main() {
+  g_s->body(g_s->ctx);
+  Scheduler& s = *g_s;
+  s.fibers[s.cur].st = St::Done;
+  s.done += 1;
+  if (s.block_waiting > 0)
+    kfail("a thread exited while others wait at __syncthreads (divergent barrier: undefined behaviour in CUDA)");
+  const int w = s.cur / 32;
+  s.warp_exited[w] += 1;
+  if (s.warp_waiting[w] > 0) kfail("a lane exited while others of its warp wait at a warp-collective operation");
+  yield_to_main();
+  fail("finished fiber resumed");
+}
+
+void init_fiber(Fiber& f) {
+  if (!f.stack) {
+    void* p = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) fail("mmap of a fiber stack failed");
+    mprotect(p, kGuardBytes, PROT_NONE);  // stack overflow faults instead of corrupting memory
+    f.stack = static_cast<char*>(p);
+  }
+  uint64_t* top = reinterpret_cast<uint64_t*>(f.stack + kStackBytes);  // 16-byte aligned
+  top[-1] = 0;                                                         // fake return address of fiber_main
+  top[-2] = reinterpret_cast<uint64_t>(&fiber_main);                   // `ret` of disco_emu_switch
+  for (int r = 3; r <= 8; ++r) top[-r] = 0;                            // rbp rbx r12 r13 r14 r15
+  top[-9] = uint64_t(0x1F80) | (uint64_t(0x037F) << 32);               // MXCSR, x87 control word
+  f.sp = top - 9;
+  f.st = St::Run;
+  f.sync_calls = 0;
+}
+
+inline uint3 tid_of(int t) {
+  const unsigned bx = g_block_dim.x, by = g_block_dim.y;
+  return make_uint3(unsigned(t) % bx, unsigned(t) / bx % by, unsigned(t) / (bx * by));
+}
+
+// Warp barrier: the calling lane waits until all 32 lanes of its warp arrived. Returns true in
+// the lane that arrived last, which continues at once: the others resume after it yields.
+bool sync_warp(const char* what) {
+  Scheduler& s = *g_s;
+  if (s.n % 32 != 0) kfail(std::string(what) + " in a block whose size is not a multiple of 32 (partial warp)");
+  const int w = s.cur / 32;
+  if (s.warp_exited[w]) kfail(std::string(what) + " after a lane of the warp exited");
+  if (++s.warp_waiting[w] == 32) {
+    s.warp_waiting[w] = 0;
+    for (int l = 0; l < 32; ++l) {
+      Fiber& f = s.fibers[w * 32 + l];
+      if (f.st == St::WaitWarp) f.st = St::Run;
+    }
+    return true;
+  }
+  s.fibers[s.cur].st = St::WaitWarp;
+  yield_to_main();
+  return false;
+}
+
+}  // namespace
+
+void sync_block() {
+  Scheduler& s = *g_s;
+  if (s.done > 0) kfail("__syncthreads after another thread of the block exited (divergent barrier)");
+  if (++s.block_waiting == s.n) {
+    s.block_waiting = 0;
+    for (int t = 0; t < s.n; ++t)
+      if (s.fibers[t].st == St::WaitBlock) s.fibers[t].st = St::Run;
+    return;
+  }
+  s.fibers[s.cur].st = St::WaitBlock;
+  yield_to_main();
+}
+
+namespace {
+template <class T>
+T shfl_xor_impl(T v, unsigned mask, int lane_mask, int width) {
+  if (mask != 0xffffffffu || width != 32) kfail("__shfl_xor_sync: only the full mask and width 32 are emulated");
+  Scheduler& s = *g_s;
+  const int lane = s.cur & 31, w = s.cur >> 5;
+  Fiber& f = s.fibers[s.cur];
+  uint64_t* slots = s.exchange[w][f.sync_calls++ & 1].v;
+  std::memcpy(&slots[lane], &v, sizeof(T));
+  sync_warp("__shfl_xor_sync");
+  T r;
+  std::memcpy(&r, &slots[(lane ^ lane_mask) & 31], sizeof(T));
+  return r;
+}
+
+// cvt.rna.tf32.f32: keep 10 mantissa bits, round to nearest, ties away from zero.
+float tf32_value(uint32_t bits) {
+  if ((bits & 0x7f800000u) != 0x7f800000u) bits = (bits + 0x1000u) & 0xffffe000u;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+float bf16_value(uint32_t pair, int hi) {
+  const uint32_t bits = (hi ? (pair >> 16) : (pair & 0xffffu)) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// mma.sync.aligned.m16n8k{8,16}.row.col.f32.{tf32,bf16}: D = A (16 x KK) B (KK x 8) + C, from the
+// fragment layouts of the PTX ISA (g = lane / 4, t = lane % 4):
+//   C/D: c[e] = (row g + 8 (e / 2), col 2 t + e % 2)
+//   tf32 (KK = 8):  a[r] = A(g + 8 (r % 2), t + 4 (r / 2)),  b[r] = B(t + 4 r, g)
+//   bf16 (KK = 16): a[r] = A(g + 8 (r % 2), 2 t + 8 (r / 2) + {0,1}),  b[r] = B(2 t + 8 r + {0,1}, g)
+// Inverted: A(row, k) is in lane (row % 8) * 4 + kp % 4, register row / 8 + 2 (kp / 4), where
+// kp = k (tf32) or k / 2 (bf16, half k % 2); B(k, col) in lane col * 4 + kp % 4, register kp / 4.
+// Every lane deposits its fragments; the last lane to arrive rebuilds A and B and computes the
+// 16 x 8 product (double sums of exact products) into the exchange buffer; then each lane adds
+// its four elements to its accumulators.
+template <bool BF16>
+void mma_product(WarpExchange& x) {
+  constexpr int KK = BF16 ? 16 : 8;
+  float A[16][KK], B[KK][8];
+  for (int row = 0; row < 16; ++row)
+    for (int k = 0; k < KK; ++k) {
+      const int kp = BF16 ? k / 2 : k;
+      const uint32_t w = x.a[(row % 8) * 4 + kp % 4][row / 8 + 2 * (kp / 4)];
+      A[row][k] = BF16 ? bf16_value(w, k % 2) : tf32_value(w);
+    }
+  for (int k = 0; k < KK; ++k)
+    for (int col = 0; col < 8; ++col) {
+      const int kp = BF16 ? k / 2 : k;
+      const uint32_t w = x.b[col * 4 + kp % 4][kp / 4];
+      B[k][col] = BF16 ? bf16_value(w, k % 2) : tf32_value(w);
+    }
+  for (int row = 0; row < 16; ++row)
+    for (int col = 0; col < 8; ++col) {
+      double acc = 0;
+      for (int k = 0; k < KK; ++k) acc += double(A[row][k]) * double(B[k][col]);
+      x.d[row][col] = float(acc);
+    }
+}
+
+template <bool BF16>
+void mma_impl(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  Scheduler& s = *g_s;
+  const int lane = s.cur & 31, w = s.cur >> 5;
+  Fiber& f = s.fibers[s.cur];
+  WarpExchange& x = s.exchange[w][f.sync_calls++ & 1];
+  std::memcpy(x.a[lane], a, sizeof a);
+  std::memcpy(x.b[lane], b, sizeof b);
+  if (sync_warp("mma.sync")) mma_product<BF16>(x);  // the last lane: before the others resume
+  const int g = lane >> 2, t = lane & 3;
+  for (int e = 0; e < 4; ++e) c[e] += x.d[g + 8 * (e >> 1)][2 * t + (e & 1)];
+}
+}  // namespace
+
+float shfl_xor(float v, unsigned mask, int lane_mask, int width) { return shfl_xor_impl(v, mask, lane_mask, width); }
+double shfl_xor(double v, unsigned mask, int lane_mask, int width) { return shfl_xor_impl(v, mask, lane_mask, width); }
+void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) { mma_impl<false>(c, a, b); }
+void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) { mma_impl<true>(c, a, b); }
+
+void run_grid(const char* name, dim3 grid, dim3 block, void (*body)(const void*), const void* ctx) {
+  Scheduler& s = *g_s;
+  g_kernel_name = name;
+  g_grid_dim = grid;
+  g_block_dim = block;
+  s.body = body;
+  s.ctx = ctx;
+  s.n = int(block.x * block.y * block.z);
+  const bool reverse_blocks = order_reverse();
+  const size_t nblocks = size_t(grid.x) * grid.y * grid.z;
+  for (size_t bi = 0; bi < nblocks; ++bi) {
+    const size_t b = reverse_blocks ? nblocks - 1 - bi : bi;
+    g_block_idx = make_uint3(unsigned(b % grid.x), unsigned(b / grid.x % grid.y), unsigned(b / grid.x / grid.y));
+    for (int t = 0; t < s.n; ++t) init_fiber(s.fibers[t]);
+    s.done = 0;
+    s.block_waiting = 0;
+    std::fill(std::begin(s.warp_waiting), std::end(s.warp_waiting), 0);
+    std::fill(std::begin(s.warp_exited), std::end(s.warp_exited), 0);
+    // Round robin; every other pass runs the threads in reverse order, so that a read of shared
+    // memory that a missing __syncthreads leaves unordered sees stale data in one of the orders.
+    for (int pass = 0; s.done < s.n; ++pass) {
+      bool ran = false;
+      for (int i = 0; i < s.n; ++i) {
+        const int t = (pass & 1) ? s.n - 1 - i : i;
+        Fiber& f = s.fibers[t];
+        if (f.st != St::Run) continue;
+        s.cur = t;
+        g_thread_idx = tid_of(t);
+        disco_emu_switch(&s.main_sp, f.sp);
+        ran = true;
+      }
+      if (!ran) {
+        g_thread_idx = tid_of(0);
+        kfail("deadlock: threads wait at barriers that cannot complete (__syncthreads vs warp collective)");
+      }
+    }
+  }
+}
+
+}  // namespace disco_emu
