@@ -78,22 +78,7 @@
 
 // ---- keywords ------------------------------------------------------------------------------------
 // The CUDA headers define these as attributes for the host compiler; replace them.
-#undef __global__
-#undef __device__
-#undef __host__
-#undef __forceinline__
-#undef __shared__
-#undef __launch_bounds__
-#undef __grid_constant__
-#undef __align__
-#define __global__
-#define __device__
-#define __host__
-#define __forceinline__ inline
-#define __shared__ static
-#define __launch_bounds__(...)
-#define __grid_constant__
-#define __align__(n) __attribute__((aligned(n)))
+#include "cuda_keywords.hpp"
 
 namespace disco_emu {
 

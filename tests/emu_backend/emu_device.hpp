@@ -26,24 +26,7 @@
 #include <type_traits>
 #include <utility>
 
-#undef __global__
-#undef __device__
-#undef __host__
-#undef __forceinline__
-#undef __shared__
-#undef __launch_bounds__
-#undef __grid_constant__
-#undef __align__
-#define __global__
-#define __device__
-#define __host__
-#define __forceinline__ inline
-// One static copy per kernel instantiation, shared by all threads of the block; blocks run one
-// after the other, so that is the block's shared memory.
-#define __shared__ static
-#define __launch_bounds__(...)
-#define __grid_constant__
-#define __align__(n) __attribute__((aligned(n)))
+#include "../emu/cuda_keywords.hpp"
 
 namespace disco_emu {
 
