@@ -92,3 +92,9 @@ if(DISCO_EMU_SLOW_TESTS AND _disco_emu_slow)
   set_tests_properties(emu.cuda.slow PROPERTIES LABELS emu_slow TIMEOUT 3600
                        ENVIRONMENT "${_emu_env}")
 endif()
+
+# Not a test: counts what one training step enqueues (docs/benchmarks.md, launch census).
+add_executable(emu_step_census EXCLUDE_FROM_ALL ${_emu_dir}/step_census.cpp)
+target_include_directories(emu_step_census PRIVATE ${_emu_dir})
+target_include_directories(emu_step_census SYSTEM PRIVATE ${_d})
+target_link_libraries(emu_step_census PRIVATE disco_cuda_emu disco_build_flags)

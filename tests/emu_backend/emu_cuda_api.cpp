@@ -116,11 +116,17 @@ bool order_reverse() {
   return r;
 }
 
+std::map<std::string, uint64_t>& op_counts() {
+  static std::map<std::string, uint64_t> counts;
+  return counts;
+}
+
 cudaError_t enqueue(cudaStream_t stream, const char* what, std::function<void()> work) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   bool recorded = false;
   const cudaError_t e = stream_check(stream, recorded);
   if (e != cudaSuccess) return rec(e);
+  ++op_counts()[what];
   if (recorded) stream->graph->nodes.push_back({what, std::move(work)});
   else work();
   return cudaSuccess;

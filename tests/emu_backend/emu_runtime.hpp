@@ -3,7 +3,10 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <map>
+#include <string>
 
 namespace disco_emu {
 
@@ -15,6 +18,10 @@ cudaError_t enqueue(cudaStream_t stream, const char* what, std::function<void()>
 
 // Whether [p, p + bytes) lies inside one live cudaMalloc allocation.
 bool is_device_range(const void* p, size_t bytes);
+
+// Stream operations enqueued (run or recorded into a graph) since start, by name: kernel
+// names, "memcpy", "memset", "cublasGemmEx", "graph" (one replay). Clear it to start over.
+std::map<std::string, uint64_t>& op_counts();
 
 // DISCO_EMU_BLOCK_ORDER=reverse: run the blocks of every grid in reverse index order.
 bool order_reverse();
