@@ -2,7 +2,8 @@
 // GraphedTrainStep: ContentDisentangler<CUDA>::train_step as one CUDA graph.
 //
 // A training step of the 128 px model at batch 32 is ~200 GFLOP, a fraction of a
-// millisecond of tensor-core work, spread over ~1000 kernel launches; launched one by one
+// millisecond of tensor-core work, spread over ~380 operations (338 kernel launches at batch 1,
+// counted in the CPU emulation, docs/benchmarks.md); launched one by one
 // from the host, launch latency dominates. The step is host-synchronization free
 // (train_step_async: device-side Adam step count and clip coefficient, losses kept on the
 // device), so it can be captured once and replayed with a single launch:
