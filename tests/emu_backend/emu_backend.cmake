@@ -98,3 +98,7 @@ add_executable(emu_step_census EXCLUDE_FROM_ALL ${_emu_dir}/step_census.cpp)
 target_include_directories(emu_step_census PRIVATE ${_emu_dir})
 target_include_directories(emu_step_census SYSTEM PRIVATE ${_d})
 target_link_libraries(emu_step_census PRIVATE disco_cuda_emu disco_build_flags)
+# Not a test either: benchmarks/train_step on the emulated backend, to try its CUDA code
+# paths (--math, --graph) and output format without a GPU.
+add_executable(emu_train_step EXCLUDE_FROM_ALL ${PROJECT_SOURCE_DIR}/benchmarks/train_step.cpp)
+target_link_libraries(emu_train_step PRIVATE disco_cuda_emu disco_build_flags)
