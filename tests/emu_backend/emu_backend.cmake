@@ -102,3 +102,17 @@ target_link_libraries(emu_step_census PRIVATE disco_cuda_emu disco_build_flags)
 # paths (--math, --graph) and output format without a GPU.
 add_executable(emu_train_step EXCLUDE_FROM_ALL ${PROJECT_SOURCE_DIR}/benchmarks/train_step.cpp)
 target_link_libraries(emu_train_step PRIVATE disco_cuda_emu disco_build_flags)
+# The `disco` tool on the emulated backend: `disco train --device cuda --cuda-graph` runs a
+# few steps, saves, and its checkpoint resumes on the CPU tool (emu.cli.train_cuda).
+if(TARGET disco_tool)
+  set(_emu_tool_src main train apply eval step celeba demo)
+  list(TRANSFORM _emu_tool_src PREPEND ${PROJECT_SOURCE_DIR}/examples/disco/)
+  list(TRANSFORM _emu_tool_src APPEND .cpp)
+  add_executable(emu_disco ${_emu_tool_src})
+  target_link_libraries(emu_disco PRIVATE disco_cuda_emu disco_build_flags)
+  add_test(NAME emu.cli.train_cuda
+           COMMAND bash ${_emu_dir}/train_cuda.sh $<TARGET_FILE:emu_disco> $<TARGET_FILE:disco_tool>
+                   ${CMAKE_CURRENT_BINARY_DIR}/emu_train_cuda)
+  set_tests_properties(emu.cli.train_cuda PROPERTIES LABELS emu TIMEOUT 300
+                       ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+endif()
