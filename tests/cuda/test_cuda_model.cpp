@@ -678,6 +678,9 @@ TEST_CASE("GraphedTrainStep: the training step as one CUDA graph equals eager st
     eager.train_step(TG::from_vector(a3, shp3), TG::from_vector(b3, shp3));
     g.step(TG::from_vector(a3, shp3), TG::from_vector(b3, shp3)).get();
     CHECK(g.eager_steps() == 2);
+    // a checkpoint to go back to (eager and graphed are in the same state here)
+    const std::string ck0 = temp_path("disco_graph_back");
+    disco::save_checkpoint(eager, ck0);
     // invalidate: one eager step, then a new capture
     g.invalidate();
     for (int step = 0; step < 3; ++step) {
@@ -688,6 +691,21 @@ TEST_CASE("GraphedTrainStep: the training step as one CUDA graph equals eager st
     }
     CHECK(g.graph_ready());
     CHECK(g.eager_steps() == 3);
+    // loading a checkpoint replaces Adam's moment tensors: the graph notices before its next
+    // replay, re-captures (one eager step first), and both models go on from the loaded state
+    disco::load_checkpoint(eager, ck0);
+    disco::load_checkpoint(graphed, ck0);
+    std::filesystem::remove(ck0);
+    for (int step = 0; step < 3; ++step) {
+      const auto a = randu(size_t(n * 3 * R * R)), b = randu(size_t(n * 3 * R * R));
+      const disco::StepLosses le = eager.train_step(TG::from_vector(a, shp), TG::from_vector(b, shp));
+      const disco::StepLosses lg = g.step(TG::from_vector(a, shp), TG::from_vector(b, shp)).get();
+      check_rel(lg.ae, le.ae, 1e-6, "ae after loading a checkpoint");
+      auto pe = eager.named_parameters(), pg = graphed.named_parameters();
+      for (size_t i = 0; i < pe.size(); ++i) CHECK(rel_l2(vals(pg[i].second), vals(pe[i].second)) <= 1e-6);
+    }
+    CHECK(g.eager_steps() == 4);
+    CHECK(g.graph_ready());
   }
   // a checkpoint of the graphed model carries the right step counts and state
   const std::string path = temp_path("disco_graph_ckpt");

@@ -23,9 +23,10 @@
 //
 // Rules (what would silently break a replay is checked or documented here):
 //   - a and b must keep the shape of the first step; another shape runs that step eagerly;
-//   - after anything replaces the model's or optimizers' storage (load_checkpoint,
-//     load_weights into a different model, assigning exp_avg) or changes
-//     cuda::conv_settings(), call invalidate(): the next step captures again;
+//   - the graph is tied to the storage of the parameters and Adam's moments and to
+//     cuda::conv_settings(): before each replay these are compared with the capture's, and
+//     when anything replaced them (load_checkpoint assigns new moment tensors, a settings
+//     change) the graph is dropped and the step re-captured (invalidate() does it by hand);
 //   - the model's on_ae_grads / on_disc_grads hooks are host code and cannot run inside a
 //     graph: with a hook set, every step runs eagerly;
 //   - a PendingLosses from step() is overwritten by the next replay: get() before stepping.
@@ -36,6 +37,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "disco/backend/cuda/backend.hpp"
 #include "disco/backend/cuda/runtime.hpp"
@@ -78,6 +80,8 @@ class GraphedTrainStep {
     }
     in_a_.copy_(a);
     in_b_.copy_(b);
+    if (graph_.ready() && (storage() != captured_storage_ || !same_settings(cuda::conv_settings(), captured_settings_)))
+      invalidate();  // e.g. a checkpoint was loaded: the graph would update the old tensors
     if (graph_.ready()) {
       graph_.replay();
       model_.advance_host_step_counts(1);
@@ -126,6 +130,8 @@ class GraphedTrainStep {
       ++eager_steps_;
       return model_.train_step_async(in_a_, in_b_);
     }
+    captured_storage_ = storage();
+    captured_settings_ = cuda::conv_settings();
     // The capture recorded the step (and advanced the host counters once); run it.
     graph_.replay();
     ++replays_;
@@ -133,8 +139,25 @@ class GraphedTrainStep {
     return losses_;
   }
 
+  // Addresses the graph reads and writes besides its own pool: parameters and Adam moments.
+  std::vector<const void*> storage() const {
+    std::vector<const void*> v;
+    for (const auto& np : model_.named_parameters()) v.push_back(np.second.raw_data());
+    for (auto* opt : {&model_.ae_optimizer(), &model_.disc_optimizer()})
+      for (std::size_t i = 0; i < opt->params().size(); ++i) {
+        v.push_back(opt->exp_avg(i).defined() ? opt->exp_avg(i).raw_data() : nullptr);
+        v.push_back(opt->exp_avg_sq(i).defined() ? opt->exp_avg_sq(i).raw_data() : nullptr);
+      }
+    return v;
+  }
+  static bool same_settings(const cuda::ConvSettings& x, const cuda::ConvSettings& y) {
+    return x.algo == y.algo && x.mode == y.mode;
+  }
+
   ContentDisentangler<B>& model_;
   int warmup_;
+  std::vector<const void*> captured_storage_;
+  cuda::ConvSettings captured_settings_;
   void* prev_stream_ = nullptr;
   void* stream_ = nullptr;
   cuda::Graph graph_;
