@@ -22,7 +22,6 @@ namespace disco::cli {
 
 namespace {
 std::atomic<bool> g_stop{false};
-bool warned_fallback_ = false;
 extern "C" void on_sigint(int) { g_stop = true; }
 
 std::string fmt_duration(double s) {
@@ -105,23 +104,24 @@ std::string train_on(const TrainOptions& o) {
   if constexpr (std::is_same_v<B, CUDA>) {
     if (o.cuda_graph) graphed = std::make_unique<GraphedTrainStep<CUDA>>(model);
   }
+  bool warned_fallback = false;
+#endif
   auto train_step = [&](const Tensor<B>& a, const Tensor<B>& b) {
+#ifdef DISCO_WITH_CUDA
     if constexpr (std::is_same_v<B, CUDA>) {
       if (graphed) {
         StepLosses l = graphed->step(a, b).get();
-        if (!graphed->fallback_reason().empty() && !warned_fallback_) {
+        if (!graphed->fallback_reason().empty() && !warned_fallback) {
           std::cerr << "warning: --cuda-graph: capture failed, training continues without graphs: "
                     << graphed->fallback_reason() << "\n";
-          warned_fallback_ = true;
+          warned_fallback = true;
         }
         return l;
       }
     }
+#endif
     return model.train_step(a, b);
   };
-#else
-  auto train_step = [&](const Tensor<B>& a, const Tensor<B>& b) { return model.train_step(a, b); };
-#endif
   const size_t nd = size_t(std::max(1, o.num_display));
   Tensor<B> guides = to_tensor<B>(data::first_images(*test_set, data::Domain::A, nd, show_pipe));
   Tensor<B> bases = to_tensor<B>(data::first_images(*test_set, data::Domain::B, nd, show_pipe));

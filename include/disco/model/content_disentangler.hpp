@@ -189,26 +189,27 @@ class ContentDisentangler {
     TensorB b_common = encode_common(b);
     TensorB a_dec = decode(a_common, a_sep);
     TensorB b_dec = decode(b_common, zero_separate(nb));
-    TensorB total, pa, pb;  // pa / pb: {total, recon, adv} of each domain
+    TensorB total, recon_a, recon_b, adv_a, adv_b;  // one-element losses, kept for PendingLosses
     DiscFrozen frozen(disc_->parameters(), adversarial);  // only the path into E1 is needed
     if (adversarial) {
+      TensorB pa, pb;  // {total, recon, adv} of each domain
       TensorB la = recon_adv_loss(a_dec, a, discriminate(a_common), 0.0, cfg_.disc_weight, cfg_.recon_loss, nullptr, &pa);
       TensorB lb = recon_adv_loss(b_dec, b, discriminate(b_common), 0.0, cfg_.disc_weight, cfg_.recon_loss, nullptr, &pb);
       total = add(la, lb);
+      recon_a = pa.narrow(0, 1, 1);
+      recon_b = pb.narrow(0, 1, 1);
+      adv_a = pa.narrow(0, 2, 1);
+      adv_b = pb.narrow(0, 2, 1);
     } else {
       TensorB la = loss(cfg_.recon_loss, a_dec, a), lb = loss(cfg_.recon_loss, b_dec, b);
       total = add(la, lb);
-      NoGradGuard ng;
-      const TensorB zero = TensorB::zeros({1});
-      pa = concat<B>({la.detach().reshape({1}), la.detach().reshape({1}), zero}, 0);
-      pb = concat<B>({lb.detach().reshape({1}), lb.detach().reshape({1}), zero}, 0);
+      recon_a = la.detach().reshape({1});
+      recon_b = lb.detach().reshape({1});
     }
     total.backward();
     frozen.release();
     if (on_ae_grads) on_ae_grads();
-    auto ae_clip = optim::clip_coefficient(ae_params_, cfg_.clip);
-    if (ae_clip.coef.defined()) ae_opt_->step(ae_clip.coef);
-    else ae_opt_->step();
+    const TensorB ae_norm = clip_and_step(*ae_opt_, ae_params_);
     // Discriminator step: E1 codes of the updated encoders, no gradient into E1.
     TensorB ld, disc_norm;
     if (adversarial) {
@@ -222,18 +223,15 @@ class ContentDisentangler {
       ld = add(bce(discriminate(ca), TensorB::ones({na})), bce(discriminate(cb), TensorB::zeros({nb})));
       ld.backward();
       if (on_disc_grads) on_disc_grads();
-      auto d_clip = optim::clip_coefficient(disc_->parameters(), cfg_.clip);
-      if (d_clip.coef.defined()) disc_opt_->step(d_clip.coef);
-      else disc_opt_->step();
-      disc_norm = d_clip.norm;
+      disc_norm = clip_and_step(*disc_opt_, disc_->parameters());
     }
     ++step_;
     NoGradGuard ng;
     const TensorB zero = TensorB::zeros({1});
     PendingLosses<B> out;
-    out.values = concat<B>({total.detach().reshape({1}), pa.narrow(0, 1, 1), pb.narrow(0, 1, 1), pa.narrow(0, 2, 1),
-                            pb.narrow(0, 2, 1), adversarial ? ld.detach().reshape({1}) : zero,
-                            ae_clip.norm.reshape({1}), adversarial ? disc_norm.reshape({1}) : zero},
+    out.values = concat<B>({total.detach().reshape({1}), recon_a, recon_b, adversarial ? adv_a : zero,
+                            adversarial ? adv_b : zero, adversarial ? ld.detach().reshape({1}) : zero,
+                            ae_norm.reshape({1}), adversarial ? disc_norm.reshape({1}) : zero},
                            0);
     return out;
   }
@@ -281,6 +279,14 @@ class ContentDisentangler {
   }
   static void set_requires_grad(const std::vector<TensorB>& ps, bool r) {
     for (auto p : ps) p.set_requires_grad(r);
+  }
+  // The gradient norm of `params` (a backend scalar), then opt's update with the clip
+  // coefficient folded in (clip > 0).
+  TensorB clip_and_step(optim::Adam<B>& opt, const std::vector<TensorB>& params) {
+    auto r = optim::clip_coefficient(params, cfg_.clip);
+    if (r.coef.defined()) opt.step(r.coef);
+    else opt.step();
+    return r.norm;
   }
   // The discriminator's parameters without gradients for the autoencoder step, restored
   // when released or when an exception leaves the step.

@@ -356,29 +356,6 @@ struct Kernels<CUDA> {
   }
 
   // ---- optimisers -----------------------------------------------------------------------------
-  template <class T>
-  static void adam_update(T* p, const T* g, T* m, T* v, int64_t n, double lr, double b1, double b2, double eps,
-                          double wd, int64_t step, double gscale) {
-    if constexpr (is_f32<T>) {
-      cuda::AdamHyper h;
-      h.lr = float(lr);
-      h.beta1 = float(b1);
-      h.beta2 = float(b2);
-      h.eps = float(eps);
-      h.weight_decay = float(wd);
-      h.step = step;
-      if (gscale == 1.0) {
-        cuda::adam_update({cuda::AdamTensor{p, g, m, v, n}}, h, nullptr);
-      } else {  // the launcher takes the scale as a device scalar
-        cuda::DeviceArray<float> s(1);
-        const float hs = float(gscale);
-        cuda::memcpy_h2d(s.data(), &hs, sizeof(float));
-        cuda::adam_update({cuda::AdamTensor{p, g, m, v, n}}, h, s.data());
-      }
-    } else {
-      cuda::backend_detail::no_f64("adam_update");
-    }
-  }
   // Adam on many tensors in one launch (per 24 tensors / 320 chunks); the step count
   // lives on the device (counter) and the scale is a device scalar: no host round trip.
   template <class T>
