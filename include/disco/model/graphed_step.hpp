@@ -140,11 +140,12 @@ class GraphedTrainStep {
   }
 
   // Addresses the graph reads and writes besides its own pool: parameters and Adam moments.
+  // Checked before every replay, so no names are built: the optimizers hold every parameter.
   std::vector<const void*> storage() const {
     std::vector<const void*> v;
-    for (const auto& np : model_.named_parameters()) v.push_back(np.second.raw_data());
     for (auto* opt : {&model_.ae_optimizer(), &model_.disc_optimizer()})
       for (std::size_t i = 0; i < opt->params().size(); ++i) {
+        v.push_back(opt->params()[i].raw_data());
         v.push_back(opt->exp_avg(i).defined() ? opt->exp_avg(i).raw_data() : nullptr);
         v.push_back(opt->exp_avg_sq(i).defined() ? opt->exp_avg_sq(i).raw_data() : nullptr);
       }
