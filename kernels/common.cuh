@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <initializer_list>
 
 namespace disco {
 namespace cuda {
@@ -43,18 +44,35 @@ __device__ __forceinline__ void block_sum(T (&v)[NV]) {
   for (int k = 0; k < NV; ++k) v[k] = warp_sum(lane < nwarps ? sh[k][lane] : T(0));
 }
 
-// One-launch deterministic reduction. Each thread feeds `elem(i, acc)` for its grid-stride
-// indices (elem may also write per-element outputs such as gradients), blocks store their
-// partial sums, and the last block to finish adds the partials in a fixed order (double) and
-// calls `fin(totals)` from thread 0. partials: gridDim.x * NV doubles; counter: one
-// unsigned that is zero at launch (the launcher memsets it).
+// Can n floats at each of `ptrs` (null entries are ignored) be read / written as float4
+// groups? Host side: the reduction launchers pass n / 4 as `nvec` below when this holds, 0
+// otherwise (a view at an odd offset takes the scalar path).
+inline bool all_aligned16(std::initializer_list<const void*> ptrs) {
+  for (const void* p : ptrs)
+    if (p && (reinterpret_cast<uintptr_t>(p) & 15u) != 0) return false;
+  return true;
+}
+
+// One-launch deterministic reduction. Each thread feeds its grid-stride share of the
+// elements to the functor: float4 groups j < nvec (elements [4 j, 4 j + 4)) to
+// `elem.vec4(j, acc)` when Elem::kVec4 (16-byte loads and stores: more bytes in flight per
+// thread), then the remaining elements [4 nvec, n) one by one to `elem(i, acc)`; elem may
+// also write per-element outputs such as gradients. Blocks store their partial sums, and the
+// last block to finish adds the partials in a fixed order (double) and calls `fin(totals)`
+// from thread 0. The result depends only on n, nvec and the grid size, never on timing.
+// partials: gridDim.x * NV doubles; counter: one unsigned that is zero at launch (the
+// launcher memsets it).
 template <int NV, class Elem, class Fin>
-__global__ void __launch_bounds__(kBlock) reduce_finalize_kernel(int64_t n, Elem elem, Fin fin, double* partials,
-                                                                  unsigned* counter) {
+__global__ void __launch_bounds__(kBlock) reduce_finalize_kernel(int64_t n, int64_t nvec, Elem elem, Fin fin,
+                                                                  double* partials, unsigned* counter) {
   float acc[NV];
 #pragma unroll
   for (int k = 0; k < NV; ++k) acc[k] = 0.f;
-  DISCO_GRID_STRIDE(i, n) { elem(i, acc); }
+  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
+  if constexpr (Elem::kVec4) {
+    for (int64_t j = first; j < nvec; j += stride) elem.vec4(j, acc);
+  }
+  for (int64_t i = 4 * nvec + first; i < n; i += stride) elem(i, acc);
   block_sum<NV>(acc);
   __shared__ bool is_last;
   if (threadIdx.x == 0) {

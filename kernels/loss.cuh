@@ -1,7 +1,8 @@
 #pragma once
 // Reductions and fused loss kernels: each is an element functor (value terms into the
 // per-thread accumulators, gradient written in the same pass) plus a finalizer, run by
-// reduce_finalize_kernel (common.cuh) in ONE launch with a deterministic final sum.
+// reduce_finalize_kernel (common.cuh) in ONE launch with a deterministic final sum; each
+// functor also has a float4 form (vec4) for 16-byte aligned data.
 // Formulas follow PyTorch (mean reduction):
 //   mse   (p-t)^2,                     grad 2 (p-t) / n
 //   l1    |p-t|,                       grad sign(p-t) / n   (sign(0) = 0)
@@ -18,14 +19,24 @@ namespace disco {
 namespace cuda {
 namespace kern {
 
+// ---- float4 access (the launcher checked 16-byte alignment, common.cuh all_aligned16) ----------
+__device__ __forceinline__ float4 ld4(const float* p, int64_t j) { return reinterpret_cast<const float4*>(p)[j]; }
+__device__ __forceinline__ void st4(float* p, int64_t j, float4 v) { reinterpret_cast<float4*>(p)[j] = v; }
+
 // ---- plain reductions --------------------------------------------------------------------
 enum class RedKind { Sum, SumSq };
 template <RedKind K>
 struct RedElem {
+  static constexpr bool kVec4 = true;
   const float* x;
-  __device__ void operator()(int64_t i, float (&acc)[1]) const {
-    const float v = x[i];
-    acc[0] += (K == RedKind::SumSq) ? v * v : v;
+  __device__ static float term(float v) { return (K == RedKind::SumSq) ? v * v : v; }
+  __device__ void operator()(int64_t i, float (&acc)[1]) const { acc[0] += term(x[i]); }
+  __device__ void vec4(int64_t j, float (&acc)[1]) const {
+    const float4 v = ld4(x, j);
+    acc[0] += term(v.x);
+    acc[0] += term(v.y);
+    acc[0] += term(v.z);
+    acc[0] += term(v.w);
   }
 };
 struct ScalarFin {
@@ -46,38 +57,59 @@ __device__ __forceinline__ float bce_logits_term(float x, float t) {
 __device__ __forceinline__ float sigmoidf_(float x) { return 1.f / (1.f + expf(-x)); }
 
 enum class LossKind { Mse, L1, Bce, BceLogits };
-// grad_coef = grad_scale / n.
+// Loss term l and its derivative d (before the mean's 1/n) of one element.
+template <LossKind K>
+__device__ __forceinline__ void loss_term(float pv, float tv, float& l, float& d) {
+  if (K == LossKind::Mse) {
+    const float e = pv - tv;
+    l = e * e;
+    d = 2.f * e;
+  } else if (K == LossKind::L1) {
+    const float e = pv - tv;
+    l = fabsf(e);
+    d = e > 0.f ? 1.f : (e < 0.f ? -1.f : 0.f);
+  } else if (K == LossKind::Bce) {
+    l = bce_term(pv, tv);
+    d = bce_grad(pv, tv);
+  } else {
+    l = bce_logits_term(pv, tv);
+    d = sigmoidf_(pv) - tv;
+  }
+}
+// grad_coef = grad_scale / n. t may be null (constant target tval); g may be null.
 template <LossKind K>
 struct LossElem {
+  static constexpr bool kVec4 = true;
   const float* p; const float* t; float tval; float* g; float grad_coef;
   __device__ void operator()(int64_t i, float (&acc)[1]) const {
-    const float pv = p[i];
-    const float tv = t ? t[i] : tval;
     float l, d;
-    if (K == LossKind::Mse) {
-      const float e = pv - tv;
-      l = e * e;
-      d = 2.f * e;
-    } else if (K == LossKind::L1) {
-      const float e = pv - tv;
-      l = fabsf(e);
-      d = e > 0.f ? 1.f : (e < 0.f ? -1.f : 0.f);
-    } else if (K == LossKind::Bce) {
-      l = bce_term(pv, tv);
-      d = bce_grad(pv, tv);
-    } else {
-      l = bce_logits_term(pv, tv);
-      d = sigmoidf_(pv) - tv;
-    }
+    loss_term<K>(p[i], t ? t[i] : tval, l, d);
     acc[0] += l;
     if (g) g[i] = d * grad_coef;
+  }
+  __device__ void vec4(int64_t j, float (&acc)[1]) const {
+    const float4 pv = ld4(p, j);
+    const float4 tv = t ? ld4(t, j) : make_float4(tval, tval, tval, tval);
+    float4 l, d;
+    loss_term<K>(pv.x, tv.x, l.x, d.x);
+    loss_term<K>(pv.y, tv.y, l.y, d.y);
+    loss_term<K>(pv.z, tv.z, l.z, d.z);
+    loss_term<K>(pv.w, tv.w, l.w, d.w);
+    acc[0] += l.x;
+    acc[0] += l.y;
+    acc[0] += l.z;
+    acc[0] += l.w;
+    if (g) st4(g, j, make_float4(d.x * grad_coef, d.y * grad_coef, d.z * grad_coef, d.w * grad_coef));
   }
 };
 
 // Fused reconstruction + adversarial loss: indices [0, n) are reconstruction elements,
-// [n, n+m) discriminator outputs. acc[0] = recon sum, acc[1] = bce sum.
+// [n, n+m) discriminator outputs. acc[0] = recon sum, acc[1] = bce sum. vec4 covers
+// reconstruction groups only (the launcher passes nvec <= n / 4).
 template <bool L1>
 struct ReconAdvElem {
+  static constexpr bool kVec4 = true;
+  static constexpr LossKind kRecon = L1 ? LossKind::L1 : LossKind::Mse;
   const float* pred; const float* target; int64_t n;
   const float* prob; float label;
   float* g_pred; float* g_disc;
@@ -85,10 +117,8 @@ struct ReconAdvElem {
   float coef_disc;  // grad_scale * adv_weight / m
   __device__ void operator()(int64_t i, float (&acc)[2]) const {
     if (i < n) {
-      const float e = pred[i] - target[i];
       float l, d;
-      if (L1) { l = fabsf(e); d = e > 0.f ? 1.f : (e < 0.f ? -1.f : 0.f); }
-      else { l = e * e; d = 2.f * e; }
+      loss_term<kRecon>(pred[i], target[i], l, d);
       acc[0] += l;
       if (g_pred) g_pred[i] = d * coef_pred;
     } else {
@@ -97,6 +127,19 @@ struct ReconAdvElem {
       acc[1] += bce_term(pv, label);
       if (g_disc) g_disc[j] = bce_grad(pv, label) * coef_disc;
     }
+  }
+  __device__ void vec4(int64_t j, float (&acc)[2]) const {
+    const float4 pv = ld4(pred, j), tv = ld4(target, j);
+    float4 l, d;
+    loss_term<kRecon>(pv.x, tv.x, l.x, d.x);
+    loss_term<kRecon>(pv.y, tv.y, l.y, d.y);
+    loss_term<kRecon>(pv.z, tv.z, l.z, d.z);
+    loss_term<kRecon>(pv.w, tv.w, l.w, d.w);
+    acc[0] += l.x;
+    acc[0] += l.y;
+    acc[0] += l.z;
+    acc[0] += l.w;
+    if (g_pred) st4(g_pred, j, make_float4(d.x * coef_pred, d.y * coef_pred, d.z * coef_pred, d.w * coef_pred));
   }
 };
 struct ReconAdvFin {

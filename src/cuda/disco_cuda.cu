@@ -1,6 +1,7 @@
 // disco::cuda kernel instantiations and launchers of the element-wise, reduction,
 // normalization, loss and optimizer kernels (kernels/*.cuh). Convolutions live in
 // conv_custom.cu (compiled in parallel), cuBLAS / cuDNN glue in blas.cpp / cudnn_conv.cpp.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -29,15 +30,30 @@ void launch_map(int64_t n, const F& f) {
   DISCO_CUDA_CHECK_LAUNCH();
 }
 
-// One-launch reduction with deterministic finish (see kernels/common.cuh).
+// Number of float4 groups of n floats when every pointer is 16-byte aligned, else 0.
+int64_t vec4_groups(int64_t n, std::initializer_list<const void*> ptrs) {
+  return kern::all_aligned16(ptrs) ? n / 4 : 0;
+}
+
+// One-launch reduction with deterministic finish (see kernels/common.cuh); the first nvec
+// float4 groups go through elem.vec4 (pass 0 when the data is not 16-byte aligned).
 template <int NV, class Elem, class Fin>
-void launch_reduce(int64_t n, const Elem& elem, const Fin& fin) {
-  const int blocks = grid_for(n, kern::kBlock, 4);
+void launch_reduce(int64_t n, int64_t nvec, const Elem& elem, const Fin& fin) {
+  // One wave: no more blocks than fit on the GPU at once (the fused losses use ~40 registers,
+  // 6 blocks of 256 per SM on sm_90, not the 8 grid_for assumes), so that no block runs after
+  // the others have finished.
+  static const int resident = [] {
+    int per_sm = 0;
+    DISCO_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern::reduce_finalize_kernel<NV, Elem, Fin>,
+                                                                   kern::kBlock, 0));
+    return std::max(per_sm, 1) * device_sm_count();
+  }();
+  const int blocks = std::min(grid_for(n, kern::kBlock, 4), resident);
   detail::Scratch ws(sizeof(double) * size_t(blocks) * NV + 16);
   double* partials = ws.as<double>();
   unsigned* counter = reinterpret_cast<unsigned*>(partials + size_t(blocks) * NV);
   DISCO_CUDA_CHECK(cudaMemsetAsync(counter, 0, sizeof(unsigned), stream()));
-  kern::reduce_finalize_kernel<NV><<<blocks, kern::kBlock, 0, stream()>>>(n, elem, fin, partials, counter);
+  kern::reduce_finalize_kernel<NV><<<blocks, kern::kBlock, 0, stream()>>>(n, nvec, elem, fin, partials, counter);
   DISCO_CUDA_CHECK_LAUNCH();
 }
 
@@ -146,15 +162,16 @@ void bf16_to_f32_acc(const void* x, float* y, int64_t n, bool accumulate) {
 // ---- reductions -----------------------------------------------------------------------------------
 void sum(const float* x, int64_t n, float* out) {
   check_n(n, "sum");
-  launch_reduce<1>(n, kern::RedElem<kern::RedKind::Sum>{x}, kern::ScalarFin{out, 1.0});
+  launch_reduce<1>(n, vec4_groups(n, {x}), kern::RedElem<kern::RedKind::Sum>{x}, kern::ScalarFin{out, 1.0});
 }
 void mean(const float* x, int64_t n, float* out) {
   check_n(n, "mean");
-  launch_reduce<1>(n, kern::RedElem<kern::RedKind::Sum>{x}, kern::ScalarFin{out, n > 0 ? 1.0 / double(n) : NAN});
+  launch_reduce<1>(n, vec4_groups(n, {x}), kern::RedElem<kern::RedKind::Sum>{x},
+                   kern::ScalarFin{out, n > 0 ? 1.0 / double(n) : NAN});
 }
 void sumsq(const float* x, int64_t n, float* out) {
   check_n(n, "sumsq");
-  launch_reduce<1>(n, kern::RedElem<kern::RedKind::SumSq>{x}, kern::ScalarFin{out, 1.0});
+  launch_reduce<1>(n, vec4_groups(n, {x}), kern::RedElem<kern::RedKind::SumSq>{x}, kern::ScalarFin{out, 1.0});
 }
 
 void copy_strided(const float* src, const int64_t* ss, float* dst, const int64_t* ds, const int64_t* shape, int ndim) {
@@ -239,7 +256,7 @@ void loss_launch(const float* p, const float* t, float tval, int64_t n, float* l
   check_n(n, name);
   DISCO_CHECK(loss_out != nullptr, name, ": loss_out must not be null");
   const float coef = n > 0 ? float(double(gscale) / double(n)) : 0.f;
-  launch_reduce<1>(n, kern::LossElem<K>{p, t, tval, grad, coef},
+  launch_reduce<1>(n, vec4_groups(n, {p, t, grad}), kern::LossElem<K>{p, t, tval, grad, coef},
                    kern::ScalarFin{loss_out, n > 0 ? 1.0 / double(n) : NAN});
 }
 }  // namespace
@@ -269,10 +286,11 @@ void recon_adv_loss_fwd_bwd(ReconLoss kind, const float* pred, const float* targ
   const float cp = float(double(gscale) / double(n));
   const float cd = float(double(gscale) * double(weight) / double(m));
   const kern::ReconAdvFin fin{loss_out, 1.0 / double(n), 1.0 / double(m), double(weight)};
+  const int64_t nvec = vec4_groups(n, {pred, target, grad_pred});
   if (kind == ReconLoss::L1)
-    launch_reduce<2>(n + m, kern::ReconAdvElem<true>{pred, target, n, disc_prob, label, grad_pred, grad_disc, cp, cd}, fin);
+    launch_reduce<2>(n + m, nvec, kern::ReconAdvElem<true>{pred, target, n, disc_prob, label, grad_pred, grad_disc, cp, cd}, fin);
   else
-    launch_reduce<2>(n + m, kern::ReconAdvElem<false>{pred, target, n, disc_prob, label, grad_pred, grad_disc, cp, cd}, fin);
+    launch_reduce<2>(n + m, nvec, kern::ReconAdvElem<false>{pred, target, n, disc_prob, label, grad_pred, grad_disc, cp, cd}, fin);
 }
 
 // ---- optimizer --------------------------------------------------------------------------------------

@@ -116,10 +116,16 @@ TEST_CASE("binary cross-entropy on probabilities and on logits", "[cuda][loss]")
 
 TEST_CASE("fused reconstruction + adversarial loss", "[cuda][loss]") {
   const int64_t n = 2 * 3 * 64 * 64 + 3, m = 32;
-  const auto hp = randu(static_cast<size_t>(n)), ht = randu(static_cast<size_t>(n));
+  // shift 0: 16-byte aligned, the float4 path; shift 1: pred and its gradient one float into
+  // their buffers (a view at an odd offset), the scalar path.
+  const int shift = GENERATE(0, 1);
+  INFO("pred / grad_pred offset by " << shift << " floats");
+  auto hp = randu(static_cast<size_t>(n + shift));
+  const auto ht = randu(static_cast<size_t>(n));
   auto hd = randu(size_t(m), 0.01f, 0.99f);
   hd[0] = 0.f;  // clamp
   auto p = upload(hp), t = upload(ht), d = upload(hd);
+  hp.erase(hp.begin(), hp.begin() + shift);
   const float label = 1.f, weight = 0.03f, gs = 2.f;
   for (dc::ReconLoss kind : {dc::ReconLoss::MSE, dc::ReconLoss::L1}) {
     double rs = 0, as = 0;
@@ -136,14 +142,14 @@ TEST_CASE("fused reconstruction + adversarial loss", "[cuda][loss]") {
     }
     const double recon = rs / double(n), adv = as / double(m);
     auto loss = poisoned(3);
-    auto g1 = poisoned(static_cast<size_t>(n)), g2 = poisoned(static_cast<size_t>(m));
-    dc::recon_adv_loss_fwd_bwd(kind, p.data(), t.data(), n, d.data(), m, label, weight, loss.data(), g1.data(),
-                               g2.data(), gs);
+    auto g1 = poisoned(static_cast<size_t>(n + shift)), g2 = poisoned(static_cast<size_t>(m));
+    dc::recon_adv_loss_fwd_bwd(kind, p.data() + shift, t.data(), n, d.data(), m, label, weight, loss.data(),
+                               g1.data() + shift, g2.data(), gs);
     const auto l = download(loss);
     check_scalar(l[0], recon + weight * adv, 1e-5);
     check_scalar(l[1], recon, 1e-5);
     check_scalar(l[2], adv, 1e-5);
-    CHECK(rel_l2(download(g1), gp) <= 1e-6);
+    CHECK(rel_l2(download(g1.data() + shift, size_t(n)), gp) <= 1e-6);
     CHECK(rel_l2(download(g2), gd) <= 1e-5);
   }
 }

@@ -76,14 +76,20 @@ void launch_map(int64_t n, const F& f) {
 
 // Scratch of sizeof(double) * blocks * NV + 16 bytes: partials, then the counter (memset 0).
 // The partials start as NaN (uninitialized device memory).
+int64_t vec4_groups(int64_t n, std::initializer_list<const void*> ptrs) {
+  return kern::all_aligned16(ptrs) ? n / 4 : 0;
+}
+
 template <int NV, class Elem, class Fin>
-void launch_reduce(int64_t n, const Elem& elem, const Fin& fin) {
+void launch_reduce(int64_t n, int64_t nvec, const Elem& elem, const Fin& fin) {
+  // disco_cuda.cu also caps this at the resident blocks (occupancy x SMs); the emulated SM
+  // holds 8 blocks of 256, which is grid_for's own cap, so the grids are the same.
   const int blocks = grid_for(n, kern::kBlock, 4);
   std::vector<double> ws(size_t(blocks) * NV + 2, NAN);
   double* partials = ws.data();
   unsigned* counter = reinterpret_cast<unsigned*>(partials + size_t(blocks) * NV);
   *counter = 0;  // cudaMemsetAsync(counter, 0, sizeof(unsigned))
-  launch(unsigned(blocks), kern::kBlock, [&] { kern::reduce_finalize_kernel<NV>(n, elem, fin, partials, counter); });
+  launch(unsigned(blocks), kern::kBlock, [&] { kern::reduce_finalize_kernel<NV>(n, nvec, elem, fin, partials, counter); });
 }
 
 // ---- element-wise ----
@@ -149,13 +155,13 @@ void bf16_to_f32_acc(const void* x, float* y, int64_t n, bool accumulate) {
 
 // ---- reductions ----
 void sum(const float* x, int64_t n, float* out) {
-  launch_reduce<1>(n, kern::RedElem<kern::RedKind::Sum>{x}, kern::ScalarFin{out, 1.0});
+  launch_reduce<1>(n, vec4_groups(n, {x}), kern::RedElem<kern::RedKind::Sum>{x}, kern::ScalarFin{out, 1.0});
 }
 void mean(const float* x, int64_t n, float* out) {
-  launch_reduce<1>(n, kern::RedElem<kern::RedKind::Sum>{x}, kern::ScalarFin{out, n > 0 ? 1.0 / double(n) : NAN});
+  launch_reduce<1>(n, vec4_groups(n, {x}), kern::RedElem<kern::RedKind::Sum>{x}, kern::ScalarFin{out, n > 0 ? 1.0 / double(n) : NAN});
 }
 void sumsq(const float* x, int64_t n, float* out) {
-  launch_reduce<1>(n, kern::RedElem<kern::RedKind::SumSq>{x}, kern::ScalarFin{out, 1.0});
+  launch_reduce<1>(n, vec4_groups(n, {x}), kern::RedElem<kern::RedKind::SumSq>{x}, kern::ScalarFin{out, 1.0});
 }
 
 void copy_strided(const float* src, const int64_t* ss, float* dst, const int64_t* ds, const int64_t* shape, int ndim) {
@@ -224,7 +230,7 @@ void instance_norm_bwd(const float* dy, const float* xy, bool is_output, const f
 template <kern::LossKind K>
 void loss_launch(const float* p, const float* t, float tval, int64_t n, float* loss_out, float* grad, float gscale) {
   const float coef = n > 0 ? float(double(gscale) / double(n)) : 0.f;
-  launch_reduce<1>(n, kern::LossElem<K>{p, t, tval, grad, coef}, kern::ScalarFin{loss_out, n > 0 ? 1.0 / double(n) : NAN});
+  launch_reduce<1>(n, vec4_groups(n, {p, t, grad}), kern::LossElem<K>{p, t, tval, grad, coef}, kern::ScalarFin{loss_out, n > 0 ? 1.0 / double(n) : NAN});
 }
 enum class ReconLoss { MSE, L1 };  // disco::cuda::ReconLoss
 void recon_adv_loss_fwd_bwd(ReconLoss kind, const float* pred, const float* target, int64_t n, const float* disc_prob,
@@ -233,10 +239,11 @@ void recon_adv_loss_fwd_bwd(ReconLoss kind, const float* pred, const float* targ
   const float cp = float(double(gscale) / double(n));
   const float cd = float(double(gscale) * double(weight) / double(m));
   const kern::ReconAdvFin fin{loss_out, 1.0 / double(n), 1.0 / double(m), double(weight)};
+  const int64_t nvec = vec4_groups(n, {pred, target, grad_pred});
   if (kind == ReconLoss::L1)
-    launch_reduce<2>(n + m, kern::ReconAdvElem<true>{pred, target, n, disc_prob, label, grad_pred, grad_disc, cp, cd}, fin);
+    launch_reduce<2>(n + m, nvec, kern::ReconAdvElem<true>{pred, target, n, disc_prob, label, grad_pred, grad_disc, cp, cd}, fin);
   else
-    launch_reduce<2>(n + m, kern::ReconAdvElem<false>{pred, target, n, disc_prob, label, grad_pred, grad_disc, cp, cd}, fin);
+    launch_reduce<2>(n + m, nvec, kern::ReconAdvElem<false>{pred, target, n, disc_prob, label, grad_pred, grad_disc, cp, cd}, fin);
 }
 
 // ---- optimizer ----
@@ -629,21 +636,35 @@ void test_copies() {
   test_copy("transpose 1023x257", {1023, 257}, {257, 1}, 1023 * 257, 0, {1, 1023}, 1023 * 257, 0);
 }
 
+// A copy of v placed `shift` floats into its buffer: shift 1 is not 16-byte aligned, which
+// sends the reduction / loss launchers to the scalar path instead of the float4 one.
+struct Shifted {
+  Vec buf;
+  float* p;
+  Shifted(const Vec& v, int shift) : buf(v.size() + size_t(shift), NAN) {
+    std::copy(v.begin(), v.end(), buf.begin() + shift);
+    p = buf.data() + shift;
+  }
+  Vec vec(size_t n) const { return Vec(p, p + n); }
+};
+
 // ---- reductions ----------------------------------------------------------------------------------------
-void test_reductions(int64_t n) {
+void test_reductions(int64_t n, int shift = 0) {
   const Vec x = random_vec(n, -0.5f, 1.f);  // nonzero mean
+  const Shifted xs(x, shift);
+  const std::string at = shift ? " (misaligned)" : "";
   float out = NAN, want = NAN;
-  emu_cuda::sum(x.data(), n, &out);
+  emu_cuda::sum(xs.p, n, &out);
   CPUK::sum(x.data(), n, &want);
-  check_close(tag("sum", n), {out}, {want});
+  check_close(tag("sum", n) + at, {out}, {want});
   if (n > 0) {
     out = NAN;
-    emu_cuda::mean(x.data(), n, &out);
-    check_close(tag("mean", n), {out}, {float(double(want) / double(n))});
+    emu_cuda::mean(xs.p, n, &out);
+    check_close(tag("mean", n) + at, {out}, {float(double(want) / double(n))});
   }
   out = NAN;
-  emu_cuda::sumsq(x.data(), n, &out);
-  check_close(tag("sumsq", n), {out}, {float(CPUK::sumsq(x.data(), n))});
+  emu_cuda::sumsq(xs.p, n, &out);
+  check_close(tag("sumsq", n) + at, {out}, {float(CPUK::sumsq(x.data(), n))});
 }
 
 // ---- instance norm ------------------------------------------------------------------------------------
@@ -754,7 +775,8 @@ void test_losses(int64_t n) {
 }
 
 // recon (n elements) + adversarial BCE (m discriminator outputs), one launch.
-void test_recon_adv(int64_t n, int64_t m) {
+// shift: pred and the pred gradient misaligned by `shift` floats (1: the scalar path).
+void test_recon_adv(int64_t n, int64_t m, int shift = 0) {
   const Vec pred = random_vec(n), target = random_vec(n);
   Vec prob = random_vec(m, 0.f, 1.f);
   if (m >= 2) prob[0] = 0.f, prob[1] = 1.f;
@@ -762,17 +784,19 @@ void test_recon_adv(int64_t n, int64_t m) {
   for (int l1 = 0; l1 < 2; ++l1)
     for (float gscale : {1.f, 4.f}) {
       if (bool(l1) != (gscale != 1.f)) continue;  // mse with grad_scale 1, l1 with 4
-      Vec out = nan_vec(3), gp = nan_vec(n), gd = nan_vec(m);
+      Vec out = nan_vec(3), gd = nan_vec(m);
+      Shifted ps(pred, shift), gps(nan_vec(n), shift);
       Vec out_ref(3), gp_ref(static_cast<size_t>(n)), gd_ref(static_cast<size_t>(m));
-      emu_cuda::recon_adv_loss_fwd_bwd(l1 ? emu_cuda::ReconLoss::L1 : emu_cuda::ReconLoss::MSE, pred.data(), target.data(), n,
-                                       prob.data(), m, label, weight, out.data(), gp.data(), gd.data(), gscale);
+      emu_cuda::recon_adv_loss_fwd_bwd(l1 ? emu_cuda::ReconLoss::L1 : emu_cuda::ReconLoss::MSE, ps.p, target.data(), n,
+                                       prob.data(), m, label, weight, out.data(), gps.p, gd.data(), gscale);
+      const Vec gp = gps.vec(size_t(n));
       CPUK::recon_adv_loss(l1 ? LossKind::L1 : LossKind::MSE, pred.data(), target.data(), n, prob.data(), label, m,
                            double(weight), out_ref.data(), gp_ref.data(), gd_ref.data());
       for (auto& g : gp_ref) g *= gscale;
       for (auto& g : gd_ref) g *= gscale;
       char pre[96];
-      std::snprintf(pre, sizeof pre, "recon_adv %s n=%lld m=%lld gscale %.0f", l1 ? "l1" : "mse", (long long)n,
-                    (long long)m, double(gscale));
+      std::snprintf(pre, sizeof pre, "recon_adv %s n=%lld m=%lld gscale %.0f%s", l1 ? "l1" : "mse", (long long)n,
+                    (long long)m, double(gscale), shift ? " misaligned" : "");
       check_close(std::string(pre) + " total/recon/adv", out, out_ref);
       // each of the three separately, so a swap cannot hide in the L2 of the vector
       for (int k = 0; k < 3; ++k) check_close(std::string(pre) + " out[" + std::to_string(k) + "]", {out[size_t(k)]}, {out_ref[size_t(k)]});
@@ -952,8 +976,10 @@ int main(int argc, char** argv) {
   section("copy_strided", [] { test_copies(); });
   section("reductions", [] {
     for (int64_t n : {0, 1, 31, 257, 5000}) test_reductions(n);
+    test_reductions(5000, 1);
     emu_cuda::g_sm_count = 2;
     test_reductions(100003);
+    test_reductions(100003, 3);
     emu_cuda::g_sm_count = 132;
   });
   section("instance norm", [] {
@@ -971,7 +997,9 @@ int main(int argc, char** argv) {
     emu_cuda::g_sm_count = 132;
     test_recon_adv(1, 1);
     test_recon_adv(257, 31);
+    test_recon_adv(257, 31, 1);
     test_recon_adv(4 * 3 * 32 * 32 + 5, 487);
+    test_recon_adv(4 * 3 * 32 * 32 + 2, 7, 2);
   });
   section("adam (multi-tensor)", [] { test_adam(); });
   section("clip_grad_norm (multi-tensor)", [] { test_clip(); });

@@ -15,6 +15,8 @@
 //    cudaErrorStreamCaptureImplicit. cudaMalloc / cudaFree are allowed in relaxed captures only.
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -36,6 +38,10 @@ struct CUgraph_st {
 };
 struct CUgraphExec_st {
   std::vector<CUgraph_st::Node> nodes;
+};
+struct CUevent_st {
+  double ms = 0;          // host clock when the record ran (milliseconds)
+  bool recorded = false;
 };
 struct CUstream_st {
   unsigned flags = 0;
@@ -246,6 +252,8 @@ cudaError_t cudaDeviceGetAttribute(int* value, enum cudaDeviceAttr attr, int dev
     case cudaDevAttrWarpSize: *value = 32; return cudaSuccess;
     case cudaDevAttrMaxSharedMemoryPerBlock: *value = 48 * 1024; return cudaSuccess;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = 227 * 1024; return cudaSuccess;
+    case cudaDevAttrL2CacheSize: *value = 50 * 1024 * 1024; return cudaSuccess;
+    case cudaDevAttrMaxThreadsPerMultiProcessor: *value = 2048; return cudaSuccess;
     default:
       std::fprintf(stderr, "disco CUDA emulation: cudaDeviceGetAttribute(%d) is not emulated\n", int(attr));
       return rec(cudaErrorInvalidValue);
@@ -474,4 +482,52 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t graphExec) {
 cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
   delete graph;
   return cudaSuccess;
+}
+
+// ==== events ===========================================================================================
+// An event records the host clock when its record operation runs (work runs when enqueued, or
+// when a graph replays), so cudaEventElapsedTime gives the emulated work's wall time.
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) {
+  if (!event) return rec(cudaErrorInvalidValue);
+  *event = new CUevent_st;
+  return cudaSuccess;
+}
+cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, cudaEventDefault); }
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  delete event;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  if (!event) return rec(cudaErrorInvalidResourceHandle);
+  return disco_emu::enqueue(stream, "cudaEventRecord", [event] {
+    event->ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    event->recorded = true;
+  });
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  if (!event) return rec(cudaErrorInvalidResourceHandle);
+  return cudaSuccess;  // its work has run
+}
+cudaError_t cudaEventQuery(cudaEvent_t event) {
+  if (!event) return rec(cudaErrorInvalidResourceHandle);
+  return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (!ms || !start || !end) return rec(cudaErrorInvalidValue);
+  if (!start->recorded || !end->recorded) return rec(cudaErrorInvalidResourceHandle);
+  *ms = float(end->ms - start->ms);
+  return cudaSuccess;
+}
+
+// ==== occupancy =========================================================================================
+// The emulated SM holds 2048 threads and 32 blocks; registers and shared memory are not modelled.
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int* numBlocks, const void* func, int blockSize,
+                                                                   size_t, unsigned int) {
+  if (!numBlocks || !func || blockSize <= 0 || blockSize > 1024) return rec(cudaErrorInvalidValue);
+  *numBlocks = std::min(32, 2048 / blockSize);
+  return cudaSuccess;
+}
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* numBlocks, const void* func, int blockSize,
+                                                          size_t dynamicSMemSize) {
+  return cudaOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(numBlocks, func, blockSize, dynamicSMemSize, 0);
 }
