@@ -186,7 +186,7 @@ std::vector<float> random_host(size_t n, unsigned seed) {
 }
 
 struct Row {
-  std::string layer, dir, role, math, cudnn_algo;
+  std::string layer, dir, role, math, cudnn_algo, disco_plan;
   double gflop, t_disco, t_cudnn, err;
   bool ok;
 };
@@ -196,7 +196,7 @@ struct Row {
 int main(int argc, char** argv) {
   int size = 128, batch = 32, iters = 20, warmup = 3;
   std::string csv, only, maths = "tf32,bf16";
-  bool list = false;
+  bool list = false, tune = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -215,10 +215,12 @@ int main(int argc, char** argv) {
     else if (a == "--only") only = next();
     else if (a == "--csv") csv = next();
     else if (a == "--list") list = true;
+    else if (a == "--no-tune") tune = false;
     else {
       std::fprintf(stderr,
                    "usage: conv_vs_cudnn [--size 128|256] [--batch N] [--iters N] [--warmup N] [--math tf32,bf16,fp32]"
-                   " [--only SUBSTR] [--csv PATH] [--self-test] [--list]\n");
+                   " [--only SUBSTR] [--csv PATH] [--no-tune] [--self-test] [--list]\n"
+                   "  --no-tune: disco's heuristic launch plans instead of per-layer tuning\n");
       return 2;
     }
   }
@@ -244,8 +246,10 @@ int main(int argc, char** argv) {
   if (maths.find("tf32") != std::string::npos) modes.push_back(dc::MathMode::TF32);
   if (maths.find("bf16") != std::string::npos) modes.push_back(dc::MathMode::BF16);
   const bool have_cudnn = dc::cudnn_available();
+  dc::set_conv_autotune(tune);
   std::printf("conv_vs_cudnn: %s, %d SMs, cuDNN %d, %d px, batch %d, median of %d runs (L2 flushed)\n",
               dc::device_name().c_str(), dc::device_sm_count(), dc::cudnn_version(), size, batch, iters);
+  std::printf("disco launch plans: %s\n", tune ? "tuned per layer (first call of each problem)" : "heuristic (--no-tune)");
   if (!have_cudnn) std::printf("WARNING: built without cuDNN: timing disco only\n");
 
   std::vector<Row> rows;
@@ -297,8 +301,9 @@ int main(int argc, char** argv) {
           std::vector<float> got(nout), want(nout);
           try {
             dc::memset(o1.data(), 0xFF, o1.bytes());
-            run_disco();
+            run_disco();  // the first call of a problem tunes its plan
             dc::memcpy_d2h(got.data(), o1.data(), o1.bytes());
+            r.disco_plan = dc::conv_plan(dir, p, mode);
             for (float v : got) r.ok = r.ok && std::isfinite(v);
           } catch (const std::exception& e) {
             r.ok = false;
@@ -324,8 +329,9 @@ int main(int argc, char** argv) {
           if (r.ok) r.t_disco = timer.median_ms(run_disco, warmup, iters);
           if (cudnn_ok && r.ok) r.t_cudnn = timer.median_ms(run_cudnn, warmup, iters);
           rows.push_back(r);
-          std::printf("  %-9s %-5s %-10s %-4s  disco %8.4f ms  cudnn %8.4f ms  err %.2e %s\n", r.layer.c_str(),
-                      r.dir.c_str(), r.role.c_str(), r.math.c_str(), r.t_disco, r.t_cudnn, r.err, r.ok ? "" : "MISMATCH");
+          std::printf("  %-9s %-5s %-10s %-4s  disco %8.4f ms  cudnn %8.4f ms  err %.2e  plan %s %s\n", r.layer.c_str(),
+                      r.dir.c_str(), r.role.c_str(), r.math.c_str(), r.t_disco, r.t_cudnn, r.err, r.disco_plan.c_str(),
+                      r.ok ? "" : "MISMATCH");
           std::fflush(stdout);
         }
       }
@@ -337,7 +343,7 @@ int main(int argc, char** argv) {
 
   // table
   std::printf("\n%-9s %-5s %-10s %-4s %8s %9s %8s %6s %9s %8s %7s %9s  %s\n", "layer", "dir", "role", "math", "GFLOP",
-              "disco ms", "TFLOP/s", "%peak", "cudnn ms", "TFLOP/s", "d/c", "rel err", "cudnn algo");
+              "disco ms", "TFLOP/s", "%peak", "cudnn ms", "TFLOP/s", "d/c", "rel err", "disco plan | cudnn algo");
   for (dc::MathMode mode : modes) {
     std::string src;
     const double peak = peak_tflops(mode, &src);
@@ -349,9 +355,10 @@ int main(int argc, char** argv) {
       if (r.math != dc::to_string(mode)) continue;
       const double td = r.gflop / r.t_disco, tc = r.gflop / r.t_cudnn;  // GFLOP/ms = TFLOP/s
       const double ratio = r.t_disco / r.t_cudnn;
-      std::printf("%-9s %-5s %-10s %-4s %8.3f %9.4f %8.1f %5.1f%% %9.4f %8.1f %7.2f %9.2e  %s%s\n", r.layer.c_str(),
-                  r.dir.c_str(), r.role.c_str(), r.math.c_str(), r.gflop, r.t_disco, td, 100 * td / peak, r.t_cudnn, tc,
-                  ratio, r.err, r.cudnn_algo.c_str(), r.ok ? "" : "  MISMATCH");
+      std::printf("%-9s %-5s %-10s %-4s %8.3f %9.4f %8.1f %5.1f%% %9.4f %8.1f %7.2f %9.2e  %s | %s%s\n",
+                  r.layer.c_str(), r.dir.c_str(), r.role.c_str(), r.math.c_str(), r.gflop, r.t_disco, td,
+                  100 * td / peak, r.t_cudnn, tc, ratio, r.err, r.disco_plan.c_str(), r.cudnn_algo.c_str(),
+                  r.ok ? "" : "  MISMATCH");
       if (std::isfinite(ratio) && ratio > 0) {
         log_sum += std::log(ratio);
         ++cnt;
@@ -369,12 +376,12 @@ int main(int argc, char** argv) {
   if (!csv.empty()) {
     std::ofstream f(csv);
     f << "device,size,batch,layer,dir,role,math,gflop,disco_ms,disco_tflops,cudnn_ms,cudnn_tflops,disco_over_cudnn,"
-         "rel_err,ok,cudnn_algo\n";
+         "rel_err,ok,cudnn_algo,disco_plan\n";
     for (const Row& r : rows)
       f << '"' << dc::device_name() << "\"," << size << ',' << batch << ',' << r.layer << ',' << r.dir << ',' << r.role
         << ',' << r.math << ',' << r.gflop << ',' << r.t_disco << ',' << r.gflop / r.t_disco << ',' << r.t_cudnn << ','
         << r.gflop / r.t_cudnn << ',' << r.t_disco / r.t_cudnn << ',' << r.err << ',' << (r.ok ? 1 : 0) << ",\""
-        << r.cudnn_algo << "\"\n";
+        << r.cudnn_algo << "\",\"" << r.disco_plan << "\"\n";
     std::printf("wrote %s\n", csv.c_str());
   }
   if (failures) std::printf("%d case(s) where disco and cuDNN disagree\n", failures);

@@ -48,6 +48,8 @@ struct ConvTile {
 };
 using ConvTileLarge = ConvTile<128, 128, 16, 2, 4>;  // 256 threads, warp tile 64 x 32
 using ConvTileSmall = ConvTile<64, 64, 16, 2, 2>;    // 128 threads, warp tile 32 x 32
+using ConvTileNarrow = ConvTile<128, 32, 16, 4, 1>;  // 128 threads, warp tile 32 x 32: GEMMs with N <= 32
+                                                     // (3, 25 and 32 output channels)
 
 struct ConvKernelArgs {
   convidx::ConvGemmParams g;

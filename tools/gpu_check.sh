@@ -7,8 +7,9 @@
 #      dependencies from DIR (--deps, $DISCO_DEPS_DIR, default <repo>/.deps; see pack_deps.sh)
 #   2. ctest -L gpu           (every CUDA kernel against double references and cuDNN)
 #   3. compute-sanitizer memcheck, racecheck, synccheck on disco_cuda_tests "[sanitize]"
-#   4. benchmarks: conv_vs_cudnn (128 and 256 px), benchmarks/step_vs_pytorch.py and
-#      build/benchmarks/train_step --device cuda when they exist
+#   4. benchmarks: conv_vs_cudnn (128 and 256 px), ops_cuda (fused loss, instance norm, Adam
+#      and element-wise GB/s against the device copy bandwidth), benchmarks/step_vs_pytorch.py
+#      and build/benchmarks/train_step --device cuda when they exist
 #   5. a summary table, printed last; every step's full log is in OUTDIR (default
 #      ./gpu-check-out).
 # --quick: 128 px only, fewer timing runs. --cuda-only: build only the CUDA targets.
@@ -132,7 +133,7 @@ fi
 CUDNN_DIR="$(sed -n 's/^DISCO_CUDNN_LIBRARY_DIR:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)"
 [ -n "$CUDNN_DIR" ] && export LD_LIBRARY_PATH="$CUDNN_DIR:$LD_LIBRARY_PATH"
 
-CUDA_TARGETS=(disco_cuda disco_cuda_tests conv_vs_cudnn train_step)
+CUDA_TARGETS=(disco_cuda disco_cuda_tests conv_vs_cudnn ops_cuda train_step)
 if [ $CUDA_ONLY -eq 1 ]; then
   step build_cuda 900 cmake --build "$BUILD" -j "$JOBS" --target "${CUDA_TARGETS[@]}"
 else
@@ -147,7 +148,7 @@ TESTS_BIN="$BUILD/tests/disco_cuda_tests"
 if [ -x "$TESTS_BIN" ]; then
   step ctest_gpu 1200 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 900
   # also the CPU test suite's CUDA index-math checks and the benchmark self-test
-  step ctest_index_math 300 ctest --test-dir "$BUILD" -R "cpu.test_cuda_index_math|bench.conv_vs_cudnn_self_test" --output-on-failure
+  step ctest_index_math 300 ctest --test-dir "$BUILD" -R "cpu.test_cuda_index_math|bench.conv_vs_cudnn_self_test|bench.ops_cuda_self_test" --output-on-failure
 else
   record ctest_gpu "NOT BUILT" 0 "$TESTS_BIN missing"
 fi
@@ -173,6 +174,17 @@ if [ -x "$BENCH" ]; then
   fi
 else
   record conv_vs_cudnn "NOT BUILT" 0 "$BENCH missing"
+fi
+# memory-bound kernels against a device-to-device copy of the same bytes (< 30 s)
+OPS="$BUILD/benchmarks/ops_cuda"
+if [ -x "$OPS" ]; then
+  if [ $QUICK -eq 1 ]; then
+    step ops_cuda 240 "$OPS" --quick --iters 10 --csv "$OUT/ops_cuda.csv"
+  else
+    step ops_cuda 240 "$OPS" --iters 20 --csv "$OUT/ops_cuda.csv"
+  fi
+else
+  record ops_cuda "NOT BUILT" 0 "$OPS missing"
 fi
 if [ -f "$ROOT/benchmarks/step_vs_pytorch.py" ]; then
   # its options belong to its author: it gets the build and output folders through the environment
@@ -206,6 +218,7 @@ fi
   for s in 128 256; do
     [ -f "$OUT/conv_vs_cudnn_$s.log" ] && { echo "conv_vs_cudnn $s px:"; grep -E "^geomean|MISMATCH|disagree|ERROR" "$OUT/conv_vs_cudnn_$s.log" | sed 's/^/  /'; }
   done
+  [ -f "$OUT/ops_cuda.log" ] && { echo "ops_cuda (GB/s against the device copy bandwidth):"; grep -E "^copy peak:|^fused_loss_fraction_of_copy:|MISMATCH|ERROR|^ops_cuda: (no CUDA|error)" "$OUT/ops_cuda.log" | sed 's/^/  /'; }
   [ -f "$OUT/step_vs_pytorch.md" ] && { echo "training step, disco vs PyTorch:"; grep -E "^\|" "$OUT/step_vs_pytorch.md" | sed 's/^/  /'; }
   echo "========================================================="
 } | tee "$SUMMARY"

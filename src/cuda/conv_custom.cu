@@ -1,8 +1,18 @@
 // disco::cuda convolutions: instantiations of the implicit-GEMM kernel
 // (kernels/conv2d_igemm.cuh) and the public conv2d_fprop / dgrad / wgrad entry points,
 // which dispatch to these kernels (ConvAlgo::Custom) or to cuDNN (cudnn_conv.cpp).
-// 3 directions x 3 math modes x 2 tile shapes = 18 kernels + 3 split-K reductions.
+// 3 directions x 3 math modes x 3 tile shapes = 27 kernels + 3 split-K reductions, and the
+// launch plans (tile shape, split-K): a heuristic, or per-layer tuning (conv_autotune).
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include "disco/backend/cuda/conv.hpp"
 #include "disco/backend/cuda/ops.hpp"
@@ -47,45 +57,112 @@ void launch_math(ConvMath math, const kern::ConvKernelArgs& args, dim3 grid) {
   }
 }
 
+// ---- launch plans --------------------------------------------------------------------------------
+// A plan = tile shape + split-K factor. plan_heuristic() picks one from the GEMM's shape;
+// per-layer tuning (conv_autotune) times the candidates of plan_candidates() once per
+// problem and keeps the fastest.
+enum class TileKind : int { Large = 0, Small = 1, Narrow = 2 };
+
+struct TileDims {
+  int bm, bn, bk;
+};
+TileDims tile_dims(TileKind t) {
+  switch (t) {
+    case TileKind::Large: return {kern::ConvTileLarge::BM, kern::ConvTileLarge::BN, kern::ConvTileLarge::BK};
+    case TileKind::Small: return {kern::ConvTileSmall::BM, kern::ConvTileSmall::BN, kern::ConvTileSmall::BK};
+    case TileKind::Narrow: return {kern::ConvTileNarrow::BM, kern::ConvTileNarrow::BN, kern::ConvTileNarrow::BK};
+  }
+  return {64, 64, 16};
+}
+const char* tile_name(TileKind t) {
+  switch (t) {
+    case TileKind::Large: return "128x128";
+    case TileKind::Small: return "64x64";
+    case TileKind::Narrow: return "128x32";
+  }
+  return "?";
+}
+
 struct LaunchPlan {
-  bool large = false;
-  int bm = 64, bn = 64, bk = 16;
+  TileKind tile = TileKind::Small;
   int splits = 1;
 };
+bool operator==(const LaunchPlan& a, const LaunchPlan& b) { return a.tile == b.tile && a.splits == b.splits; }
 
-// Tile shape and split-K factor for one launch. Large tiles when they alone give every SM a
-// block; split the reduction when the output tiles cannot fill the GPU twice over.
-LaunchPlan plan_launch(const convidx::ConvGemmParams& g) {
+int64_t output_tiles(const convidx::ConvGemmParams& g, TileKind t) {
+  const TileDims d = tile_dims(t);
+  return int64_t((g.max_m + d.bm - 1) / d.bm) * ((g.gemm_n + d.bn - 1) / d.bn) * g.num_slots;
+}
+int64_t k_tiles(const convidx::ConvGemmParams& g, TileKind t) { return (g.max_kred + tile_dims(t).bk - 1) / tile_dims(t).bk; }
+
+// The largest split-K factor allowed: each split keeps >= 2 k-tiles, <= 64 splits, <= 256 MiB
+// of partials, grid z within 65535.
+int64_t max_splits(const convidx::ConvGemmParams& g, TileKind t) {
+  int64_t s = std::min<int64_t>(k_tiles(g, t) / 2, 64);
+  const int64_t slice = int64_t(g.max_m) * g.gemm_n * g.num_slots;
+  s = std::min<int64_t>(s, (int64_t(256) << 20) / (4 * std::max<int64_t>(slice, 1)));
+  s = std::min<int64_t>(s, 65535 / std::max(g.num_slots, 1));
+  return std::max<int64_t>(s, 1);
+}
+
+// Splits that bring the block count to about twice the SM count (1 when the tiles already do
+// or the reduction is short).
+int heuristic_splits(const convidx::ConvGemmParams& g, TileKind t, int sms) {
+  const int64_t tiles = output_tiles(g, t), ktiles = k_tiles(g, t);
+  if (tiles >= 2 * sms || ktiles < 8) return 1;
+  int64_t s = (2 * sms + tiles - 1) / tiles;
+  s = std::min<int64_t>(s, ktiles / 4);
+  return int(std::max<int64_t>(std::min(s, max_splits(g, t)), 1));
+}
+
+// Large tiles when they alone give every SM a block; the narrow tile when the GEMM has at most
+// 32 columns (no MMA work on columns that do not exist); else the small tile.
+LaunchPlan plan_heuristic(const convidx::ConvGemmParams& g) {
   const int sms = device_sm_count();
   LaunchPlan pl;
-  auto tiles_for = [&](int bm, int bn) {
-    return int64_t((g.max_m + bm - 1) / bm) * ((g.gemm_n + bn - 1) / bn) * g.num_slots;
-  };
-  pl.large = tiles_for(kern::ConvTileLarge::BM, kern::ConvTileLarge::BN) >= sms;
-  pl.bm = pl.large ? kern::ConvTileLarge::BM : kern::ConvTileSmall::BM;
-  pl.bn = pl.large ? kern::ConvTileLarge::BN : kern::ConvTileSmall::BN;
-  pl.bk = pl.large ? kern::ConvTileLarge::BK : kern::ConvTileSmall::BK;
-  const int64_t tiles = tiles_for(pl.bm, pl.bn);
-  const int64_t ktiles = (g.max_kred + pl.bk - 1) / pl.bk;
-  if (tiles < 2 * sms && ktiles >= 8) {
-    int64_t s = (2 * sms + tiles - 1) / tiles;
-    s = std::min<int64_t>(s, ktiles / 4);
-    s = std::min<int64_t>(s, 64);
-    // workspace cap: 256 MiB of partials
-    const int64_t slice = int64_t(g.max_m) * g.gemm_n * g.num_slots;
-    const int64_t cap = (int64_t(256) << 20) / (4 * std::max<int64_t>(slice, 1));
-    s = std::min<int64_t>(s, cap);
-    s = std::min<int64_t>(s, 65535 / std::max(g.num_slots, 1));
-    pl.splits = int(std::max<int64_t>(s, 1));
-  }
+  if (output_tiles(g, TileKind::Large) >= sms && g.gemm_n > 32)
+    pl.tile = TileKind::Large;
+  else if (g.gemm_n <= 32)
+    pl.tile = TileKind::Narrow;
+  else
+    pl.tile = TileKind::Small;
+  pl.splits = heuristic_splits(g, pl.tile, sms);
   return pl;
 }
 
+// What tuning tries: every tile at no split, its heuristic split, and half / twice that.
+std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g) {
+  const int sms = device_sm_count();
+  std::vector<LaunchPlan> c = {plan_heuristic(g)};
+  auto add = [&](TileKind t, int64_t s) {
+    s = std::max<int64_t>(1, std::min(s, max_splits(g, t)));
+    const LaunchPlan pl{t, int(s)};
+    if (std::find(c.begin(), c.end(), pl) == c.end()) c.push_back(pl);
+  };
+  for (TileKind t : {TileKind::Large, TileKind::Small, TileKind::Narrow}) {
+    if (t == TileKind::Narrow && g.gemm_n > 64) continue;  // too many column tiles to pay
+    const int h = heuristic_splits(g, t, sms);
+    add(t, 1);
+    add(t, h);
+    if (h > 1) add(t, h / 2), add(t, 2 * int64_t(h));
+  }
+  return c;
+}
+
+template <class View, ConvMath MATH>
+void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
+  switch (t) {
+    case TileKind::Large: launch_tile<View, MATH, kern::ConvTileLarge>(args, grid); break;
+    case TileKind::Small: launch_tile<View, MATH, kern::ConvTileSmall>(args, grid); break;
+    case TileKind::Narrow: launch_tile<View, MATH, kern::ConvTileNarrow>(args, grid); break;
+  }
+}
+
 template <class View>
-void run_custom_launch(const convidx::ConvGemmParams& g, const float* a, const float* b, float* out,
-                       const float* bias, bool accumulate, ConvMath math) {
+void run_custom_launch(const convidx::ConvGemmParams& g, const LaunchPlan& pl, const float* a, const float* b,
+                       float* out, const float* bias, bool accumulate, ConvMath math) {
   if (g.max_m <= 0 || g.gemm_n <= 0 || g.num_slots <= 0) return;
-  const LaunchPlan pl = plan_launch(g);
+  const TileDims d = tile_dims(pl.tile);
   kern::ConvKernelArgs args{};
   args.g = g;
   args.a_src = a;
@@ -97,19 +174,120 @@ void run_custom_launch(const convidx::ConvGemmParams& g, const float* a, const f
   args.ws_slice = int64_t(g.max_m) * g.gemm_n;
   detail::Scratch ws(pl.splits > 1 ? sizeof(float) * size_t(args.ws_slice) * g.num_slots * pl.splits : 0);
   args.ws = ws.as<float>();
-  const int64_t gx = (g.max_m + pl.bm - 1) / pl.bm, gy = (g.gemm_n + pl.bn - 1) / pl.bn;
+  const int64_t gx = (g.max_m + d.bm - 1) / d.bm, gy = (g.gemm_n + d.bn - 1) / d.bn;
   DISCO_CHECK(gy <= 65535, "conv (custom): output has too many channels (", g.gemm_n, ") for the grid");
   DISCO_CHECK(gx < (int64_t(1) << 31), "conv (custom): GEMM M too large");
   const dim3 grid(unsigned(gx), unsigned(gy), unsigned(g.num_slots * pl.splits));
-  if (pl.large)
-    launch_math<View, kern::ConvTileLarge>(math, args, grid);
-  else
-    launch_math<View, kern::ConvTileSmall>(math, args, grid);
+  switch (math) {
+    case ConvMath::FP32: launch_tile_kind<View, ConvMath::FP32>(pl.tile, args, grid); break;
+    case ConvMath::TF32: launch_tile_kind<View, ConvMath::TF32>(pl.tile, args, grid); break;
+    case ConvMath::BF16: launch_tile_kind<View, ConvMath::BF16>(pl.tile, args, grid); break;
+  }
   if (pl.splits > 1) {
     const int64_t total = args.ws_slice * g.num_slots;
     kern::conv_splitk_reduce_kernel<View><<<detail::grid_for(total), kern::kBlock, 0, detail::stream()>>>(args);
     DISCO_CUDA_CHECK_LAUNCH();
   }
+}
+
+// ---- per-layer tuning --------------------------------------------------------------------------------
+bool autotune_default() {
+  const char* e = std::getenv("DISCO_CONV_AUTOTUNE");
+  return !(e && (std::strcmp(e, "0") == 0 || std::strcmp(e, "off") == 0 || std::strcmp(e, "false") == 0));
+}
+std::atomic<bool>& autotune_flag() {
+  static std::atomic<bool> on{autotune_default()};
+  return on;
+}
+
+int current_device_id() {
+  int d = 0;
+  DISCO_CUDA_CHECK(cudaGetDevice(&d));
+  return d;
+}
+
+// Cache key: the direction, the problem, the math mode, the dgrad phase batch and the device.
+using PlanKey = std::array<int, 20>;
+PlanKey plan_key(ConvKind kind, const Conv2dProblem& p, ConvMath math, int phase_base) {
+  return {int(kind), p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.P, p.Q, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
+          p.dil_h, p.dil_w, int(math), phase_base, current_device_id(), 0};
+}
+struct PlanCache {
+  std::mutex mu;
+  std::map<PlanKey, LaunchPlan> plans;  // tuned (or forced by a test)
+};
+PlanCache& plan_cache() {
+  static PlanCache* c = new PlanCache;  // never destroyed: used until exit
+  return *c;
+}
+
+bool stream_is_capturing() {
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  DISCO_CUDA_CHECK(cudaStreamIsCapturing(detail::stream(), &st));
+  return st != cudaStreamCaptureStatusNone;
+}
+
+// Times each candidate on the current stream (one warm-up run, then the median of 3) into a
+// scratch output, so the real output -- which may be accumulated into -- is untouched.
+template <class View>
+LaunchPlan tune(const convidx::ConvGemmParams& g, const float* a, const float* b, size_t out_elems, ConvMath math) {
+  const std::vector<LaunchPlan> cand = plan_candidates(g);
+  if (cand.size() == 1) return cand[0];
+  detail::Scratch scratch(sizeof(float) * out_elems);
+  cudaEvent_t ev[2] = {nullptr, nullptr};
+  struct Events {
+    cudaEvent_t* e;
+    ~Events() {
+      for (int i = 0; i < 2; ++i)
+        if (e[i]) (void)cudaEventDestroy(e[i]);
+    }
+  } guard{ev};
+  for (auto& e : ev) DISCO_CUDA_CHECK(cudaEventCreate(&e));
+  LaunchPlan best = cand[0];
+  float best_ms = INFINITY;
+  for (const LaunchPlan& pl : cand) {
+    run_custom_launch<View>(g, pl, a, b, scratch.as<float>(), nullptr, false, math);  // warm-up
+    float t[3];
+    for (float& ti : t) {
+      DISCO_CUDA_CHECK(cudaEventRecord(ev[0], detail::stream()));
+      run_custom_launch<View>(g, pl, a, b, scratch.as<float>(), nullptr, false, math);
+      DISCO_CUDA_CHECK(cudaEventRecord(ev[1], detail::stream()));
+      DISCO_CUDA_CHECK(cudaEventSynchronize(ev[1]));
+      DISCO_CUDA_CHECK(cudaEventElapsedTime(&ti, ev[0], ev[1]));
+    }
+    std::sort(t, t + 3);
+    if (t[1] < best_ms) best_ms = t[1], best = pl;
+  }
+  return best;
+}
+
+// The plan of one launch: the cached one; else, when tuning is on and the stream is not
+// being captured into a CUDA graph (no timing or synchronization there), a tuned one, cached;
+// else the heuristic.
+template <class View>
+LaunchPlan plan_for(ConvKind kind, const Conv2dProblem& p, const convidx::ConvGemmParams& g, int phase_base,
+                    const float* a, const float* b, size_t out_elems, ConvMath math) {
+  const PlanKey key = plan_key(kind, p, math, phase_base);
+  PlanCache& c = plan_cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.plans.find(key);
+    if (it != c.plans.end()) return it->second;
+  }
+  if (!autotune_flag().load() || stream_is_capturing()) return plan_heuristic(g);
+  const LaunchPlan pl = tune<View>(g, a, b, out_elems, math);
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.plans[key] = pl;
+  return pl;
+}
+
+size_t output_elems(ConvKind kind, const Conv2dProblem& p) {
+  switch (kind) {
+    case ConvKind::Fprop: return size_t(p.y_size());
+    case ConvKind::Dgrad: return size_t(p.x_size());
+    case ConvKind::Wgrad: return size_t(p.w_size());
+  }
+  return 0;
 }
 
 void check_problem(const Conv2dProblem& p, const char* op) {
@@ -125,23 +303,39 @@ void check_problem(const Conv2dProblem& p, const char* op) {
   DISCO_CHECK(convidx::conv_gemm_fits_int32(p), op, ": problem too large for 32-bit GEMM coordinates");
 }
 
+template <class View>
+void run_one(ConvKind kind, const Conv2dProblem& p, int phase_base, const float* a, const float* b, float* out,
+             const float* bias, bool accumulate, ConvMath math) {
+  const convidx::ConvGemmParams g = convidx::make_conv_gemm_params(p, kind, phase_base);
+  if (g.max_m <= 0 || g.gemm_n <= 0 || g.num_slots <= 0) return;
+  const LaunchPlan pl = plan_for<View>(kind, p, g, phase_base, a, b, output_elems(kind, p), math);
+  run_custom_launch<View>(g, pl, a, b, out, bias, accumulate, math);
+}
+
 void run_custom(ConvKind kind, const Conv2dProblem& p, const float* a, const float* b, float* out, const float* bias,
                 bool accumulate, MathMode mode) {
   const ConvMath math = to_math(mode);
   switch (kind) {
-    case ConvKind::Fprop:
-      run_custom_launch<convidx::FpropView>(convidx::make_conv_gemm_params(p, kind), a, b, out, bias, accumulate, math);
-      break;
-    case ConvKind::Wgrad:
-      run_custom_launch<convidx::WgradView>(convidx::make_conv_gemm_params(p, kind), a, b, out, nullptr, accumulate,
-                                            math);
-      break;
+    case ConvKind::Fprop: run_one<convidx::FpropView>(kind, p, 0, a, b, out, bias, accumulate, math); break;
+    case ConvKind::Wgrad: run_one<convidx::WgradView>(kind, p, 0, a, b, out, nullptr, accumulate, math); break;
     case ConvKind::Dgrad:
       for (int base = 0; base < convidx::dgrad_num_phases(p); base += convidx::kMaxPhasesPerLaunch)
-        run_custom_launch<convidx::DgradView>(convidx::make_conv_gemm_params(p, kind, base), a, b, out, nullptr,
-                                              accumulate, math);
+        run_one<convidx::DgradView>(kind, p, base, a, b, out, nullptr, accumulate, math);
       break;
   }
+}
+
+ConvKind to_kind(ConvDir d) {
+  switch (d) {
+    case ConvDir::Fprop: return ConvKind::Fprop;
+    case ConvDir::Dgrad: return ConvKind::Dgrad;
+    case ConvDir::Wgrad: return ConvKind::Wgrad;
+  }
+  return ConvKind::Fprop;
+}
+
+std::string plan_string(const LaunchPlan& pl) {
+  return std::string(tile_name(pl.tile)) + (pl.splits > 1 ? " split " + std::to_string(pl.splits) : "");
 }
 
 }  // namespace
@@ -173,6 +367,62 @@ void conv2d_wgrad(const Conv2dProblem& p, const float* x, const float* dy, float
     run_custom(ConvKind::Wgrad, p, dy, x, dw, nullptr, accumulate, mode);
   else
     detail::cudnn_conv_f32(ConvDir::Wgrad, p, x, dy, dw, accumulate, mode);
+}
+
+// ---- per-layer tuning -----------------------------------------------------------------------------
+void set_conv_autotune(bool on) { autotune_flag().store(on); }
+bool conv_autotune() { return autotune_flag().load(); }
+void clear_conv_plans() {
+  PlanCache& c = plan_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.plans.clear();
+}
+
+namespace {
+// Calls f(kind, phase_base, gemm params) for each launch of the problem.
+template <class F>
+void for_each_launch(ConvDir dir, const Conv2dProblem& p, F f) {
+  const ConvKind kind = to_kind(dir);
+  const int bases = kind == ConvKind::Dgrad ? convidx::dgrad_num_phases(p) : 1;
+  for (int base = 0; base < bases; base += convidx::kMaxPhasesPerLaunch)
+    f(kind, base, convidx::make_conv_gemm_params(p, kind, base));
+}
+}  // namespace
+
+std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
+  check_problem(p, "conv_plan");
+  std::string out;
+  for_each_launch(dir, p, [&](ConvKind kind, int base, const convidx::ConvGemmParams& g) {
+    LaunchPlan pl = plan_heuristic(g);
+    {
+      PlanCache& c = plan_cache();
+      std::lock_guard<std::mutex> lock(c.mu);
+      auto it = c.plans.find(plan_key(kind, p, to_math(mode), base));
+      if (it != c.plans.end()) pl = it->second;
+    }
+    out += (out.empty() ? "" : " + ") + plan_string(pl);
+  });
+  return out;
+}
+
+int conv_plan_candidates(ConvDir dir, const Conv2dProblem& p) {
+  check_problem(p, "conv_plan_candidates");
+  int n = 0;
+  for_each_launch(dir, p, [&](ConvKind, int, const convidx::ConvGemmParams& g) {
+    n = std::max(n, int(plan_candidates(g).size()));
+  });
+  return n;
+}
+
+void set_conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, int candidate) {
+  check_problem(p, "set_conv_plan");
+  DISCO_CHECK(candidate >= 0, "set_conv_plan: candidate must be >= 0, got ", candidate);
+  for_each_launch(dir, p, [&](ConvKind kind, int base, const convidx::ConvGemmParams& g) {
+    const std::vector<LaunchPlan> c = plan_candidates(g);
+    PlanCache& cache = plan_cache();
+    std::lock_guard<std::mutex> lock(cache.mu);
+    cache.plans[plan_key(kind, p, to_math(mode), base)] = c[std::min<size_t>(size_t(candidate), c.size() - 1)];
+  });
 }
 
 }  // namespace cuda

@@ -167,3 +167,101 @@ TEST_CASE("convolution argument errors throw disco::Error", "[cuda][conv]") {
   p.K = 0;
   CHECK_THROWS_AS(dc::conv2d_fprop(p, x.data(), w.data(), nullptr, y.data()), disco::Error);
 }
+
+// ---- launch plans and per-layer tuning (ConvAlgo::Custom) --------------------------------------------
+namespace {
+// Restores the tuning switch and forgets pinned / tuned plans when a test case ends.
+struct PlanGuard {
+  bool was = dc::conv_autotune();
+  ~PlanGuard() {
+    dc::set_conv_autotune(was);
+    dc::clear_conv_plans();
+  }
+};
+}  // namespace
+
+TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][conv][plans]") {
+  PlanGuard guard;
+  // Shapes with several candidates: the narrow tile (N <= 32), split-K in wgrad and in the
+  // 2x2 map's fprop, a 4-phase dgrad, a transposed conv with 3 output channels.
+  const std::vector<Case> cs = {
+      {"3->32 k4s2p1 @16, batch 2", disco::make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1)},
+      {"96->25 k4s2p1 @4, batch 1", disco::make_conv2d_problem(1, 96, 4, 4, 25, 4, 4, 2, 1)},
+      {"convT 48->3 4x4 -> 8x8, batch 2", disco::make_conv_transpose2d_problem(2, 48, 4, 4, 3, 4, 4, 2, 1, 0)},
+      {"40->72 k3s1p1 2x2, batch 1", disco::make_conv2d_problem(1, 40, 2, 2, 72, 3, 3, 1, 1)},
+  };
+  for (const Case& c : cs) {
+    const Conv2dProblem& p = c.p;
+    const Refs r = make_refs(p);
+    auto x = upload(r.x), w = upload(r.w), b = upload(r.b), dy = upload(r.dy);
+    for (dc::ConvDir dir : {dc::ConvDir::Fprop, dc::ConvDir::Dgrad, dc::ConvDir::Wgrad}) {
+      const int n = dc::conv_plan_candidates(dir, p);
+      CHECK(n >= 2);
+      for (int i = 0; i < n; ++i)
+        for (dc::MathMode mode : {dc::MathMode::FP32, dc::MathMode::BF16}) {
+          dc::set_conv_plan(dir, p, mode, i);
+          INFO(c.name << " | " << dc::to_string(dir) << " | " << dc::to_string(mode) << " | plan " << i << ": "
+                      << dc::conv_plan(dir, p, mode));
+          if (dir == dc::ConvDir::Fprop) {
+            auto y = poisoned(r.y.size());
+            dc::conv2d_fprop(p, x.data(), w.data(), b.data(), y.data(), dc::ConvAlgo::Custom, mode);
+            CHECK(rel_l2(download(y), r.y) <= dtest::tolerance(mode));
+          } else if (dir == dc::ConvDir::Dgrad) {
+            auto dx = poisoned(r.dx.size());
+            dc::conv2d_dgrad(p, dy.data(), w.data(), dx.data(), false, dc::ConvAlgo::Custom, mode);
+            CHECK(rel_l2(download(dx), r.dx) <= dtest::tolerance(mode));
+          } else {
+            auto dw = poisoned(r.dw.size());
+            dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), false, dc::ConvAlgo::Custom, mode);
+            CHECK(rel_l2(download(dw), r.dw) <= dtest::tolerance(mode));
+          }
+        }
+    }
+  }
+  CHECK_THROWS_AS(dc::set_conv_plan(dc::ConvDir::Fprop, cs[0].p, dc::MathMode::FP32, -1), disco::Error);
+}
+
+TEST_CASE("per-layer tuning: tunes once, leaves accumulated outputs alone, never inside a graph capture",
+          "[cuda][conv][plans]") {
+  PlanGuard guard;
+  dc::clear_conv_plans();
+  dc::set_conv_autotune(true);
+  const Conv2dProblem p = disco::make_conv2d_problem(2, 24, 8, 8, 40, 4, 4, 2, 1);
+  const Refs r = make_refs(p);
+  auto x = upload(r.x), w = upload(r.w), dy = upload(r.dy);
+  // tuning runs the candidates into scratch: the accumulated gradient is added to once
+  const auto old_dw = randu(r.dw.size());
+  std::vector<double> want(r.dw);
+  for (size_t i = 0; i < want.size(); ++i) want[i] += old_dw[i];
+  auto dw = upload(old_dw);
+  dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), true, dc::ConvAlgo::Custom, dc::MathMode::FP32);
+  CHECK(rel_l2(download(dw), want) <= 1e-5);
+  const std::string tuned = dc::conv_plan(dc::ConvDir::Wgrad, p, dc::MathMode::FP32);
+  INFO("tuned wgrad plan: " << tuned);
+  CHECK(!tuned.empty());
+  // cached: the same plan and bitwise the same result from now on
+  auto a = poisoned(r.dw.size()), b2 = poisoned(r.dw.size());
+  dc::conv2d_wgrad(p, x.data(), dy.data(), a.data(), false, dc::ConvAlgo::Custom, dc::MathMode::FP32);
+  dc::conv2d_wgrad(p, x.data(), dy.data(), b2.data(), false, dc::ConvAlgo::Custom, dc::MathMode::FP32);
+  CHECK(download(a) == download(b2));
+  CHECK(dc::conv_plan(dc::ConvDir::Wgrad, p, dc::MathMode::FP32) == tuned);
+
+  // an untuned problem inside a capture: no timing, no synchronization (that would break the
+  // capture and throw); the heuristic plan is captured and replays correctly
+  void* old = dc::get_stream();
+  void* s = dc::create_stream();
+  dc::set_stream(s);
+  {
+    auto y = poisoned(r.y.size());
+    dc::Graph g;
+    g.begin_capture();
+    dc::conv2d_fprop(p, x.data(), w.data(), nullptr, y.data(), dc::ConvAlgo::Custom, dc::MathMode::FP32);
+    g.end_capture();
+    g.replay();
+    dc::synchronize();
+    std::vector<double> want_y = disco::ref::conv2d_fprop(p, dtest::to_double(r.x), dtest::to_double(r.w), {});
+    CHECK(rel_l2(download(y), want_y) <= 1e-5);
+  }
+  dc::set_stream(old);
+  dc::destroy_stream(s);
+}

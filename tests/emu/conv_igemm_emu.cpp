@@ -34,6 +34,7 @@ using namespace disco::convidx;
 using disco::cuda::kern::ConvKernelArgs;
 using disco::cuda::kern::ConvMath;
 using disco::cuda::kern::ConvTileLarge;
+using disco::cuda::kern::ConvTileNarrow;
 using disco::cuda::kern::ConvTileSmall;
 
 namespace {
@@ -115,8 +116,8 @@ void check(const char* name, const Conv2dProblem& p, int splits) {
   for (double e : err) ok = ok && e <= tol;  // also false for NaN / inf
   if (!ok) ++g_failures;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%-4s %-22s %s tile=%-3d splits=%d  fprop %.2e dgrad %.2e wgrad %.2e wgrad+= %.2e  (tol %.0e, %.1fs)\n",
-              ok ? "ok" : "FAIL", name, math_name(MATH), Tile::BM, splits, err[0], err[1], err[2], err[3], tol, secs);
+  std::printf("%-4s %-22s %s tile=%dx%-3d splits=%d  fprop %.2e dgrad %.2e wgrad %.2e wgrad+= %.2e  (tol %.0e, %.1fs)\n",
+              ok ? "ok" : "FAIL", name, math_name(MATH), Tile::BM, Tile::BN, splits, err[0], err[1], err[2], err[3], tol, secs);
   std::fflush(stdout);
 }
 
@@ -142,7 +143,9 @@ Conv2dProblem problem(int N, int C, int H, int W, int K, int R, int S, int sh, i
 }
 
 // Tile / split combinations of a case.
-enum Runs : unsigned { kSmall1 = 1, kSmallSplit = 2, kLarge1 = 4, kLargeSplit = 8, kAll = 15 };
+enum Runs : unsigned {
+  kSmall1 = 1, kSmallSplit = 2, kLarge1 = 4, kLargeSplit = 8, kNarrow1 = 16, kNarrowSplit = 32, kAll = 63
+};
 
 struct Case {
   const char* name;
@@ -170,12 +173,12 @@ int main(int argc, char** argv) {
   // (all three math modes each time), both tiles and split-K among them; the cheap problems
   // get a second tile / split combination.
   const Case cases[] = {
-      {"3->32 k4s2p1 @16 b2", make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1), kSmall1},       // model's first layer
-      {"70->25 k4s2p1 @4 b1", make_conv2d_problem(1, 70, 4, 4, 25, 4, 4, 2, 1), kSmallSplit},    // deep Kred, tiny map
+      {"3->32 k4s2p1 @16 b2", make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1), kSmall1 | kNarrow1},       // model's first layer
+      {"70->25 k4s2p1 @4 b1", make_conv2d_problem(1, 70, 4, 4, 25, 4, 4, 2, 1), kSmallSplit | kNarrowSplit},    // deep Kred, tiny map
       {"convT 40->9 2x2->4x4", make_conv_transpose2d_problem(2, 40, 2, 2, 9, 4, 4, 2, 1, 0), kLarge1},
       {"convT op 5->7", make_conv_transpose2d_problem(1, 5, 3, 5, 7, 3, 3, 2, 1, 1),
        kSmall1 | kLarge1},  // output padding
-      {"odd 5->6 k3 7x9", problem(2, 5, 7, 9, 6, 3, 3, 1, 1, 1, 1, 1, 1), kSmall1},
+      {"odd 5->6 k3 7x9", problem(2, 5, 7, 9, 6, 3, 3, 1, 1, 1, 1, 1, 1), kSmall1 | kNarrow1},
       {"1x1 s2", problem(2, 8, 9, 9, 12, 1, 1, 2, 2, 0, 0, 1, 1),
        kSmall1 | kLargeSplit},  // dgrad phases without taps (Kred = 0), also split
       {"dil2", problem(1, 4, 11, 10, 5, 3, 3, 1, 1, 2, 2, 2, 2), kSmall1},
@@ -197,6 +200,8 @@ int main(int argc, char** argv) {
     if (runs & kSmallSplit) ncases += run_maths<ConvTileSmall>(c.name, c.p, 3, maths);
     if (runs & kLarge1) ncases += run_maths<ConvTileLarge>(c.name, c.p, 1, maths);
     if (runs & kLargeSplit) ncases += run_maths<ConvTileLarge>(c.name, c.p, 2, maths);
+    if (runs & kNarrow1) ncases += run_maths<ConvTileNarrow>(c.name, c.p, 1, maths);
+    if (runs & kNarrowSplit) ncases += run_maths<ConvTileNarrow>(c.name, c.p, 3, maths);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%s: %d of %d cases failed (%s list, %.0fs)\n", g_failures ? "FAILED" : "PASSED", g_failures, ncases,

@@ -66,7 +66,9 @@ target_link_libraries(disco_cuda_tests_emu PRIVATE disco_cuda_emu disco_build_fl
 
 # Fresh random data each run (the seed is printed; set this to replay one).
 set(DISCO_EMU_TEST_SEED "" CACHE STRING "DISCO_TEST_SEED of the emu.cuda.* ctest entries (empty: random)")
-set(_emu_env "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+# Per-layer conv tuning off (timing emulated kernels only costs time); the [plans] tests
+# switch it on themselves.
+set(_emu_env "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;DISCO_CONV_AUTOTUNE=0")
 if(NOT DISCO_EMU_TEST_SEED STREQUAL "")
   list(APPEND _emu_env "DISCO_TEST_SEED=${DISCO_EMU_TEST_SEED}")
 endif()
@@ -116,3 +118,13 @@ if(TARGET disco_tool)
   set_tests_properties(emu.cli.train_cuda PROPERTIES LABELS emu TIMEOUT 300
                        ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
 endif()
+# benchmarks/ops_cuda on the emulated backend at tiny sizes (--small): the whole program path,
+# its correctness checks against the CPU backend included, without a GPU. The emulation has no
+# cudaRuntimeGetVersion: DISCO_OPS_CUDA_EMULATED prints the CUDA headers' version instead.
+add_executable(emu_ops_cuda ${PROJECT_SOURCE_DIR}/benchmarks/ops_cuda.cpp)
+target_compile_definitions(emu_ops_cuda PRIVATE DISCO_OPS_CUDA_EMULATED=1)
+target_include_directories(emu_ops_cuda SYSTEM PRIVATE ${_d})
+target_link_libraries(emu_ops_cuda PRIVATE disco_cuda_emu disco_build_flags)
+add_test(NAME emu.bench.ops_cuda COMMAND emu_ops_cuda --small --iters 2)
+set_tests_properties(emu.bench.ops_cuda PROPERTIES LABELS emu TIMEOUT 300
+                     ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")

@@ -12,8 +12,17 @@
 // ConvAlgo::Cudnn runs cuDNN's fastest algorithm from cudnnFind*AlgorithmEx (searched once
 // per problem, direction and math mode, then cached). FP32 forbids TF32 (CUDNN_FMA_MATH);
 // BF16 converts the inputs to bfloat16 and the bf16 result back to float.
+// Per-layer tuning (ConvAlgo::Custom, on by default): the first call of each problem
+// (direction, shapes, math mode) times the candidate launch plans -- tile shape 128x128,
+// 64x64 or 128x32, times split-K factors -- on the current stream and keeps the fastest for
+// the rest of the process; that first call synchronizes. Never while the stream is being
+// captured into a CUDA graph (the heuristic plan is used then), so warm up before capturing.
+// Off (set_conv_autotune(false), or DISCO_CONV_AUTOTUNE=0 in the environment): the heuristic
+// plan, the same in every process (bitwise reproducible results).
 // All calls are asynchronous on the current stream; workspace comes from the caching
 // allocator. Errors throw disco::Error.
+#include <string>
+
 #include "disco/backend/cuda/types.hpp"
 #include "disco/problem/conv2d_problem.hpp"
 
@@ -29,6 +38,19 @@ void conv2d_dgrad(const Conv2dProblem& p, const float* dy, const float* w, float
 // dw[K,C,R,S] (=|+=) d<y, dy>/dw.
 void conv2d_wgrad(const Conv2dProblem& p, const float* x, const float* dy, float* dw, bool accumulate,
                   ConvAlgo algo = ConvAlgo::Custom, MathMode mode = MathMode::TF32);
+
+// ---- per-layer tuning of ConvAlgo::Custom ------------------------------------------------
+void set_conv_autotune(bool on);
+bool conv_autotune();
+// Forget every tuned (or set) plan.
+void clear_conv_plans();
+// The plan the custom kernels use for this problem, e.g. "128x128", "64x64 split 6" (dgrad
+// with several phase launches: "a + b"): the tuned one if tuned, else the heuristic's.
+std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode);
+// How many plans tuning tries for this problem, and pinning candidate i (0 = the heuristic;
+// clamped to the last) as if tuning had chosen it -- for tests and benchmarks.
+int conv_plan_candidates(ConvDir dir, const Conv2dProblem& p);
+void set_conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, int candidate);
 
 // Was disco::cuda built with cuDNN? (ConvAlgo::Cudnn throws disco::Error otherwise.)
 bool cudnn_available();
