@@ -374,6 +374,7 @@ def run_disco_row(args, remaining, out_dir, variant="fp32"):
     med = re.findall(r"^median_ms:\s*([0-9.eE+-]+)", text, re.M)
     pipe = re.findall(r"^pipelined_ms:\s*([0-9.eE+-]+)", text, re.M)
     peak = re.findall(r"^peak_mem_bytes:\s*([0-9]+)", text, re.M)
+    steady_peak = re.findall(r"^steady_peak_mem_bytes:\s*([0-9]+)", text, re.M)
     steps = [float(x) for x in re.findall(r"^step \d+:\s*([0-9.eE+-]+) ms", text, re.M)]
     loss = re.findall(r"^step \d+:.*\(ae loss ([0-9.eE+-]+|nan|inf|-inf)\)", text, re.M)
     cuda_line = re.findall(r"^cuda: (.*)$", text, re.M)
@@ -387,6 +388,7 @@ def run_disco_row(args, remaining, out_dir, variant="fp32"):
     else:
         res.update(ok=True, ms=float(med[-1]), ms_min=min(steps) if steps else None,
                    ms_max=max(steps) if steps else None, peak_bytes=int(peak[-1]) if peak else None,
+                   steady_peak_bytes=int(steady_peak[-1]) if steady_peak else None,
                    last_loss=float(loss[-1]) if loss else None,
                    pipelined_ms=float(pipe[-1]) if pipe else None,
                    flags=(cuda_line[-1] if cuda_line else "") +
@@ -420,7 +422,7 @@ def report(rows, args, versions, out_dir):
     setting = "%d px, batch %d + %d (pairs/step %d), %d warm-up + %d timed steps, device %s" % (
         args.resolution, args.batch, args.batch, args.batch, args.warmup, args.steps, args.device)
 
-    hdr = ("row", "ms/step", "pairs/s", "peak MiB", "time/eager", "note")
+    hdr = ("row", "ms/step", "pairs/s", "peak MiB", "steady MiB", "time/eager", "note")
     table = []
     for r in rows:
         if r.get("ok"):
@@ -428,18 +430,19 @@ def report(rows, args, versions, out_dir):
             if r.get("first_step_s") is not None and VARIANTS.get(r["name"], (0, 0, False))[2]:
                 note = "first step (compile) %.1f s; " % r["first_step_s"] + note
             table.append((r["label"], fmt(r["ms"]), fmt(r["pairs_per_s"], "%.1f"), mib(r.get("peak_bytes")),
-                          fmt(r["time_vs_eager"]), note))
+                          mib(r.get("steady_peak_bytes")), fmt(r["time_vs_eager"]), note))
         else:
-            table.append((r["label"], "-", "-", "-", "-", "FAILED: %s" % r.get("error")))
-    w = [max(len(hdr[i]), *(len(t[i]) for t in table)) for i in range(5)]
+            table.append((r["label"], "-", "-", "-", "-", "-", "FAILED: %s" % r.get("error")))
+    w = [max(len(hdr[i]), *(len(t[i]) for t in table)) for i in range(6)]
     print("")
     print("== one official training step (autoencoder + discriminator), " + setting)
     print("   " + vline)
-    print("  ".join(hdr[i].ljust(w[i]) if i == 0 else hdr[i].rjust(w[i]) for i in range(5)) + "  " + hdr[5])
+    print("  ".join(hdr[i].ljust(w[i]) if i == 0 else hdr[i].rjust(w[i]) for i in range(6)) + "  " + hdr[6])
     for t in table:
-        print("  ".join(t[i].ljust(w[i]) if i == 0 else t[i].rjust(w[i]) for i in range(5)) + "  " + t[5])
+        print("  ".join(t[i].ljust(w[i]) if i == 0 else t[i].rjust(w[i]) for i in range(6)) + "  " + t[6])
     print("time/eager: the row's median step time / PyTorch eager (defaults); < 1 is faster. "
-          "Peak: torch.cuda.max_memory_allocated / disco's caching-allocator peak, whole run.")
+          "Peak: torch.cuda.max_memory_allocated / disco's caching-allocator peak, whole run; steady: "
+          "the timed steps alone.")
 
     csv_path = os.path.join(out_dir, "step_vs_pytorch.csv")
     cols = ["row", "label", "ok", "ms_per_step", "ms_min", "ms_max", "pairs_per_s", "peak_mib", "steady_peak_mib",
@@ -464,12 +467,14 @@ def report(rows, args, versions, out_dir):
     with open(md_path, "w") as f:
         f.write("One official training step (autoencoder + discriminator), %s.  \n" % setting)
         f.write("%s, %s.\n\n" % (vline, datetime.date.today().isoformat()))
-        f.write("| row | ms/step | pairs/s | peak MiB | time / eager | note |\n|---|---:|---:|---:|---:|---|\n")
+        f.write("| row | ms/step | pairs/s | peak MiB | steady MiB | time / eager | note |\n"
+                "|---|---:|---:|---:|---:|---:|---|\n")
         for t in table:
             f.write("| %s |\n" % " | ".join(x.replace("|", "/") for x in t))
         f.write("\nMedian of %d CUDA-synchronised steps after %d warm-up steps; pairs/s = batch / median "
                 "seconds; peak = torch.cuda.max_memory_allocated() (PyTorch) or disco's caching-allocator "
-                "peak (`peak_mem_bytes`), over the whole run; time / eager < 1 is faster than PyTorch eager "
+                "peak (`peak_mem_bytes`), over the whole run; steady = the same over the timed steps alone "
+                "(`steady_peak_mem_bytes`: without warm-up, compilation, conv tuning, graph capture); time / eager < 1 is faster than PyTorch eager "
                 "with its defaults.\n" % (args.steps, args.warmup))
     print("wrote %s and %s" % (csv_path, md_path))
 

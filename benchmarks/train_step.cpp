@@ -5,7 +5,8 @@
 // back, so each timed step has finished); then `pipelined_ms: X`, the mean of the same
 // number of steps run back to back with only the last one read back (what a training loop
 // that logs rarely gets). With --device cuda also `peak_mem_bytes: N` (peak device memory
-// held by disco's caching allocator). --math (fp32, tf32, bf16; default fp32) and
+// held by disco's caching allocator over the run) and `steady_peak_mem_bytes: N` (over the
+// timed steps only, without the warm-up's conv tuning and graph capture). --math (fp32, tf32, bf16; default fp32) and
 // --conv-algo pick cuda::conv_settings(); --graph runs the steps through GraphedTrainStep
 // (the warm-up steps include its eager steps and the capture).
 #include <algorithm>
@@ -49,10 +50,22 @@ int run(const disco::ModelConfig& cfg, const Options& o) {
   }
 #endif
   std::vector<double> ms;
+  size_t warmup_peak = 0;
+  (void)warmup_peak;
   for (int i = 0; i < o.warmup + o.steps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     const disco::StepLosses l = step().get();  // reads the losses back: the step has finished
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+#if defined(DISCO_WITH_CUDA)
+    // the steady-state peak (steady_peak_mem_bytes) leaves out the warm-up: conv tuning's
+    // scratch, the graph capture, cuDNN's algorithm search
+    if constexpr (std::is_same_v<B, disco::CUDA>) {
+      if (i + 1 == o.warmup) {
+        warmup_peak = disco::cuda::memory_stats().peak_bytes;
+        disco::cuda::reset_peak_memory();
+      }
+    }
+#endif
     if (i >= o.warmup) {
       ms.push_back(dt);
       std::cout << "step " << i - o.warmup << ": " << dt << " ms (ae loss " << l.ae << ")\n";
@@ -77,6 +90,16 @@ int run(const disco::ModelConfig& cfg, const Options& o) {
                                                          : "FAILED: " + graphed->fallback_reason());
     std::cout << "\n";
     if (graphed && !graphed->graph_ready()) return 1;
+  }
+#endif
+#if defined(DISCO_WITH_CUDA)
+  if constexpr (std::is_same_v<B, disco::CUDA>) {
+    // high-water marks of disco's caching allocator (model, Adam state, inputs, activations;
+    // bin sizes), comparable with torch.cuda.max_memory_allocated(): over the whole run, and
+    // over the timed steps alone
+    const size_t steady = disco::cuda::memory_stats().peak_bytes;
+    std::cout << "peak_mem_bytes: " << std::max(warmup_peak, steady) << "\n";
+    if (o.warmup > 0) std::cout << "steady_peak_mem_bytes: " << steady << "\n";
   }
 #endif
   std::cout << "median_ms: " << median << "\n";
@@ -144,11 +167,8 @@ int main(int argc, char** argv) {
         std::cerr << "train_step: --conv-algo " << conv_algo << " is not disco or cudnn\n";
         return 2;
       }
-      const int rc = run<disco::CUDA>(cfg, o);
-      // high-water mark of disco's caching allocator over the whole run (model, Adam state,
-      // inputs, activations; bin sizes), comparable with torch.cuda.max_memory_allocated()
-      std::cout << "peak_mem_bytes: " << disco::cuda::memory_stats().peak_bytes << "\n";
-      return rc;
+      disco::cuda::reset_peak_memory();
+      return run<disco::CUDA>(cfg, o);
     }
 #endif
     std::cerr << "train_step: --device " << device << " is not available in this build\n";
