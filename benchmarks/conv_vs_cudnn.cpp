@@ -5,7 +5,7 @@
 // event timing after warm-up, median of --iters runs, L2 flushed before every run.
 //
 //   conv_vs_cudnn [--size 128|256] [--batch 32] [--iters 20] [--warmup 3] [--math tf32,bf16]
-//                 [--only SUBSTR] [--csv PATH] [--self-test] [--list]
+//                 [--only SUBSTR[,SUBSTR...]] [--csv PATH] [--no-tune] [--self-test] [--list]
 //
 // Without a CUDA device it prints a skip line and exits 0. --self-test checks the layer table
 // and the FLOP arithmetic on the CPU (a ctest). Directions are those of the Conv2dProblem: for
@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: conv_vs_cudnn [--size 128|256] [--batch N] [--iters N] [--warmup N] [--math tf32,bf16,fp32]"
-                   " [--only SUBSTR] [--csv PATH] [--no-tune] [--self-test] [--list]\n"
+                   " [--only SUBSTR[,SUBSTR...]] [--csv PATH] [--no-tune] [--self-test] [--list]\n"
                    "  --no-tune: disco's heuristic launch plans instead of per-layer tuning\n");
       return 2;
     }
@@ -257,7 +257,17 @@ int main(int argc, char** argv) {
   int failures = 0;
   try {
     for (const Layer& l : layers) {
-      if (!only.empty() && l.name.find(only) == std::string::npos) continue;
+      if (!only.empty()) {  // comma-separated substrings of layer names
+        bool match = false;
+        size_t start = 0;
+        while (start <= only.size()) {
+          const size_t end = std::min(only.find(',', start), only.size());
+          const std::string part = only.substr(start, end - start);
+          if (!part.empty() && l.name.find(part) != std::string::npos) match = true;
+          start = end + 1;
+        }
+        if (!match) continue;
+      }
       const Conv2dProblem p = l.problem(batch);
       const auto hx = random_host(size_t(p.x_size()), 1), hw = random_host(size_t(p.w_size()), 2),
                  hdy = random_host(size_t(p.y_size()), 3);

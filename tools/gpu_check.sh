@@ -10,7 +10,9 @@
 #   4. benchmarks: conv_vs_cudnn (128 and 256 px), ops_cuda (fused loss, instance norm, Adam
 #      and element-wise GB/s against the device copy bandwidth), benchmarks/step_vs_pytorch.py
 #      and build/benchmarks/train_step --device cuda when they exist
-#   5. a summary table, printed last; every step's full log is in OUTDIR (default
+#   5. Nsight Compute counters of a few conv and memory-bound kernels (tools/ncu_summary.py)
+#      when ncu exists and time is left
+#   6. a summary table, printed last; every step's full log is in OUTDIR (default
 #      ./gpu-check-out).
 # --quick: 128 px only, fewer timing runs. --cuda-only: build only the CUDA targets.
 # --budget S: finish within S seconds (each step's limit is cut to what is left, steps
@@ -35,7 +37,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; shift ;;
     --cuda-only) CUDA_ONLY=1; shift ;;
     --budget) BUDGET="$2"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
     -*) echo "gpu_check: unknown option $1" >&2; exit 2 ;;
     *) OUT="$1"; shift ;;
   esac
@@ -200,6 +202,28 @@ if [ $QUICK -eq 0 ] && [ -x "$BUILD/benchmarks/train_step" ]; then
   step train_step_cuda 600 "$BUILD/benchmarks/train_step" --device cuda
 fi
 
+# ---- hardware counters (last: only what time is left) -------------------------------------------------------
+# Nsight Compute on a few of disco's conv launches (BF16, heuristic plans, three layer
+# classes: big maps, many channels, a transposed conv) and on the fused loss / norm / Adam
+# kernels: duration, SM and memory throughput, achieved occupancy, registers. What limits each
+# kernel, for docs/benchmarks.md. Clocks are left alone (--clock-control none).
+NCU="$(command -v ncu || { [ -x /usr/local/cuda/bin/ncu ] && echo /usr/local/cuda/bin/ncu; } || true)"
+if [ -n "$NCU" ] && [ -x "$BENCH" ]; then
+  # optional: an ncu that cannot read the counters here (e.g. under gVisor) must not fail the check
+  NCU_ARGS=(bash -c '"$@"; rc=$?; echo "ncu: exit status $rc (ignored: profiling is optional)"; exit 0' ncu
+            "$NCU" --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats
+            --csv --page details)
+  STEP_NOTE="optional" step ncu_conv 150 "${NCU_ARGS[@]}" --kernel-name regex:"conv_igemm|conv_splitk" --launch-count 30 \
+    --log-file "$OUT/ncu_conv.csv" "$BENCH" --size 128 --math bf16 --no-tune --iters 1 --warmup 0 \
+    --only E1.conv2,E1.conv5,D.convT3
+  if [ -x "$OPS" ]; then
+    STEP_NOTE="optional" step ncu_ops 90 "${NCU_ARGS[@]}" --kernel-name regex:"reduce_finalize|instance_norm|adam" --launch-count 16 \
+      --log-file "$OUT/ncu_ops.csv" "$OPS" --quick --iters 1 --warmup 0
+  fi
+else
+  record ncu "SKIPPED" 0 "no ncu on this machine"
+fi
+
 # ---- summary (printed last) ------------------------------------------------------------------------------------
 {
   echo
@@ -220,6 +244,9 @@ fi
   done
   [ -f "$OUT/ops_cuda.log" ] && { echo "ops_cuda (GB/s against the device copy bandwidth):"; grep -E "^copy peak:|^fused_loss_fraction_of_copy:|MISMATCH|ERROR|^ops_cuda: (no CUDA|error)" "$OUT/ops_cuda.log" | sed 's/^/  /'; }
   [ -f "$OUT/step_vs_pytorch.md" ] && { echo "training step, disco vs PyTorch:"; grep -E "^\|" "$OUT/step_vs_pytorch.md" | sed 's/^/  /'; }
+  for n in conv ops; do
+    [ -s "$OUT/ncu_$n.csv" ] && { echo "ncu ($n kernels):"; python3 "$ROOT/tools/ncu_summary.py" "$OUT/ncu_$n.csv" --top 30 | sed 's/^/  /'; }
+  done
   echo "========================================================="
 } | tee "$SUMMARY"
 
