@@ -141,24 +141,30 @@ struct ConvSmem {
 };
 
 // ---- tile loaders -------------------------------------------------------------------------------
-// A tile -> As[k][m]. m-fast: each thread owns one row m (context decoded once) and walks k.
+// A tile -> As[k][m]. m-fast: each thread owns one row m (context decoded once) and walks its
+// reduction indices kr0, kr0 + KSTEP, ... slice after slice with an incremental cursor
+// (View::a_cursor / a_advance / a_elem_at: no division per element). load() must be called
+// for consecutive slices, starting with the one of kbase0.
 template <class View, class Tile, int AST, bool KFAST = View::kAKFast>
 struct ATileLoader {
   static constexpr int KSTEP = Tile::kThreads / Tile::BM;
   typename View::ARow row;
+  typename View::ACursor cur;
   int m_local, k_local0;
-  __device__ __forceinline__ ATileLoader(const convidx::ConvGemmParams& g, int slot, int m0, int tid) {
+  __device__ __forceinline__ ATileLoader(const convidx::ConvGemmParams& g, int slot, int m0, int tid, int kbase0) {
     m_local = tid % Tile::BM;
     k_local0 = tid / Tile::BM;
     row = View::a_row(g, slot, m0 + m_local);
+    cur = View::a_cursor(g, slot, kbase0 + k_local0);
   }
   __device__ __forceinline__ void load(const convidx::ConvGemmParams& g, int slot, const float* src,
-                                       float (*As)[AST], int kbase, int) const {
+                                       float (*As)[AST], int, int) {
 #pragma unroll
     for (int it = 0; it < Tile::BK / KSTEP; ++it) {
       const int kl = k_local0 + it * KSTEP;
-      const int64_t off = View::a_elem(g, slot, row, kbase + kl);
+      const int64_t off = View::a_elem_at(g, slot, row, cur);
       cp_async_f32(&As[kl][m_local], src + (off >= 0 ? off : 0), off >= 0);
+      View::a_advance(g, slot, cur, KSTEP);
     }
   }
 };
@@ -167,7 +173,7 @@ template <class View, class Tile, int AST>
 struct ATileLoader<View, Tile, AST, true> {
   static constexpr int MSTEP = Tile::kThreads / Tile::BK;
   int k_local, m_local0;
-  __device__ __forceinline__ ATileLoader(const convidx::ConvGemmParams&, int, int, int tid) {
+  __device__ __forceinline__ ATileLoader(const convidx::ConvGemmParams&, int, int, int tid, int) {
     k_local = tid % Tile::BK;
     m_local0 = tid / Tile::BK;
   }
@@ -182,17 +188,24 @@ struct ATileLoader<View, Tile, AST, true> {
     }
   }
 };
-// B tile -> Bs[n][k], always k-fast.
+// B tile -> Bs[n][k], always k-fast. Views with kBTable (wgrad) read the per-column part of
+// the address from Bt, the block's column table (View::b_entry, built once per block).
 template <class View, class Tile, int BST>
 __device__ __forceinline__ void load_b_tile(const convidx::ConvGemmParams& g, int slot, const float* src,
-                                            float (*Bs)[BST], int kbase, int n0, int tid) {
+                                            float (*Bs)[BST], int kbase, int n0, int tid, const int4* Bt) {
   constexpr int NSTEP = Tile::kThreads / Tile::BK;
   const int k_local = tid % Tile::BK, n_local0 = tid / Tile::BK;
   const typename View::BCol col = View::b_col(g, slot, kbase + k_local);
 #pragma unroll
   for (int it = 0; it < Tile::BN / NSTEP; ++it) {
     const int nl = n_local0 + it * NSTEP;
-    const int64_t off = View::b_elem(g, slot, col, n0 + nl);
+    int64_t off;
+    if constexpr (View::kBTable) {
+      const int4 e = Bt[nl];
+      off = View::b_elem_at(g, col, typename View::BEntry{e.x, e.y, e.z, e.w});
+    } else {
+      off = View::b_elem(g, slot, col, n0 + nl);
+    }
     cp_async_f32(&Bs[nl][k_local], src + (off >= 0 ? off : 0), off >= 0);
   }
 }
@@ -301,7 +314,16 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
   const int wm0 = (warp / Tile::WARPS_N) * Tile::WM;
   const int wn0 = (warp % Tile::WARPS_N) * Tile::WN;
 
-  const ATileLoader<View, Tile, AST> aload(g, slot, m0, tid);
+  ATileLoader<View, Tile, AST> aload(g, slot, m0, tid, kt_begin * BK);
+  // the wgrad column table (a dummy entry for the other views)
+  __shared__ __align__(16) int4 Bt[View::kBTable ? BN : 1];
+  if constexpr (View::kBTable) {
+    for (int t = tid; t < BN; t += Tile::kThreads) {
+      const typename View::BEntry e = View::b_entry(g, n0 + t);
+      Bt[t] = make_int4(e.c, e.rd, e.sd, e.valid);
+    }
+    __syncthreads();
+  }
 
   float acc[MI][NI][4];
 #pragma unroll
@@ -313,14 +335,14 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
 
   if (nkt > 0) {
     aload.load(g, slot, args.a_src, As[0], kt_begin * BK, m0);
-    load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[0], kt_begin * BK, n0, tid);
+    load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[0], kt_begin * BK, n0, tid, Bt);
   }
   cp_async_commit();
   for (int i = 0; i < nkt; ++i) {
     if (i + 1 < nkt) {
       const int kb = (kt_begin + i + 1) * BK;
       aload.load(g, slot, args.a_src, As[(i + 1) & 1], kb, m0);
-      load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[(i + 1) & 1], kb, n0, tid);
+      load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[(i + 1) & 1], kb, n0, tid, Bt);
     }
     cp_async_commit();
     cp_async_wait<1>();  // slice i has landed (only slice i+1 may still be in flight)

@@ -252,3 +252,54 @@ TEST_CASE("split-K ranges partition the k tiles", "[cuda_index]") {
       REQUIRE(next == ktiles);
     }
 }
+
+namespace {
+// The loaders' incremental forms must give the same offsets as the direct accessors: the A
+// cursor of fprop / dgrad walked from kr0 in steps of `step` (as the kernel's m-fast loader
+// does, slice after slice, past the end of the reduction) and wgrad's per-block column table.
+template <class View>
+void check_a_cursor(const ConvGemmParams& g, int slot, int step) {
+  const int M = View::gemm_m(g, slot), K = View::gemm_k(g, slot);
+  for (int m : {0, M / 2, M - 1, M}) {  // M: an invalid row
+    const auto row = View::a_row(g, slot, m);
+    for (int kr0 = 0; kr0 < std::min(step, 3); ++kr0) {
+      auto cur = View::a_cursor(g, slot, kr0);
+      for (int kr = kr0; kr < K + 2 * step + 17; kr += step) {
+        INFO("m " << m << " kr " << kr << " step " << step << " slot " << slot);
+        REQUIRE(cur.kr == kr);
+        REQUIRE(View::a_elem_at(g, slot, row, cur) == View::a_elem(g, slot, row, kr));
+        View::a_advance(g, slot, cur, step);
+      }
+    }
+  }
+}
+
+void check_incremental_forms(const Conv2dProblem& p) {
+  const ConvGemmParams f = make_conv_gemm_params(p, ConvKind::Fprop);
+  for (int step : {1, 2, 3, 8}) check_a_cursor<FpropView>(f, 0, step);
+  for (int base = 0; base < dgrad_num_phases(p); base += kMaxPhasesPerLaunch) {
+    const ConvGemmParams d = make_conv_gemm_params(p, ConvKind::Dgrad, base);
+    for (int slot = 0; slot < d.num_slots; ++slot)
+      for (int step : {1, 2, 5}) check_a_cursor<DgradView>(d, slot, step);
+  }
+  const ConvGemmParams w = make_conv_gemm_params(p, ConvKind::Wgrad);
+  for (int kr : {0, 1, w.max_kred / 2, w.max_kred - 1, w.max_kred}) {
+    const auto col = WgradView::b_col(w, 0, kr);
+    for (int n = 0; n <= w.gemm_n + 3; ++n) {
+      INFO("wgrad kr " << kr << " n " << n);
+      REQUIRE(WgradView::b_elem_at(w, col, WgradView::b_entry(w, n)) == WgradView::b_elem(w, 0, col, n));
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("the loaders' incremental cursors and column tables match the direct index math", "[cuda_index]") {
+  check_incremental_forms(make_problem(2, 3, 8, 8, 5, 4, 4, 2, 2, 1, 1, 1, 1));     // k4 s2 p1
+  check_incremental_forms(make_problem(1, 5, 3, 3, 2, 1, 1, 1, 1, 0, 0, 1, 1));     // 1x1: S = 1 < step
+  check_incremental_forms(make_problem(2, 2, 5, 4, 3, 1, 1, 2, 2, 0, 0, 1, 1));     // phases without taps
+  check_incremental_forms(make_problem(1, 2, 9, 8, 3, 3, 3, 1, 1, 2, 2, 2, 2));     // dilation 2
+  check_incremental_forms(make_problem(2, 2, 11, 10, 3, 5, 4, 3, 3, 2, 1, 1, 1));   // stride 3, 5x4
+  check_incremental_forms(make_problem(1, 2, 12, 11, 2, 3, 3, 5, 5, 1, 1, 1, 1));   // 25 phases
+  check_incremental_forms(make_problem(1, 3, 9, 6, 2, 3, 2, 2, 1, 1, 0, 1, 1));     // non-square
+  check_incremental_forms(make_conv_transpose2d_problem(1, 3, 3, 2, 2, 4, 4, 2, 1, 1));
+}

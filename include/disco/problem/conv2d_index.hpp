@@ -218,6 +218,7 @@ inline ConvGemmParams make_conv_gemm_params(const Conv2dProblem& p, ConvKind kin
 // ---- fprop ------------------------------------------------------------------------------
 struct FpropView {
   static constexpr bool kAKFast = false;  // A tiles are loaded along m (coalesced over q)
+  static constexpr bool kBTable = false;  // B columns need no per-block table
   struct ARow {
     int64_t base;
     int hb, wb;
@@ -251,6 +252,37 @@ struct FpropView {
     if (h < 0 || h >= g.p.H || w < 0 || w >= g.p.W) return -1;
     return row.base + (int64_t(c) * g.p.H + h) * g.p.W + w;
   }
+  // Incremental walk over the reduction index for the m-fast A loader: a thread visits
+  // kr0, kr0 + step, ... of its own row; the cursor keeps (c, r, s) of kr so that each
+  // element costs no division (a_elem_at equals a_elem at cursor.kr).
+  struct ACursor {
+    int kr, c, r, s;
+  };
+  DISCO_HOST_DEVICE static ACursor a_cursor(const ConvGemmParams& g, int, int kr0) {
+    ACursor cur{kr0, 0, 0, 0};
+    int rs;
+    g.div_rs.divmod(kr0, cur.c, rs);
+    g.div_s.divmod(rs, cur.r, cur.s);
+    return cur;
+  }
+  DISCO_HOST_DEVICE static void a_advance(const ConvGemmParams& g, int, ACursor& cur, int step) {
+    cur.kr += step;
+    cur.s += step;
+    while (cur.s >= g.p.S) {
+      cur.s -= g.p.S;
+      if (++cur.r == g.p.R) {
+        cur.r = 0;
+        ++cur.c;
+      }
+    }
+  }
+  DISCO_HOST_DEVICE static int64_t a_elem_at(const ConvGemmParams& g, int, const ARow& row, const ACursor& cur) {
+    if (!row.valid || cur.kr >= g.max_kred) return -1;
+    const int h = row.hb + cur.r * g.p.dil_h;
+    const int w = row.wb + cur.s * g.p.dil_w;
+    if (h < 0 || h >= g.p.H || w < 0 || w >= g.p.W) return -1;
+    return row.base + (int64_t(cur.c) * g.p.H + h) * g.p.W + w;
+  }
   DISCO_HOST_DEVICE static BCol b_col(const ConvGemmParams& g, int, int kr) {
     return BCol{kr, kr >= 0 && kr < g.max_kred};
   }
@@ -269,6 +301,7 @@ struct FpropView {
 // ---- dgrad (phase decomposition) ---------------------------------------------------------
 struct DgradView {
   static constexpr bool kAKFast = false;  // A tiles along m: j consecutive -> q consecutive
+  static constexpr bool kBTable = false;
   struct ARow {
     int64_t base;
     int i, j;
@@ -302,6 +335,39 @@ struct DgradView {
     if (pp < 0 || pp >= g.p.P || qq < 0 || qq >= g.p.Q) return -1;
     return row.base + (int64_t(k) * g.p.P + pp) * g.p.Q + qq;
   }
+  // Incremental walk over kr = (k, th, tw) for the m-fast A loader (see FpropView).
+  struct ACursor {
+    int kr, k, th, tw;
+  };
+  DISCO_HOST_DEVICE static ACursor a_cursor(const ConvGemmParams& g, int slot, int kr0) {
+    const DgradPhase& ph = g.ph[slot];
+    ACursor cur{kr0, 0, 0, 0};
+    int tt;
+    ph.div_tt.divmod(kr0, cur.k, tt);
+    ph.div_t.divmod(tt, cur.th, cur.tw);
+    return cur;
+  }
+  DISCO_HOST_DEVICE static void a_advance(const ConvGemmParams& g, int slot, ACursor& cur, int step) {
+    const DgradPhase& ph = g.ph[slot];
+    cur.kr += step;
+    if (ph.w.ntaps <= 0 || ph.h.ntaps <= 0) return;  // Kred = 0: nothing is ever read
+    cur.tw += step;
+    while (cur.tw >= ph.w.ntaps) {
+      cur.tw -= ph.w.ntaps;
+      if (++cur.th == ph.h.ntaps) {
+        cur.th = 0;
+        ++cur.k;
+      }
+    }
+  }
+  DISCO_HOST_DEVICE static int64_t a_elem_at(const ConvGemmParams& g, int slot, const ARow& row, const ACursor& cur) {
+    const DgradPhase& ph = g.ph[slot];
+    if (!row.valid || cur.kr >= ph.Kred) return -1;
+    const int pp = row.i + ph.h.in0 - cur.th * ph.h.in_step;
+    const int qq = row.j + ph.w.in0 - cur.tw * ph.w.in_step;
+    if (pp < 0 || pp >= g.p.P || qq < 0 || qq >= g.p.Q) return -1;
+    return row.base + (int64_t(cur.k) * g.p.P + pp) * g.p.Q + qq;
+  }
   DISCO_HOST_DEVICE static BCol b_col(const ConvGemmParams& g, int slot, int kr) {
     const DgradPhase& ph = g.ph[slot];
     BCol c{0, false};
@@ -333,6 +399,7 @@ struct DgradView {
 // ---- wgrad ------------------------------------------------------------------------------
 struct WgradView {
   static constexpr bool kAKFast = true;  // A = dy is contiguous along the reduction (n,p,q)
+  static constexpr bool kBTable = true;  // B = x gathered: column part of the address from a table
   struct ACol {
     int64_t base;
     bool valid;
@@ -368,6 +435,30 @@ struct WgradView {
     c.wb = qq * g.p.stride_w - g.p.pad_w;
     c.valid = true;
     return c;
+  }
+  // The (c, r, s) of GEMM column n, decoded once per block into a table (the columns of a
+  // block's tile do not change along the reduction); b_elem_at(col, entry) equals
+  // b_elem(col, n). valid = 0 past the last column.
+  struct BEntry {
+    int c, rd, sd, valid;  // rd = r * dil_h, sd = s * dil_w
+  };
+  DISCO_HOST_DEVICE static BEntry b_entry(const ConvGemmParams& g, int n) {
+    BEntry e{0, 0, 0, 0};
+    if (n < 0 || n >= g.gemm_n) return e;
+    int rs, r, s;
+    g.div_rs.divmod(n, e.c, rs);
+    g.div_s.divmod(rs, r, s);
+    e.rd = r * g.p.dil_h;
+    e.sd = s * g.p.dil_w;
+    e.valid = 1;
+    return e;
+  }
+  DISCO_HOST_DEVICE static int64_t b_elem_at(const ConvGemmParams& g, const BCol& col, const BEntry& e) {
+    if (!col.valid || !e.valid) return -1;
+    const int h = col.hb + e.rd;
+    const int w = col.wb + e.sd;
+    if (h < 0 || h >= g.p.H || w < 0 || w >= g.p.W) return -1;
+    return col.base + (int64_t(e.c) * g.p.H + h) * g.p.W + w;
   }
   DISCO_HOST_DEVICE static int64_t b_elem(const ConvGemmParams& g, int, const BCol& col, int n) {
     if (!col.valid || n < 0 || n >= g.gemm_n) return -1;
