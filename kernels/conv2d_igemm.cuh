@@ -5,8 +5,9 @@
 // One thread block computes a BM x BN tile of C = A * B (GEMM views and index math:
 // include/disco/problem/conv2d_index.hpp, unit-tested on the CPU). Per BK-slice of the
 // reduction, the block gathers the A and B tiles straight from the NCHW tensors into shared
-// memory with 4-byte cp.async (zero-fill for padding / out-of-range elements), double
-// buffered: the copies of slice i+1 are in flight while slice i is multiplied. Shared memory
+// memory with 4-byte cp.async (zero-fill for padding / out-of-range elements) in a
+// Tile::STAGES-deep pipeline: the copies of slices i+1 .. i+STAGES-1 are in flight while
+// slice i is multiplied, one barrier per slice. Shared memory
 // holds float32 in every math mode; TF32 / BF16 rounding happens when the mma fragments are
 // built (cvt.rna.tf32.f32 / __floats2bfloat162_rn), so one loader serves all three modes.
 //
@@ -34,9 +35,11 @@ namespace kern {
 
 enum class ConvMath : int { FP32 = 0, TF32 = 1, BF16 = 2 };
 
-template <int BM_, int BN_, int BK_, int WARPS_M_, int WARPS_N_>
+template <int BM_, int BN_, int BK_, int WARPS_M_, int WARPS_N_, int STAGES_ = 2>
 struct ConvTile {
   static constexpr int BM = BM_, BN = BN_, BK = BK_;
+  static constexpr int STAGES = STAGES_;  // shared-memory buffers of the cp.async pipeline
+  static_assert(STAGES >= 2, "at least double buffering");
   static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
   static constexpr int kThreads = WARPS_M * WARPS_N * 32;
   static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
@@ -46,10 +49,12 @@ struct ConvTile {
   static_assert(kThreads % BM == 0 && BK % (kThreads / BM) == 0, "m-fast A loader");
   static_assert(kThreads % BK == 0 && BM % (kThreads / BK) == 0 && BN % (kThreads / BK) == 0, "k-fast loaders");
 };
-using ConvTileLarge = ConvTile<128, 128, 16, 2, 4>;  // 256 threads, warp tile 64 x 32
-using ConvTileSmall = ConvTile<64, 64, 16, 2, 2>;    // 128 threads, warp tile 32 x 32
-using ConvTileNarrow = ConvTile<128, 32, 16, 4, 1>;  // 128 threads, warp tile 32 x 32: GEMMs with N <= 32
-                                                     // (3, 25 and 32 output channels)
+// Static shared memory stays under 48 KB: 2 stages for the large tile (42-44 KB), 3 for the
+// others (29-36 KB; their occupancy is bounded by registers, not shared memory).
+using ConvTileLarge = ConvTile<128, 128, 16, 2, 4, 2>;  // 256 threads, warp tile 64 x 32
+using ConvTileSmall = ConvTile<64, 64, 16, 2, 2, 3>;    // 128 threads, warp tile 32 x 32
+using ConvTileNarrow = ConvTile<128, 32, 16, 4, 1, 3>;  // 128 threads, warp tile 32 x 32: GEMMs with N <= 32
+                                                        // (3, 25 and 32 output channels)
 
 struct ConvKernelArgs {
   convidx::ConvGemmParams g;
@@ -294,8 +299,9 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK;
   constexpr int MI = Tile::MI, NI = Tile::NI;
   constexpr int AST = ConvSmem<MATH, Tile>::AST, BST = ConvSmem<MATH, Tile>::BST;
-  __shared__ __align__(16) float As[2][BK][AST];
-  __shared__ __align__(16) float Bs[2][BN][BST];
+  constexpr int STAGES = Tile::STAGES;
+  __shared__ __align__(16) float As[STAGES][BK][AST];
+  __shared__ __align__(16) float Bs[STAGES][BN][BST];
 
   const convidx::ConvGemmParams& g = args.g;
   const int slot = int(blockIdx.z) / args.splits;
@@ -333,22 +339,32 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
-  if (nkt > 0) {
-    aload.load(g, slot, args.a_src, As[0], kt_begin * BK, m0);
-    load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[0], kt_begin * BK, n0, tid, Bt);
-  }
-  cp_async_commit();
-  for (int i = 0; i < nkt; ++i) {
-    if (i + 1 < nkt) {
-      const int kb = (kt_begin + i + 1) * BK;
-      aload.load(g, slot, args.a_src, As[(i + 1) & 1], kb, m0);
-      load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[(i + 1) & 1], kb, n0, tid, Bt);
+  // STAGES-deep cp.async pipeline, one barrier per slice. The prologue starts slices
+  // 0 .. STAGES-2 (one commit group each, empty past the end). Iteration i waits until at most
+  // STAGES-2 groups are pending -- then group i, slice i, has landed -- and passes the barrier:
+  // now every thread's copies of slice i are visible, and every thread has finished the math
+  // of slice i-1, so its buffer ((i-1) mod STAGES) can take slice i+STAGES-1 while slice i is
+  // multiplied.
+#pragma unroll
+  for (int st = 0; st < STAGES - 1; ++st) {
+    if (st < nkt) {
+      const int kb = (kt_begin + st) * BK;
+      aload.load(g, slot, args.a_src, As[st], kb, m0);
+      load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[st], kb, n0, tid, Bt);
     }
     cp_async_commit();
-    cp_async_wait<1>();  // slice i has landed (only slice i+1 may still be in flight)
+  }
+  for (int i = 0; i < nkt; ++i) {
+    cp_async_wait<STAGES - 2>();
     __syncthreads();
-    warp_mma_slice<MATH, Tile, AST, BST>(As[i & 1], Bs[i & 1], acc, wm0, wn0, lane);
-    __syncthreads();  // everyone is done with buffer i&1 before it is refilled
+    const int next = i + STAGES - 1;
+    if (next < nkt) {
+      const int kb = (kt_begin + next) * BK;
+      aload.load(g, slot, args.a_src, As[next % STAGES], kb, m0);
+      load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[next % STAGES], kb, n0, tid, Bt);
+    }
+    cp_async_commit();
+    warp_mma_slice<MATH, Tile, AST, BST>(As[i % STAGES], Bs[i % STAGES], acc, wm0, wn0, lane);
   }
 
   // epilogue
