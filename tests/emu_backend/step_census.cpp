@@ -5,7 +5,9 @@
 // emulation gives the real numbers; they say how much launch overhead an eager step pays.
 //   emu_step_census [--resolution 128] [--batch 1] [--math tf32] [--no-graph]
 // (the batch size changes no count of the default 128 px model's launches but the time the
-// emulation takes: about a minute at batch 1).
+// emulation takes: a few minutes at batch 1). The conv launch plans are the heuristic's
+// (tuning off): tuned plans depend on the GPU's timings -- on a GPU the number of split-K
+// reductions is whatever the tuner picked.
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--math")) math = argv[i + 1];
   }
   namespace dc = disco::cuda;
+  dc::set_conv_autotune(false);
   dc::conv_settings().mode = math == "bf16" ? dc::MathMode::BF16 : math == "fp32" ? dc::MathMode::FP32 : dc::MathMode::TF32;
   disco::ContentDisentangler<disco::CUDA> model(cfg);
   disco::Generator gen(1);
