@@ -12,65 +12,138 @@ namespace disco {
 namespace cuda {
 namespace kern {
 
+// Functors with kVec4 also have vec4(j) (elements [4 j, 4 j + 4) with 16-byte loads and
+// stores) and ptrs() (every array they touch); map_vec4_groups gives the float4 groups the
+// kernel hands to vec4 -- n / 4 when every pointer is 16-byte aligned, else 0 -- and the
+// remaining elements [4 nvec, n) go one by one to operator(). More bytes in flight per thread
+// for the large activation / gradient passes; in place (y == x) stays element-wise.
 template <class F>
-__global__ void __launch_bounds__(kBlock) map_kernel(int64_t n, F f) {
-  DISCO_GRID_STRIDE(i, n) { f(i); }
+__global__ void __launch_bounds__(kBlock) map_kernel(int64_t n, int64_t nvec, F f) {
+  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
+  if constexpr (F::kVec4) {
+    for (int64_t j = first; j < nvec; j += stride) f.vec4(j);
+  }
+  for (int64_t i = 4 * nvec + first; i < n; i += stride) f(i);
+}
+struct MapPtrs {
+  const void* p[3];  // unused entries null
+};
+template <class F>
+inline int64_t map_vec4_groups(int64_t n, const F& f) {
+  if constexpr (F::kVec4) {
+    const MapPtrs m = f.ptrs();
+    return all_aligned16({m.p[0], m.p[1], m.p[2]}) ? n / 4 : 0;
+  } else {
+    return 0;
+  }
+}
+
+__device__ __forceinline__ float4 map_ld4(const float* p, int64_t j) { return reinterpret_cast<const float4*>(p)[j]; }
+__device__ __forceinline__ void map_st4(float* p, int64_t j, float4 v) { reinterpret_cast<float4*>(p)[j] = v; }
+// Applies a float -> float function to each lane.
+template <class G>
+__device__ __forceinline__ float4 lanes(float4 a, G g) { return make_float4(g(a.x), g(a.y), g(a.z), g(a.w)); }
+template <class G>
+__device__ __forceinline__ float4 lanes(float4 a, float4 b, G g) {
+  return make_float4(g(a.x, b.x), g(a.y, b.y), g(a.z, b.z), g(a.w, b.w));
 }
 
 struct FillOp {
+  static constexpr bool kVec4 = true;
   float* y; float v;
   __device__ void operator()(int64_t i) const { y[i] = v; }
+  __device__ void vec4(int64_t j) const { map_st4(y, j, make_float4(v, v, v, v)); }
+  MapPtrs ptrs() const { return {{y}}; }
 };
 struct AddOp {
+  static constexpr bool kVec4 = true;
   const float* a; const float* b; float* y;
   __device__ void operator()(int64_t i) const { y[i] = a[i] + b[i]; }
+  __device__ void vec4(int64_t j) const {
+    map_st4(y, j, lanes(map_ld4(a, j), map_ld4(b, j), [](float u, float v) { return u + v; }));
+  }
+  MapPtrs ptrs() const { return {{a, b, y}}; }
 };
 struct SubOp {
+  static constexpr bool kVec4 = true;
   const float* a; const float* b; float* y;
   __device__ void operator()(int64_t i) const { y[i] = a[i] - b[i]; }
+  __device__ void vec4(int64_t j) const {
+    map_st4(y, j, lanes(map_ld4(a, j), map_ld4(b, j), [](float u, float v) { return u - v; }));
+  }
+  MapPtrs ptrs() const { return {{a, b, y}}; }
 };
 struct MulOp {
+  static constexpr bool kVec4 = true;
   const float* a; const float* b; float* y;
   __device__ void operator()(int64_t i) const { y[i] = a[i] * b[i]; }
+  __device__ void vec4(int64_t j) const {
+    map_st4(y, j, lanes(map_ld4(a, j), map_ld4(b, j), [](float u, float v) { return u * v; }));
+  }
+  MapPtrs ptrs() const { return {{a, b, y}}; }
 };
 struct ScaleOp {
+  static constexpr bool kVec4 = true;
   const float* x; float s; float* y;
   __device__ void operator()(int64_t i) const { y[i] = s * x[i]; }
+  __device__ void vec4(int64_t j) const {
+    const float sc = s;
+    map_st4(y, j, lanes(map_ld4(x, j), [sc](float u) { return sc * u; }));
+  }
+  MapPtrs ptrs() const { return {{x, y}}; }
 };
 struct AxpyOp {
+  static constexpr bool kVec4 = true;
   float alpha; const float* x; float* y;
   __device__ void operator()(int64_t i) const { y[i] = fmaf(alpha, x[i], y[i]); }
+  __device__ void vec4(int64_t j) const {
+    const float al = alpha;
+    map_st4(y, j, lanes(map_ld4(x, j), map_ld4(y, j), [al](float u, float v) { return fmaf(al, u, v); }));
+  }
+  MapPtrs ptrs() const { return {{x, y}}; }
 };
 // y[n, c, hw] = x[...] + b[c]; row = i / HW, c = row % C.
 struct ChannelBiasOp {
+  static constexpr bool kVec4 = false;
   const float* x; const float* b; float* y; int64_t C, HW;
   __device__ void operator()(int64_t i) const { y[i] = x[i] + b[(i / HW) % C]; }
 };
 struct ChannelSubOp {
+  static constexpr bool kVec4 = false;
   const float* x; const float* b; float* y; int64_t C, HW;
   __device__ void operator()(int64_t i) const { y[i] = x[i] - b[(i / HW) % C]; }
 };
 struct ChannelMulOp {
+  static constexpr bool kVec4 = false;
   const float* x; const float* b; float* y; int64_t C, HW;
   __device__ void operator()(int64_t i) const { y[i] = x[i] * b[(i / HW) % C]; }
 };
 // y = alpha * x + beta
 struct AffineOp {
+  static constexpr bool kVec4 = true;
   const float* x; float alpha, beta; float* y;
   __device__ void operator()(int64_t i) const { y[i] = fmaf(alpha, x[i], beta); }
+  __device__ void vec4(int64_t j) const {
+    const float al = alpha, be = beta;
+    map_st4(y, j, lanes(map_ld4(x, j), [al, be](float u) { return fmaf(al, u, be); }));
+  }
+  MapPtrs ptrs() const { return {{x, y}}; }
 };
 // y[i] = v[0] * s, v a device scalar (gradient of a full reduction).
 struct BroadcastScalarOp {
+  static constexpr bool kVec4 = false;
   const float* v; float s; float* y;
   __device__ void operator()(int64_t i) const { y[i] = v[0] * s; }
 };
 // y[i] = x[i] * v[0], v a device scalar (a stored gradient times grad_out).
 struct ScaleByScalarOp {
+  static constexpr bool kVec4 = false;
   const float* x; const float* v; float* y;
   __device__ void operator()(int64_t i) const { y[i] = x[i] * v[0]; }
 };
 // SGD with momentum (torch.optim.SGD, dampening 0, no nesterov).
 struct SgdOp {
+  static constexpr bool kVec4 = false;
   float* p; const float* g; float* buf; float lr, momentum, wd, gscale; bool first;
   __device__ void operator()(int64_t i) const {
     float gi = g[i] * gscale;
@@ -85,18 +158,29 @@ struct SgdOp {
 
 // ---- activations (forward: y = f(x); backward: dx (=|+=) dy * f') ----------------------------
 struct ReluFwd {
+  static constexpr bool kVec4 = true;
   const float* x; float* y;
   __device__ void operator()(int64_t i) const { y[i] = x[i] > 0.f ? x[i] : 0.f; }
+  __device__ void vec4(int64_t j) const { map_st4(y, j, lanes(map_ld4(x, j), [](float v) { return v > 0.f ? v : 0.f; })); }
+  MapPtrs ptrs() const { return {{x, y}}; }
 };
 struct LeakyFwd {
+  static constexpr bool kVec4 = true;
   const float* x; float* y; float slope;
   __device__ void operator()(int64_t i) const { const float v = x[i]; y[i] = v > 0.f ? v : v * slope; }
+  __device__ void vec4(int64_t j) const {
+    const float sl = slope;
+    map_st4(y, j, lanes(map_ld4(x, j), [sl](float v) { return v > 0.f ? v : v * sl; }));
+  }
+  MapPtrs ptrs() const { return {{x, y}}; }
 };
 struct TanhFwd {
+  static constexpr bool kVec4 = false;
   const float* x; float* y;
   __device__ void operator()(int64_t i) const { y[i] = tanhf(x[i]); }
 };
 struct SigmoidFwd {
+  static constexpr bool kVec4 = false;
   const float* x; float* y;
   __device__ void operator()(int64_t i) const { y[i] = 1.f / (1.f + expf(-x[i])); }
 };
@@ -104,23 +188,37 @@ struct SigmoidFwd {
 enum class ActBwdKind { Relu, Leaky, Tanh, Sigmoid };
 template <ActBwdKind KIND>
 struct ActBwd {
+  static constexpr bool kVec4 = true;
   const float* dy; const float* ref; float* dx; float slope; bool accumulate;
-  __device__ void operator()(int64_t i) const {
-    const float g = dy[i], r = ref[i];
-    float d;
-    if (KIND == ActBwdKind::Relu) d = r > 0.f ? g : 0.f;
-    else if (KIND == ActBwdKind::Leaky) d = r > 0.f ? g : g * slope;
-    else if (KIND == ActBwdKind::Tanh) d = g * (1.f - r * r);
-    else d = g * r * (1.f - r);
-    dx[i] = accumulate ? dx[i] + d : d;
+  __device__ float d(float g, float r) const {
+    if (KIND == ActBwdKind::Relu) return r > 0.f ? g : 0.f;
+    if (KIND == ActBwdKind::Leaky) return r > 0.f ? g : g * slope;
+    if (KIND == ActBwdKind::Tanh) return g * (1.f - r * r);
+    return g * r * (1.f - r);
   }
+  __device__ void operator()(int64_t i) const {
+    const float v = d(dy[i], ref[i]);
+    dx[i] = accumulate ? dx[i] + v : v;
+  }
+  __device__ void vec4(int64_t j) const {
+    const float4 g = map_ld4(dy, j), r = map_ld4(ref, j);
+    float4 v = make_float4(d(g.x, r.x), d(g.y, r.y), d(g.z, r.z), d(g.w, r.w));
+    if (accumulate) {
+      const float4 o = map_ld4(dx, j);
+      v = make_float4(o.x + v.x, o.y + v.y, o.z + v.z, o.w + v.w);
+    }
+    map_st4(dx, j, v);
+  }
+  MapPtrs ptrs() const { return {{dy, ref, dx}}; }
 };
 
 struct ToBf16Op {
+  static constexpr bool kVec4 = false;
   const float* x; __nv_bfloat16* y;
   __device__ void operator()(int64_t i) const { y[i] = __float2bfloat16_rn(x[i]); }
 };
 struct FromBf16Op {
+  static constexpr bool kVec4 = false;
   const __nv_bfloat16* x; float* y; bool accumulate;
   __device__ void operator()(int64_t i) const {
     const float v = __bfloat162float(x[i]);

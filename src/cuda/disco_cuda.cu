@@ -26,7 +26,8 @@ void check_n(int64_t n, const char* op) { DISCO_CHECK(n >= 0, op, ": negative el
 template <class F>
 void launch_map(int64_t n, const F& f) {
   if (n <= 0) return;
-  kern::map_kernel<<<grid_for(n), kern::kBlock, 0, stream()>>>(n, f);
+  const int64_t nvec = kern::map_vec4_groups(n, f);  // float4 groups when aligned
+  kern::map_kernel<<<grid_for(std::max(nvec, n - 4 * nvec)), kern::kBlock, 0, stream()>>>(n, nvec, f);
   DISCO_CUDA_CHECK_LAUNCH();
 }
 

@@ -71,7 +71,8 @@ int grid_for(int64_t n, int block = 256, int per_thread = 1) {
 template <class F>
 void launch_map(int64_t n, const F& f) {
   if (n <= 0) return;
-  launch(unsigned(grid_for(n)), kern::kBlock, [&] { kern::map_kernel(n, f); });
+  const int64_t nvec = kern::map_vec4_groups(n, f);
+  launch(unsigned(grid_for(std::max(nvec, n - 4 * nvec))), kern::kBlock, [&] { kern::map_kernel(n, nvec, f); });
 }
 
 // Scratch of sizeof(double) * blocks * NV + 16 bytes: partials, then the counter (memset 0).
@@ -648,6 +649,27 @@ struct Shifted {
   Vec vec(size_t n) const { return Vec(p, p + n); }
 };
 
+// The float4 map path and its scalar fallback: an input or the output one float off 16-byte
+// alignment sends the whole op to the scalar path; both must match the CPU backend.
+void test_elementwise_alignment(int64_t n) {
+  const Vec a = random_vec(n), b = random_vec(n), x = random_vec(n, -3.f, 3.f), old = random_vec(n);
+  Vec want(static_cast<size_t>(n)), fy(static_cast<size_t>(n)), gref(static_cast<size_t>(n));
+  for (int sa : {0, 1})
+    for (int sy : {0, 3}) {
+      const std::string at = " (a +" + std::to_string(sa) + ", y +" + std::to_string(sy) + ")";
+      const Shifted as(a, sa);
+      Shifted ys(nan_vec(n), sy);
+      emu_cuda::add(as.p, b.data(), ys.p, n);
+      CPUK::binary(BinaryKind::Add, a.data(), b.data(), want.data(), n);
+      check_close(tag("add", n) + at, ys.vec(size_t(n)), want);
+      Shifted acc(old, sy);  // leaky backward from the input, accumulating
+      emu_cuda::leaky_relu_bwd_from_input(as.p, x.data(), acc.p, n, 0.2f, true);
+      CPUK::unary_bwd(UnaryKind::LeakyRelu, 0.2f, x.data(), static_cast<const float*>(nullptr), a.data(), gref.data(), n);
+      for (size_t k = 0; k < gref.size(); ++k) gref[k] += old[k];
+      check_close(tag("leaky_relu_bwd_from_input +=", n) + at, acc.vec(size_t(n)), gref);
+    }
+}
+
 // ---- reductions ----------------------------------------------------------------------------------------
 void test_reductions(int64_t n, int shift = 0) {
   const Vec x = random_vec(n, -0.5f, 1.f);  // nonzero mean
@@ -962,7 +984,9 @@ int main(int argc, char** argv) {
     for (int64_t n : {1, 31, 257}) test_elementwise(n);
     emu_cuda::g_sm_count = 2;
     test_elementwise(100003);
+    test_elementwise_alignment(100003);
     emu_cuda::g_sm_count = 132;
+    test_elementwise_alignment(259);
   });
   section("per-channel", [] {
     test_channel(2, 3, 1023);
