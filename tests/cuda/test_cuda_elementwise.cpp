@@ -55,6 +55,28 @@ TEST_CASE("binary element-wise ops", "[cuda][elementwise]") {
   }
 }
 
+TEST_CASE("element-wise ops on views at odd offsets (the scalar path)", "[cuda][elementwise]") {
+  // pointers one float past 16-byte alignment cannot take the float4 path
+  const int64_t n = 4099;
+  const auto ha = randu(size_t(n) + 1), hb = randu(size_t(n) + 1);
+  auto a = upload(ha), b = upload(hb);
+  auto y = poisoned(size_t(n) + 1);
+  for (int sa : {0, 1})
+    for (int sy : {0, 1}) {
+      INFO("a offset " << sa << ", y offset " << sy);
+      dtest::poison(y);
+      dc::add(a.data() + sa, b.data(), y.data() + sy, n);
+      std::vector<double> want(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) want[size_t(i)] = double(ha[size_t(i + sa)]) + hb[size_t(i)];
+      CHECK(rel_l2(download(y.data() + sy, size_t(n)), want) <= 1e-6);
+      dc::memcpy_d2d(y.data() + sy, b.data(), size_t(n) * 4);
+      dc::relu_bwd(a.data() + sa, b.data(), y.data() + sy, n, true);  // y = b + a * (b > 0)
+      for (int64_t i = 0; i < n; ++i)
+        want[size_t(i)] = double(hb[size_t(i)]) + (hb[size_t(i)] > 0.f ? double(ha[size_t(i + sa)]) : 0.0);
+      CHECK(rel_l2(download(y.data() + sy, size_t(n)), want) <= 1e-6);
+    }
+}
+
 TEST_CASE("channel bias add and bias gradient", "[cuda][elementwise]") {
   struct S { int64_t N, C, HW; };
   for (S s : {S{1, 3, 1}, S{2, 487, 4}, S{3, 25, 4096}, S{32, 32, 64}}) {
