@@ -246,14 +246,21 @@ LaunchPlan tune(const convidx::ConvGemmParams& g, const float* a, const float* b
   LaunchPlan best = cand[0];
   float best_ms = INFINITY;
   for (const LaunchPlan& pl : cand) {
-    run_custom_launch<View>(g, pl, a, b, scratch.as<float>(), nullptr, false, math);  // warm-up
     float t[3];
-    for (float& ti : t) {
-      DISCO_CUDA_CHECK(cudaEventRecord(ev[0], detail::stream()));
-      run_custom_launch<View>(g, pl, a, b, scratch.as<float>(), nullptr, false, math);
-      DISCO_CUDA_CHECK(cudaEventRecord(ev[1], detail::stream()));
-      DISCO_CUDA_CHECK(cudaEventSynchronize(ev[1]));
-      DISCO_CUDA_CHECK(cudaEventElapsedTime(&ti, ev[0], ev[1]));
+    try {
+      run_custom_launch<View>(g, pl, a, b, scratch.as<float>(), nullptr, false, math);  // warm-up
+      for (float& ti : t) {
+        DISCO_CUDA_CHECK(cudaEventRecord(ev[0], detail::stream()));
+        run_custom_launch<View>(g, pl, a, b, scratch.as<float>(), nullptr, false, math);
+        DISCO_CUDA_CHECK(cudaEventRecord(ev[1], detail::stream()));
+        DISCO_CUDA_CHECK(cudaEventSynchronize(ev[1]));
+        DISCO_CUDA_CHECK(cudaEventElapsedTime(&ti, ev[0], ev[1]));
+      }
+    } catch (const Error&) {
+      // a candidate that cannot run here (e.g. no memory for its split-K partials) is
+      // skipped; the heuristic plan (cand[0]) is kept unless another one ran faster
+      (void)cudaGetLastError();
+      continue;
     }
     std::sort(t, t + 3);
     if (t[1] < best_ms) best_ms = t[1], best = pl;
