@@ -23,6 +23,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -66,7 +67,16 @@ struct ConvKernelArgs {
   int64_t ws_slice;     // max_m * gemm_n
   int splits;
   int accumulate;
+  int b_vec4;           // fprop: B (the weights) as 16-byte copies (conv_b_vec4)
 };
+
+// Can fprop's B tile -- the weights, contiguous along the reduction -- be loaded as 16-byte
+// copies? Needs Kred % 4 == 0 (then a group of 4 never straddles a filter) and 16-byte
+// aligned weights. Host side; the launcher stores the answer in ConvKernelArgs::b_vec4.
+inline int conv_b_vec4(const convidx::ConvGemmParams& g, const float* w) {
+  return g.kind == int(convidx::ConvKind::Fprop) && g.max_kred % 4 == 0 &&
+         (reinterpret_cast<uintptr_t>(w) & 15u) == 0;
+}
 
 // ---- PTX wrappers -----------------------------------------------------------------------------
 // Without __CUDA_ARCH__ >= 800 they fall back to plain C++ (synchronous copies, no rounding)
@@ -80,6 +90,19 @@ __device__ __forceinline__ void cp_async_f32(float* smem, const float* gmem, boo
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
 #else
   *smem = pred ? *gmem : 0.f;
+#endif
+}
+// 16 bytes (4 floats), both addresses 16-byte aligned; zero-filled when !pred. The host
+// fallback (CPU emulation) poisons the destination with NaN where a GPU would fault on a
+// misaligned address, so the emulated tests catch it.
+__device__ __forceinline__ void cp_async_f32x4(float* smem, const float* gmem, bool pred) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int src_bytes = pred ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
+#else
+  const bool misaligned = ((reinterpret_cast<uintptr_t>(smem) | (pred ? reinterpret_cast<uintptr_t>(gmem) : 0)) & 15u) != 0;
+  for (int e = 0; e < 4; ++e) smem[e] = misaligned ? NAN : (pred ? gmem[e] : 0.f);
 #endif
 }
 __device__ __forceinline__ void cp_async_commit() {
@@ -197,7 +220,24 @@ struct ATileLoader<View, Tile, AST, true> {
 // the address from Bt, the block's column table (View::b_entry, built once per block).
 template <class View, class Tile, int BST>
 __device__ __forceinline__ void load_b_tile(const convidx::ConvGemmParams& g, int slot, const float* src,
-                                            float (*Bs)[BST], int kbase, int n0, int tid, const int4* Bt) {
+                                            float (*Bs)[BST], int kbase, int n0, int tid, const int4* Bt,
+                                            int b_vec4) {
+  if constexpr (View::kBVec4) {
+    if (b_vec4) {  // four consecutive k of one column per copy (fprop: B[k][n] = w[n][k])
+      constexpr int KV = Tile::BK / 4, NSTEP4 = Tile::kThreads / KV;
+      static_assert(Tile::BK % 4 == 0 && Tile::kThreads % KV == 0 && Tile::BN % NSTEP4 == 0, "vector B loader");
+      static_assert((BST * 4) % 16 == 0, "shared B rows must keep 16-byte alignment");
+      const int k4 = (tid % KV) * 4, n_local0 = tid / KV;
+      const int kr = kbase + k4;  // kr .. kr+3 all valid or all past the end (Kred % 4 == 0)
+#pragma unroll
+      for (int it = 0; it < Tile::BN / NSTEP4; ++it) {
+        const int nl = n_local0 + it * NSTEP4, n = n0 + nl;
+        const bool valid = kr < g.max_kred && n < g.gemm_n;
+        cp_async_f32x4(&Bs[nl][k4], src + (valid ? int64_t(n) * g.max_kred + kr : 0), valid);
+      }
+      return;
+    }
+  }
   constexpr int NSTEP = Tile::kThreads / Tile::BK;
   const int k_local = tid % Tile::BK, n_local0 = tid / Tile::BK;
   const typename View::BCol col = View::b_col(g, slot, kbase + k_local);
@@ -350,7 +390,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
     if (st < nkt) {
       const int kb = (kt_begin + st) * BK;
       aload.load(g, slot, args.a_src, As[st], kb, m0);
-      load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[st], kb, n0, tid, Bt);
+      load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[st], kb, n0, tid, Bt, args.b_vec4);
     }
     cp_async_commit();
   }
@@ -361,7 +401,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
     if (next < nkt) {
       const int kb = (kt_begin + next) * BK;
       aload.load(g, slot, args.a_src, As[next % STAGES], kb, m0);
-      load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[next % STAGES], kb, n0, tid, Bt);
+      load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[next % STAGES], kb, n0, tid, Bt, args.b_vec4);
     }
     cp_async_commit();
     warp_mma_slice<MATH, Tile, AST, BST>(As[i % STAGES], Bs[i % STAGES], acc, wm0, wn0, lane);

@@ -171,6 +171,7 @@ void run_custom_launch(const convidx::ConvGemmParams& g, const LaunchPlan& pl, c
   args.bias = bias;
   args.accumulate = accumulate ? 1 : 0;
   args.splits = pl.splits;
+  args.b_vec4 = kern::conv_b_vec4(g, b);
   args.ws_slice = int64_t(g.max_m) * g.gemm_n;
   detail::Scratch ws(pl.splits > 1 ? sizeof(float) * size_t(args.ws_slice) * g.num_slots * pl.splits : 0);
   args.ws = ws.as<float>();

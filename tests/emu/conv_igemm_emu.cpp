@@ -52,6 +52,7 @@ void run_conv(const ConvGemmParams& g, const float* a, const float* b, float* ou
   args.bias = bias;
   args.accumulate = accumulate ? 1 : 0;
   args.splits = splits;
+  args.b_vec4 = disco::cuda::kern::conv_b_vec4(g, b);
   args.ws_slice = int64_t(g.max_m) * g.gemm_n;
   std::vector<float> ws(splits > 1 ? size_t(args.ws_slice) * size_t(g.num_slots) * size_t(splits) : 0, NAN);
   args.ws = splits > 1 ? ws.data() : nullptr;

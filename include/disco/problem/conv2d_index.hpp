@@ -219,6 +219,7 @@ inline ConvGemmParams make_conv_gemm_params(const Conv2dProblem& p, ConvKind kin
 struct FpropView {
   static constexpr bool kAKFast = false;  // A tiles are loaded along m (coalesced over q)
   static constexpr bool kBTable = false;  // B columns need no per-block table
+  static constexpr bool kBVec4 = true;    // B = w is contiguous along the reduction
   struct ARow {
     int64_t base;
     int hb, wb;
@@ -302,6 +303,7 @@ struct FpropView {
 struct DgradView {
   static constexpr bool kAKFast = false;  // A tiles along m: j consecutive -> q consecutive
   static constexpr bool kBTable = false;
+  static constexpr bool kBVec4 = false;
   struct ARow {
     int64_t base;
     int i, j;
@@ -400,6 +402,7 @@ struct DgradView {
 struct WgradView {
   static constexpr bool kAKFast = true;  // A = dy is contiguous along the reduction (n,p,q)
   static constexpr bool kBTable = true;  // B = x gathered: column part of the address from a table
+  static constexpr bool kBVec4 = false;
   struct ACol {
     int64_t base;
     bool valid;
