@@ -1,6 +1,7 @@
 // A small run of every disco kernel, for compute-sanitizer (memcheck / racecheck / synccheck)
 // in tools/gpu_check.sh: `disco_cuda_tests "[sanitize]"`. Shapes are small but reach every
-// code path: all conv directions x math modes, both tile shapes, split-K, dgrad phases
+// code path: all conv directions x math modes, the three tile shapes (heuristic plans: 128x32 for
+// the <= 32-column GEMMs, 64x64 with split-K for 384->384 fprop, 128x128 for its wgrad), split-K, dgrad phases
 // without taps, and the element-wise, reduction, norm, loss and optimizer kernels.
 #include <catch2/catch.hpp>
 
