@@ -15,8 +15,9 @@
 //   }
 //
 // How it works: the first `warmup` steps run eagerly on the graph's stream (they create
-// Adam's moments, pick cuDNN algorithms, set up cuBLAS); the next step is captured
-// (disco::cuda::Graph, with a private allocator pool) and then launched; every later step
+// Adam's moments, tune disco's conv launch plans, pick cuDNN algorithms, set up cuBLAS); the
+// next step is captured (disco::cuda::Graph, with a private allocator pool) and then
+// launched; every later step
 // copies the batch into the captured input tensors and replays. Replays use the addresses
 // of the capture: the parameters, gradients, Adam moments and the losses tensor are the
 // same storage every step, and the host step counters are advanced after each replay.
