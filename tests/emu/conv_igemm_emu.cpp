@@ -8,10 +8,10 @@
 //   relative L2 error <= 1e-5 (FP32), <= 5e-3 (TF32, BF16); outputs start as NaN.
 // One line per case (problem x math mode x tile x splits); exit status 1 on any mismatch.
 //
-//   conv_igemm_emu           reduced list (every problem once, all math modes, both tiles,
+//   conv_igemm_emu           reduced list (every problem once, all math modes, all three tiles,
 //                            split-K on some; about 25 s on 2 cores): the ctest emu.conv_igemm
-//   conv_igemm_emu --full    every problem x math mode x {small, large tile} x {1 split,
-//                            2-3 splits}: 132 cases, about 2 minutes on 2 cores
+//   conv_igemm_emu --full    every problem x math mode x {small, large, narrow tile} x
+//                            {1 split, 2-3 splits}: 198 cases, about 2-3 minutes on 2 cores
 //
 // It checks the kernel's index math, loaders, fragment layouts, double buffering / barrier
 // structure, epilogue, split-K and phase handling -- not the asynchronous behaviour of
@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
     }
   }
   // Each problem stands for one shape class. The reduced list runs every class at least once
-  // (all three math modes each time), both tiles and split-K among them; the cheap problems
+  // (all three math modes each time), all three tiles and split-K among them; the cheap problems
   // get a second tile / split combination.
   const Case cases[] = {
       {"3->32 k4s2p1 @16 b2", make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1), kSmall1 | kNarrow1},       // model's first layer
