@@ -50,8 +50,9 @@ int run(const disco::ModelConfig& cfg, const Options& o) {
   }
 #endif
   std::vector<double> ms;
-  size_t warmup_peak = 0;
-  (void)warmup_peak;
+#if defined(DISCO_WITH_CUDA)
+  size_t warmup_peak = 0;  // device peak over the warm-up (CUDA)
+#endif
   for (int i = 0; i < o.warmup + o.steps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     const disco::StepLosses l = step().get();  // reads the losses back: the step has finished

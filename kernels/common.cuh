@@ -44,13 +44,23 @@ __device__ __forceinline__ void block_sum(T (&v)[NV]) {
   for (int k = 0; k < NV; ++k) v[k] = warp_sum(lane < nwarps ? sh[k][lane] : T(0));
 }
 
+// ---- float4 access ----------------------------------------------------------------------------
 // Can n floats at each of `ptrs` (null entries are ignored) be read / written as float4
-// groups? Host side: the reduction launchers pass n / 4 as `nvec` below when this holds, 0
-// otherwise (a view at an odd offset takes the scalar path).
+// groups? Host side: the launchers pass vec4_groups(...) as the kernels' `nvec`, n / 4 when
+// every pointer is 16-byte aligned, 0 otherwise (a view at an odd offset takes the scalar path).
 inline bool all_aligned16(std::initializer_list<const void*> ptrs) {
   for (const void* p : ptrs)
     if (p && (reinterpret_cast<uintptr_t>(p) & 15u) != 0) return false;
   return true;
+}
+inline int64_t vec4_groups(int64_t n, std::initializer_list<const void*> ptrs) {
+  return all_aligned16(ptrs) ? n / 4 : 0;
+}
+// Group j (elements [4 j, 4 j + 4)) of a 16-byte aligned array.
+__device__ __forceinline__ float4 ld4(const float* p, int64_t j) { return reinterpret_cast<const float4*>(p)[j]; }
+__device__ __forceinline__ void st4(float* p, int64_t j, float4 v) { reinterpret_cast<float4*>(p)[j] = v; }
+__device__ __forceinline__ float4 add4(float4 a, float4 b) {
+  return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
 }
 
 // One-launch deterministic reduction. Each thread feeds its grid-stride share of the

@@ -32,14 +32,12 @@ template <class F>
 inline int64_t map_vec4_groups(int64_t n, const F& f) {
   if constexpr (F::kVec4) {
     const MapPtrs m = f.ptrs();
-    return all_aligned16({m.p[0], m.p[1], m.p[2]}) ? n / 4 : 0;
+    return vec4_groups(n, {m.p[0], m.p[1], m.p[2]});
   } else {
     return 0;
   }
 }
 
-__device__ __forceinline__ float4 map_ld4(const float* p, int64_t j) { return reinterpret_cast<const float4*>(p)[j]; }
-__device__ __forceinline__ void map_st4(float* p, int64_t j, float4 v) { reinterpret_cast<float4*>(p)[j] = v; }
 // Applies a float -> float function to each lane.
 template <class G>
 __device__ __forceinline__ float4 lanes(float4 a, G g) { return make_float4(g(a.x), g(a.y), g(a.z), g(a.w)); }
@@ -52,7 +50,7 @@ struct FillOp {
   static constexpr bool kVec4 = true;
   float* y; float v;
   __device__ void operator()(int64_t i) const { y[i] = v; }
-  __device__ void vec4(int64_t j) const { map_st4(y, j, make_float4(v, v, v, v)); }
+  __device__ void vec4(int64_t j) const { st4(y, j, make_float4(v, v, v, v)); }
   MapPtrs ptrs() const { return {{y}}; }
 };
 struct AddOp {
@@ -60,7 +58,7 @@ struct AddOp {
   const float* a; const float* b; float* y;
   __device__ void operator()(int64_t i) const { y[i] = a[i] + b[i]; }
   __device__ void vec4(int64_t j) const {
-    map_st4(y, j, lanes(map_ld4(a, j), map_ld4(b, j), [](float u, float v) { return u + v; }));
+    st4(y, j, lanes(ld4(a, j), ld4(b, j), [](float u, float v) { return u + v; }));
   }
   MapPtrs ptrs() const { return {{a, b, y}}; }
 };
@@ -69,7 +67,7 @@ struct SubOp {
   const float* a; const float* b; float* y;
   __device__ void operator()(int64_t i) const { y[i] = a[i] - b[i]; }
   __device__ void vec4(int64_t j) const {
-    map_st4(y, j, lanes(map_ld4(a, j), map_ld4(b, j), [](float u, float v) { return u - v; }));
+    st4(y, j, lanes(ld4(a, j), ld4(b, j), [](float u, float v) { return u - v; }));
   }
   MapPtrs ptrs() const { return {{a, b, y}}; }
 };
@@ -78,7 +76,7 @@ struct MulOp {
   const float* a; const float* b; float* y;
   __device__ void operator()(int64_t i) const { y[i] = a[i] * b[i]; }
   __device__ void vec4(int64_t j) const {
-    map_st4(y, j, lanes(map_ld4(a, j), map_ld4(b, j), [](float u, float v) { return u * v; }));
+    st4(y, j, lanes(ld4(a, j), ld4(b, j), [](float u, float v) { return u * v; }));
   }
   MapPtrs ptrs() const { return {{a, b, y}}; }
 };
@@ -88,7 +86,7 @@ struct ScaleOp {
   __device__ void operator()(int64_t i) const { y[i] = s * x[i]; }
   __device__ void vec4(int64_t j) const {
     const float sc = s;
-    map_st4(y, j, lanes(map_ld4(x, j), [sc](float u) { return sc * u; }));
+    st4(y, j, lanes(ld4(x, j), [sc](float u) { return sc * u; }));
   }
   MapPtrs ptrs() const { return {{x, y}}; }
 };
@@ -98,7 +96,7 @@ struct AxpyOp {
   __device__ void operator()(int64_t i) const { y[i] = fmaf(alpha, x[i], y[i]); }
   __device__ void vec4(int64_t j) const {
     const float al = alpha;
-    map_st4(y, j, lanes(map_ld4(x, j), map_ld4(y, j), [al](float u, float v) { return fmaf(al, u, v); }));
+    st4(y, j, lanes(ld4(x, j), ld4(y, j), [al](float u, float v) { return fmaf(al, u, v); }));
   }
   MapPtrs ptrs() const { return {{x, y}}; }
 };
@@ -125,7 +123,7 @@ struct AffineOp {
   __device__ void operator()(int64_t i) const { y[i] = fmaf(alpha, x[i], beta); }
   __device__ void vec4(int64_t j) const {
     const float al = alpha, be = beta;
-    map_st4(y, j, lanes(map_ld4(x, j), [al, be](float u) { return fmaf(al, u, be); }));
+    st4(y, j, lanes(ld4(x, j), [al, be](float u) { return fmaf(al, u, be); }));
   }
   MapPtrs ptrs() const { return {{x, y}}; }
 };
@@ -161,7 +159,7 @@ struct ReluFwd {
   static constexpr bool kVec4 = true;
   const float* x; float* y;
   __device__ void operator()(int64_t i) const { y[i] = x[i] > 0.f ? x[i] : 0.f; }
-  __device__ void vec4(int64_t j) const { map_st4(y, j, lanes(map_ld4(x, j), [](float v) { return v > 0.f ? v : 0.f; })); }
+  __device__ void vec4(int64_t j) const { st4(y, j, lanes(ld4(x, j), [](float v) { return v > 0.f ? v : 0.f; })); }
   MapPtrs ptrs() const { return {{x, y}}; }
 };
 struct LeakyFwd {
@@ -170,7 +168,7 @@ struct LeakyFwd {
   __device__ void operator()(int64_t i) const { const float v = x[i]; y[i] = v > 0.f ? v : v * slope; }
   __device__ void vec4(int64_t j) const {
     const float sl = slope;
-    map_st4(y, j, lanes(map_ld4(x, j), [sl](float v) { return v > 0.f ? v : v * sl; }));
+    st4(y, j, lanes(ld4(x, j), [sl](float v) { return v > 0.f ? v : v * sl; }));
   }
   MapPtrs ptrs() const { return {{x, y}}; }
 };
@@ -201,13 +199,9 @@ struct ActBwd {
     dx[i] = accumulate ? dx[i] + v : v;
   }
   __device__ void vec4(int64_t j) const {
-    const float4 g = map_ld4(dy, j), r = map_ld4(ref, j);
-    float4 v = make_float4(d(g.x, r.x), d(g.y, r.y), d(g.z, r.z), d(g.w, r.w));
-    if (accumulate) {
-      const float4 o = map_ld4(dx, j);
-      v = make_float4(o.x + v.x, o.y + v.y, o.z + v.z, o.w + v.w);
-    }
-    map_st4(dx, j, v);
+    const float4 g = ld4(dy, j), r = ld4(ref, j);
+    const float4 v = make_float4(d(g.x, r.x), d(g.y, r.y), d(g.z, r.z), d(g.w, r.w));
+    st4(dx, j, accumulate ? add4(ld4(dx, j), v) : v);
   }
   MapPtrs ptrs() const { return {{dy, ref, dx}}; }
 };

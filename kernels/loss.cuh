@@ -19,10 +19,6 @@ namespace disco {
 namespace cuda {
 namespace kern {
 
-// ---- float4 access (the launcher checked 16-byte alignment, common.cuh all_aligned16) ----------
-__device__ __forceinline__ float4 ld4(const float* p, int64_t j) { return reinterpret_cast<const float4*>(p)[j]; }
-__device__ __forceinline__ void st4(float* p, int64_t j, float4 v) { reinterpret_cast<float4*>(p)[j] = v; }
-
 // ---- plain reductions --------------------------------------------------------------------
 enum class RedKind { Sum, SumSq };
 template <RedKind K>
@@ -76,6 +72,21 @@ __device__ __forceinline__ void loss_term(float pv, float tv, float& l, float& d
     d = sigmoidf_(pv) - tv;
   }
 }
+// Four elements: adds their loss terms to acc in lane order and writes coef * derivative to g
+// (when not null) as one float4.
+template <LossKind K>
+__device__ __forceinline__ void loss_term4(float4 pv, float4 tv, float& acc, float* g, int64_t j, float coef) {
+  float4 l, d;
+  loss_term<K>(pv.x, tv.x, l.x, d.x);
+  loss_term<K>(pv.y, tv.y, l.y, d.y);
+  loss_term<K>(pv.z, tv.z, l.z, d.z);
+  loss_term<K>(pv.w, tv.w, l.w, d.w);
+  acc += l.x;
+  acc += l.y;
+  acc += l.z;
+  acc += l.w;
+  if (g) st4(g, j, make_float4(d.x * coef, d.y * coef, d.z * coef, d.w * coef));
+}
 // grad_coef = grad_scale / n. t may be null (constant target tval); g may be null.
 template <LossKind K>
 struct LossElem {
@@ -88,18 +99,8 @@ struct LossElem {
     if (g) g[i] = d * grad_coef;
   }
   __device__ void vec4(int64_t j, float (&acc)[1]) const {
-    const float4 pv = ld4(p, j);
     const float4 tv = t ? ld4(t, j) : make_float4(tval, tval, tval, tval);
-    float4 l, d;
-    loss_term<K>(pv.x, tv.x, l.x, d.x);
-    loss_term<K>(pv.y, tv.y, l.y, d.y);
-    loss_term<K>(pv.z, tv.z, l.z, d.z);
-    loss_term<K>(pv.w, tv.w, l.w, d.w);
-    acc[0] += l.x;
-    acc[0] += l.y;
-    acc[0] += l.z;
-    acc[0] += l.w;
-    if (g) st4(g, j, make_float4(d.x * grad_coef, d.y * grad_coef, d.z * grad_coef, d.w * grad_coef));
+    loss_term4<K>(ld4(p, j), tv, acc[0], g, j, grad_coef);
   }
 };
 
@@ -129,17 +130,7 @@ struct ReconAdvElem {
     }
   }
   __device__ void vec4(int64_t j, float (&acc)[2]) const {
-    const float4 pv = ld4(pred, j), tv = ld4(target, j);
-    float4 l, d;
-    loss_term<kRecon>(pv.x, tv.x, l.x, d.x);
-    loss_term<kRecon>(pv.y, tv.y, l.y, d.y);
-    loss_term<kRecon>(pv.z, tv.z, l.z, d.z);
-    loss_term<kRecon>(pv.w, tv.w, l.w, d.w);
-    acc[0] += l.x;
-    acc[0] += l.y;
-    acc[0] += l.z;
-    acc[0] += l.w;
-    if (g_pred) st4(g_pred, j, make_float4(d.x * coef_pred, d.y * coef_pred, d.z * coef_pred, d.w * coef_pred));
+    loss_term4<kRecon>(ld4(pred, j), ld4(target, j), acc[0], g_pred, j, coef_pred);
   }
 };
 struct ReconAdvFin {

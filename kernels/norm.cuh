@@ -36,8 +36,6 @@ __device__ __forceinline__ bool norm_vec4(int64_t HW, const void* a, const void*
   return (HW & 3) == 0 &&
          ((reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b) | reinterpret_cast<uintptr_t>(c)) & 15u) == 0;
 }
-__device__ __forceinline__ float4 norm_ld4(const float* p, int64_t j) { return reinterpret_cast<const float4*>(p)[j]; }
-__device__ __forceinline__ void norm_st4(float* p, int64_t j, float4 v) { reinterpret_cast<float4*>(p)[j] = v; }
 
 template <NormAct ACT>
 __global__ void instance_norm_fwd_kernel(const float* __restrict__ x, float* __restrict__ y, float* __restrict__ mean_out,
@@ -48,7 +46,7 @@ __global__ void instance_norm_fwd_kernel(const float* __restrict__ x, float* __r
   const int64_t nv = norm_vec4(HW, x, y) ? HW / 4 : 0;  // float4 groups; elements [4 nv, HW) one by one
   float s[1] = {0.f};
   for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
-    const float4 v = norm_ld4(xr, j);
+    const float4 v = ld4(xr, j);
     s[0] += v.x;
     s[0] += v.y;
     s[0] += v.z;
@@ -60,7 +58,7 @@ __global__ void instance_norm_fwd_kernel(const float* __restrict__ x, float* __r
   float q[1] = {0.f};
   auto sq = [mean](float v) { return (v - mean) * (v - mean); };
   for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
-    const float4 v = norm_ld4(xr, j);
+    const float4 v = ld4(xr, j);
     q[0] += sq(v.x);
     q[0] += sq(v.y);
     q[0] += sq(v.z);
@@ -72,8 +70,8 @@ __global__ void instance_norm_fwd_kernel(const float* __restrict__ x, float* __r
   const float rstd = 1.f / sqrtf(var + eps);
   auto out = [mean, rstd, slope](float v) { return norm_act<ACT>((v - mean) * rstd, slope); };
   for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
-    const float4 v = norm_ld4(xr, j);
-    norm_st4(yr, j, make_float4(out(v.x), out(v.y), out(v.z), out(v.w)));
+    const float4 v = ld4(xr, j);
+    st4(yr, j, make_float4(out(v.x), out(v.y), out(v.z), out(v.w)));
   }
   for (int64_t i = 4 * nv + threadIdx.x; i < HW; i += blockDim.x) yr[i] = out(xr[i]);
   if (threadIdx.x == 0) {
@@ -105,7 +103,7 @@ __global__ void instance_norm_bwd_kernel(const float* __restrict__ dy, const flo
     s[1] += g * xh;
   };
   for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
-    const float4 g = norm_ld4(dyr, j), v = norm_ld4(xr, j);
+    const float4 g = ld4(dyr, j), v = ld4(xr, j);
     add(g.x, v.x);
     add(g.y, v.y);
     add(g.z, v.z);
@@ -121,13 +119,9 @@ __global__ void instance_norm_bwd_kernel(const float* __restrict__ dy, const flo
     return rs * (g - mg - xh * mgx);
   };
   for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
-    const float4 g = norm_ld4(dyr, j), v = norm_ld4(xr, j);
-    float4 d = make_float4(grad(g.x, v.x), grad(g.y, v.y), grad(g.z, v.z), grad(g.w, v.w));
-    if (accumulate) {
-      const float4 o = norm_ld4(dxr, j);
-      d = make_float4(o.x + d.x, o.y + d.y, o.z + d.z, o.w + d.w);
-    }
-    norm_st4(dxr, j, d);
+    const float4 g = ld4(dyr, j), v = ld4(xr, j);
+    const float4 d = make_float4(grad(g.x, v.x), grad(g.y, v.y), grad(g.z, v.z), grad(g.w, v.w));
+    st4(dxr, j, accumulate ? add4(ld4(dxr, j), d) : d);
   }
   for (int64_t i = 4 * nv + threadIdx.x; i < HW; i += blockDim.x) {
     const float d = grad(dyr[i], xr[i]);

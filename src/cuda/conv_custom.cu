@@ -221,6 +221,15 @@ PlanCache& plan_cache() {
   static PlanCache* c = new PlanCache;  // never destroyed: used until exit
   return *c;
 }
+// The cached plan of `key` into `pl`; false when there is none.
+bool cached_plan(const PlanKey& key, LaunchPlan& pl) {
+  PlanCache& c = plan_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto it = c.plans.find(key);
+  if (it == c.plans.end()) return false;
+  pl = it->second;
+  return true;
+}
 
 bool stream_is_capturing() {
   cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
@@ -276,14 +285,11 @@ template <class View>
 LaunchPlan plan_for(ConvKind kind, const Conv2dProblem& p, const convidx::ConvGemmParams& g, int phase_base,
                     const float* a, const float* b, size_t out_elems, ConvMath math) {
   const PlanKey key = plan_key(kind, p, math, phase_base);
-  PlanCache& c = plan_cache();
-  {
-    std::lock_guard<std::mutex> lock(c.mu);
-    auto it = c.plans.find(key);
-    if (it != c.plans.end()) return it->second;
-  }
+  LaunchPlan pl;
+  if (cached_plan(key, pl)) return pl;
   if (!autotune_flag().load() || stream_is_capturing()) return plan_heuristic(g);
-  const LaunchPlan pl = tune<View>(g, a, b, out_elems, math);
+  pl = tune<View>(g, a, b, out_elems, math);
+  PlanCache& c = plan_cache();
   std::lock_guard<std::mutex> lock(c.mu);
   c.plans[key] = pl;
   return pl;
@@ -311,10 +317,18 @@ void check_problem(const Conv2dProblem& p, const char* op) {
   DISCO_CHECK(convidx::conv_gemm_fits_int32(p), op, ": problem too large for 32-bit GEMM coordinates");
 }
 
+// Calls f(phase_base, gemm params) for each launch of the problem: one, or for dgrad one per
+// batch of up to kMaxPhasesPerLaunch phases.
+template <class F>
+void for_each_launch(ConvKind kind, const Conv2dProblem& p, F f) {
+  const int bases = kind == ConvKind::Dgrad ? convidx::dgrad_num_phases(p) : 1;
+  for (int base = 0; base < bases; base += convidx::kMaxPhasesPerLaunch)
+    f(base, convidx::make_conv_gemm_params(p, kind, base));
+}
+
 template <class View>
-void run_one(ConvKind kind, const Conv2dProblem& p, int phase_base, const float* a, const float* b, float* out,
-             const float* bias, bool accumulate, ConvMath math) {
-  const convidx::ConvGemmParams g = convidx::make_conv_gemm_params(p, kind, phase_base);
+void run_one(ConvKind kind, const Conv2dProblem& p, int phase_base, const convidx::ConvGemmParams& g, const float* a,
+             const float* b, float* out, const float* bias, bool accumulate, ConvMath math) {
   if (g.max_m <= 0 || g.gemm_n <= 0 || g.num_slots <= 0) return;
   const LaunchPlan pl = plan_for<View>(kind, p, g, phase_base, a, b, output_elems(kind, p), math);
   run_custom_launch<View>(g, pl, a, b, out, bias, accumulate, math);
@@ -323,14 +337,13 @@ void run_one(ConvKind kind, const Conv2dProblem& p, int phase_base, const float*
 void run_custom(ConvKind kind, const Conv2dProblem& p, const float* a, const float* b, float* out, const float* bias,
                 bool accumulate, MathMode mode) {
   const ConvMath math = to_math(mode);
-  switch (kind) {
-    case ConvKind::Fprop: run_one<convidx::FpropView>(kind, p, 0, a, b, out, bias, accumulate, math); break;
-    case ConvKind::Wgrad: run_one<convidx::WgradView>(kind, p, 0, a, b, out, nullptr, accumulate, math); break;
-    case ConvKind::Dgrad:
-      for (int base = 0; base < convidx::dgrad_num_phases(p); base += convidx::kMaxPhasesPerLaunch)
-        run_one<convidx::DgradView>(kind, p, base, a, b, out, nullptr, accumulate, math);
-      break;
-  }
+  for_each_launch(kind, p, [&](int base, const convidx::ConvGemmParams& g) {
+    switch (kind) {
+      case ConvKind::Fprop: run_one<convidx::FpropView>(kind, p, base, g, a, b, out, bias, accumulate, math); break;
+      case ConvKind::Wgrad: run_one<convidx::WgradView>(kind, p, base, g, a, b, out, nullptr, accumulate, math); break;
+      case ConvKind::Dgrad: run_one<convidx::DgradView>(kind, p, base, g, a, b, out, nullptr, accumulate, math); break;
+    }
+  });
 }
 
 ConvKind to_kind(ConvDir d) {
@@ -386,28 +399,13 @@ void clear_conv_plans() {
   c.plans.clear();
 }
 
-namespace {
-// Calls f(kind, phase_base, gemm params) for each launch of the problem.
-template <class F>
-void for_each_launch(ConvDir dir, const Conv2dProblem& p, F f) {
-  const ConvKind kind = to_kind(dir);
-  const int bases = kind == ConvKind::Dgrad ? convidx::dgrad_num_phases(p) : 1;
-  for (int base = 0; base < bases; base += convidx::kMaxPhasesPerLaunch)
-    f(kind, base, convidx::make_conv_gemm_params(p, kind, base));
-}
-}  // namespace
-
 std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
   check_problem(p, "conv_plan");
+  const ConvKind kind = to_kind(dir);
   std::string out;
-  for_each_launch(dir, p, [&](ConvKind kind, int base, const convidx::ConvGemmParams& g) {
-    LaunchPlan pl = plan_heuristic(g);
-    {
-      PlanCache& c = plan_cache();
-      std::lock_guard<std::mutex> lock(c.mu);
-      auto it = c.plans.find(plan_key(kind, p, to_math(mode), base));
-      if (it != c.plans.end()) pl = it->second;
-    }
+  for_each_launch(kind, p, [&](int base, const convidx::ConvGemmParams& g) {
+    LaunchPlan pl;
+    if (!cached_plan(plan_key(kind, p, to_math(mode), base), pl)) pl = plan_heuristic(g);
     out += (out.empty() ? "" : " + ") + plan_string(pl);
   });
   return out;
@@ -416,7 +414,7 @@ std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
 int conv_plan_candidates(ConvDir dir, const Conv2dProblem& p) {
   check_problem(p, "conv_plan_candidates");
   int n = 0;
-  for_each_launch(dir, p, [&](ConvKind, int, const convidx::ConvGemmParams& g) {
+  for_each_launch(to_kind(dir), p, [&](int, const convidx::ConvGemmParams& g) {
     n = std::max(n, int(plan_candidates(g).size()));
   });
   return n;
@@ -425,7 +423,8 @@ int conv_plan_candidates(ConvDir dir, const Conv2dProblem& p) {
 void set_conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, int candidate) {
   check_problem(p, "set_conv_plan");
   DISCO_CHECK(candidate >= 0, "set_conv_plan: candidate must be >= 0, got ", candidate);
-  for_each_launch(dir, p, [&](ConvKind kind, int base, const convidx::ConvGemmParams& g) {
+  const ConvKind kind = to_kind(dir);
+  for_each_launch(kind, p, [&](int base, const convidx::ConvGemmParams& g) {
     const std::vector<LaunchPlan> c = plan_candidates(g);
     PlanCache& cache = plan_cache();
     std::lock_guard<std::mutex> lock(cache.mu);

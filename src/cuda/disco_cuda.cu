@@ -31,11 +31,6 @@ void launch_map(int64_t n, const F& f) {
   DISCO_CUDA_CHECK_LAUNCH();
 }
 
-// Number of float4 groups of n floats when every pointer is 16-byte aligned, else 0.
-int64_t vec4_groups(int64_t n, std::initializer_list<const void*> ptrs) {
-  return kern::all_aligned16(ptrs) ? n / 4 : 0;
-}
-
 // One-launch reduction with deterministic finish (see kernels/common.cuh); the first nvec
 // float4 groups go through elem.vec4 (pass 0 when the data is not 16-byte aligned).
 template <int NV, class Elem, class Fin>
@@ -163,16 +158,16 @@ void bf16_to_f32_acc(const void* x, float* y, int64_t n, bool accumulate) {
 // ---- reductions -----------------------------------------------------------------------------------
 void sum(const float* x, int64_t n, float* out) {
   check_n(n, "sum");
-  launch_reduce<1>(n, vec4_groups(n, {x}), kern::RedElem<kern::RedKind::Sum>{x}, kern::ScalarFin{out, 1.0});
+  launch_reduce<1>(n, kern::vec4_groups(n, {x}), kern::RedElem<kern::RedKind::Sum>{x}, kern::ScalarFin{out, 1.0});
 }
 void mean(const float* x, int64_t n, float* out) {
   check_n(n, "mean");
-  launch_reduce<1>(n, vec4_groups(n, {x}), kern::RedElem<kern::RedKind::Sum>{x},
+  launch_reduce<1>(n, kern::vec4_groups(n, {x}), kern::RedElem<kern::RedKind::Sum>{x},
                    kern::ScalarFin{out, n > 0 ? 1.0 / double(n) : NAN});
 }
 void sumsq(const float* x, int64_t n, float* out) {
   check_n(n, "sumsq");
-  launch_reduce<1>(n, vec4_groups(n, {x}), kern::RedElem<kern::RedKind::SumSq>{x}, kern::ScalarFin{out, 1.0});
+  launch_reduce<1>(n, kern::vec4_groups(n, {x}), kern::RedElem<kern::RedKind::SumSq>{x}, kern::ScalarFin{out, 1.0});
 }
 
 void copy_strided(const float* src, const int64_t* ss, float* dst, const int64_t* ds, const int64_t* shape, int ndim) {
@@ -257,7 +252,7 @@ void loss_launch(const float* p, const float* t, float tval, int64_t n, float* l
   check_n(n, name);
   DISCO_CHECK(loss_out != nullptr, name, ": loss_out must not be null");
   const float coef = n > 0 ? float(double(gscale) / double(n)) : 0.f;
-  launch_reduce<1>(n, vec4_groups(n, {p, t, grad}), kern::LossElem<K>{p, t, tval, grad, coef},
+  launch_reduce<1>(n, kern::vec4_groups(n, {p, t, grad}), kern::LossElem<K>{p, t, tval, grad, coef},
                    kern::ScalarFin{loss_out, n > 0 ? 1.0 / double(n) : NAN});
 }
 }  // namespace
@@ -287,7 +282,7 @@ void recon_adv_loss_fwd_bwd(ReconLoss kind, const float* pred, const float* targ
   const float cp = float(double(gscale) / double(n));
   const float cd = float(double(gscale) * double(weight) / double(m));
   const kern::ReconAdvFin fin{loss_out, 1.0 / double(n), 1.0 / double(m), double(weight)};
-  const int64_t nvec = vec4_groups(n, {pred, target, grad_pred});
+  const int64_t nvec = kern::vec4_groups(n, {pred, target, grad_pred});
   if (kind == ReconLoss::L1)
     launch_reduce<2>(n + m, nvec, kern::ReconAdvElem<true>{pred, target, n, disc_prob, label, grad_pred, grad_disc, cp, cd}, fin);
   else

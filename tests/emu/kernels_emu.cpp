@@ -77,10 +77,6 @@ void launch_map(int64_t n, const F& f) {
 
 // Scratch of sizeof(double) * blocks * NV + 16 bytes: partials, then the counter (memset 0).
 // The partials start as NaN (uninitialized device memory).
-int64_t vec4_groups(int64_t n, std::initializer_list<const void*> ptrs) {
-  return kern::all_aligned16(ptrs) ? n / 4 : 0;
-}
-
 template <int NV, class Elem, class Fin>
 void launch_reduce(int64_t n, int64_t nvec, const Elem& elem, const Fin& fin) {
   // disco_cuda.cu also caps this at the resident blocks (occupancy x SMs); the emulated SM
@@ -156,13 +152,13 @@ void bf16_to_f32_acc(const void* x, float* y, int64_t n, bool accumulate) {
 
 // ---- reductions ----
 void sum(const float* x, int64_t n, float* out) {
-  launch_reduce<1>(n, vec4_groups(n, {x}), kern::RedElem<kern::RedKind::Sum>{x}, kern::ScalarFin{out, 1.0});
+  launch_reduce<1>(n, kern::vec4_groups(n, {x}), kern::RedElem<kern::RedKind::Sum>{x}, kern::ScalarFin{out, 1.0});
 }
 void mean(const float* x, int64_t n, float* out) {
-  launch_reduce<1>(n, vec4_groups(n, {x}), kern::RedElem<kern::RedKind::Sum>{x}, kern::ScalarFin{out, n > 0 ? 1.0 / double(n) : NAN});
+  launch_reduce<1>(n, kern::vec4_groups(n, {x}), kern::RedElem<kern::RedKind::Sum>{x}, kern::ScalarFin{out, n > 0 ? 1.0 / double(n) : NAN});
 }
 void sumsq(const float* x, int64_t n, float* out) {
-  launch_reduce<1>(n, vec4_groups(n, {x}), kern::RedElem<kern::RedKind::SumSq>{x}, kern::ScalarFin{out, 1.0});
+  launch_reduce<1>(n, kern::vec4_groups(n, {x}), kern::RedElem<kern::RedKind::SumSq>{x}, kern::ScalarFin{out, 1.0});
 }
 
 void copy_strided(const float* src, const int64_t* ss, float* dst, const int64_t* ds, const int64_t* shape, int ndim) {
@@ -231,7 +227,7 @@ void instance_norm_bwd(const float* dy, const float* xy, bool is_output, const f
 template <kern::LossKind K>
 void loss_launch(const float* p, const float* t, float tval, int64_t n, float* loss_out, float* grad, float gscale) {
   const float coef = n > 0 ? float(double(gscale) / double(n)) : 0.f;
-  launch_reduce<1>(n, vec4_groups(n, {p, t, grad}), kern::LossElem<K>{p, t, tval, grad, coef}, kern::ScalarFin{loss_out, n > 0 ? 1.0 / double(n) : NAN});
+  launch_reduce<1>(n, kern::vec4_groups(n, {p, t, grad}), kern::LossElem<K>{p, t, tval, grad, coef}, kern::ScalarFin{loss_out, n > 0 ? 1.0 / double(n) : NAN});
 }
 enum class ReconLoss { MSE, L1 };  // disco::cuda::ReconLoss
 void recon_adv_loss_fwd_bwd(ReconLoss kind, const float* pred, const float* target, int64_t n, const float* disc_prob,
@@ -240,7 +236,7 @@ void recon_adv_loss_fwd_bwd(ReconLoss kind, const float* pred, const float* targ
   const float cp = float(double(gscale) / double(n));
   const float cd = float(double(gscale) * double(weight) / double(m));
   const kern::ReconAdvFin fin{loss_out, 1.0 / double(n), 1.0 / double(m), double(weight)};
-  const int64_t nvec = vec4_groups(n, {pred, target, grad_pred});
+  const int64_t nvec = kern::vec4_groups(n, {pred, target, grad_pred});
   if (kind == ReconLoss::L1)
     launch_reduce<2>(n + m, nvec, kern::ReconAdvElem<true>{pred, target, n, disc_prob, label, grad_pred, grad_disc, cp, cd}, fin);
   else
