@@ -399,9 +399,13 @@ void check_losses(const disco::StepLosses& g, const disco::StepLosses& c) {
   check_rel(g.disc_grad_norm, c.disc_grad_norm, 1e-4, "disc_grad_norm");
 }
 
-// After a step from the same state and batch: every gradient (the autoencoder step's, left
-// unclipped in .grad(), and the discriminator step's) within 1e-4 relative L2 of the CPU's
-// (plus a 2e-6 RMS floor).
+// After a step from the same state and batch: every gradient of the autoencoder step (left
+// unclipped in .grad()) within 1e-4 relative L2 of the CPU's, the discriminator step's within
+// 1e-3 (plus a 2e-6 RMS floor). The discriminator step runs on E1's codes *after* the
+// autoencoder's Adam update, which carries the per-element noise described next (elements
+// with a rounding-level gradient move by up to lr either way): the codes, and so the
+// discriminator's gradients, differ by ~1e-4 relative in some batches (seen: 1.2e-4 on
+// disc.classify.2.weight, 3e-4 on its bias, with every autoencoder gradient within 3e-5).
 // The parameters follow through Adam, whose early steps are ~lr * g / |g| per element: an
 // element whose gradient is at rounding-noise level (|g| ~ 1e-8, e.g. weights reading a
 // near-constant input) may move by anything up to lr either way in each backend. So each
@@ -425,7 +429,8 @@ void check_parameters(const disco::ContentDisentangler<CUDA>& g, const disco::Co
         ref += double(gc[k]) * gc[k];
       }
       INFO("gradient: |cuda - cpu| " << std::sqrt(err) << ", |cpu| " << std::sqrt(ref));
-      CHECK(std::sqrt(err) <= 1e-4 * std::sqrt(ref) + 2e-6 * std::sqrt(double(gc.size())));
+      const double rel = pc[i].first.rfind("disc.", 0) == 0 ? 1e-3 : 1e-4;
+      CHECK(std::sqrt(err) <= rel * std::sqrt(ref) + 2e-6 * std::sqrt(double(gc.size())));
     }
     const auto vg = vals(pg[i].second), vc = vals(pc[i].second);
     CHECK(rel_l2(vg, vc) <= 1e-3);

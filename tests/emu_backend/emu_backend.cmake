@@ -100,10 +100,15 @@ add_executable(emu_step_census EXCLUDE_FROM_ALL ${_emu_dir}/step_census.cpp)
 target_include_directories(emu_step_census PRIVATE ${_emu_dir})
 target_include_directories(emu_step_census SYSTEM PRIVATE ${_d})
 target_link_libraries(emu_step_census PRIVATE disco_cuda_emu disco_build_flags)
-# Not a test either: benchmarks/train_step on the emulated backend, to try its CUDA code
-# paths (--math, --graph) and output format without a GPU.
-add_executable(emu_train_step EXCLUDE_FROM_ALL ${PROJECT_SOURCE_DIR}/benchmarks/train_step.cpp)
+# benchmarks/train_step on the emulated backend: its CUDA code paths (--math, --graph) and the
+# lines step_vs_pytorch.py parses (median_ms, pipelined_ms, peak_mem_bytes,
+# steady_peak_mem_bytes, the graph's node count) without a GPU; the times mean nothing.
+add_executable(emu_train_step ${PROJECT_SOURCE_DIR}/benchmarks/train_step.cpp)
 target_link_libraries(emu_train_step PRIVATE disco_cuda_emu disco_build_flags)
+add_test(NAME emu.bench.train_step
+         COMMAND bash ${_emu_dir}/train_step_check.sh $<TARGET_FILE:emu_train_step>)
+set_tests_properties(emu.bench.train_step PROPERTIES LABELS emu TIMEOUT 300
+                     ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;DISCO_CONV_AUTOTUNE=0")
 # The `disco` tool on the emulated backend: `disco train --device cuda --cuda-graph` runs a
 # few steps, saves, and its checkpoint resumes on the CPU tool (emu.cli.train_cuda).
 if(TARGET disco_tool)

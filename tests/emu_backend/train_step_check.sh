@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# emu.bench.train_step: benchmarks/train_step on the emulated CUDA backend (CUDA graph, BF16)
+# prints every line step_vs_pytorch.py parses. Usage: train_step_check.sh EMU_TRAIN_STEP
+set -uo pipefail
+out="$("$1" --device cuda --resolution 64 --batch 1 --steps 1 --warmup 3 --math bf16 --graph)" || {
+  echo "$out"; echo "train_step failed"; exit 1; }
+echo "$out"
+for k in median_ms pipelined_ms peak_mem_bytes steady_peak_mem_bytes; do
+  echo "$out" | grep -Eq "^$k: [0-9]" || { echo "missing line '$k: N'"; exit 1; }
+done
+echo "$out" | grep -Eq 'graph on \([0-9]+ nodes\)' || { echo "the step did not run as a CUDA graph"; exit 1; }
+echo "train_step output: ok"
