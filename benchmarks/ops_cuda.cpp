@@ -7,10 +7,12 @@
 //     elements for the asymptote: read pred, target, prob; write grad_pred, grad_disc;
 //   - instance_norm_fwd / instance_norm_bwd fused with LeakyReLU 0.2 (encoders) or ReLU
 //     (decoder) at the model's layer shapes, 128 px batch 32; backward from the forward input,
-//     as the model calls it;
+//     as the model calls it; next to cuDNN's batch norm over [1, N*C, H, W] (+ cuDNN ReLU),
+//     which is what PyTorch's InstanceNorm2d runs, when disco::cuda has cuDNN;
 //   - adam_update_counted over the parameters each of the model's two optimizers updates
 //     (taken from a CPU ContentDisentangler at the default config), 28 bytes per element;
-//   - add and leaky_relu_fwd at 64M elements.
+//   - add, leaky_relu_fwd and relu_fwd at 64M elements (add and ReLU next to cudnnOpTensor and
+//     cudnnActivationForward when disco::cuda has cuDNN).
 // Each op is checked once against the CPU backend (Kernels<CPU>, fresh random data; relative
 // L2 <= 1e-5, scalar losses within 1e-5) before it is timed: warm-up, then CUDA events around
 // each run, median of --iters runs, L2 flushed before every run (a memset of twice its size).
@@ -21,7 +23,9 @@
 // emulation smoke test). --self-test: checks the size tables and the traffic arithmetic on the
 // CPU (no GPU). Without a CUDA device: one line "ops_cuda: no CUDA device ..." and exit 77.
 // Exit status 1 when a check fails (the row says MISMATCH) or an op throws.
-// The last line, `fused_loss_fraction_of_copy: ...`, is what tools/gpu_check.sh prints.
+// The last lines, `fused_loss_fraction_of_copy: ...`, `instance_norm_vs_cudnn: ...` (geometric
+// mean of cuDNN time / disco time) and `elementwise_vs_cudnn: ...`, are what tools/gpu_check.sh
+// prints.
 //
 // Built against the CPU emulation of the CUDA runtime (tests/emu_backend, DISCO_OPS_CUDA_EMULATED),
 // which has no cudaRuntimeGetVersion / cudaDriverGetVersion, it prints the CUDA headers' version
@@ -35,6 +39,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -42,6 +47,7 @@
 #include <disco/backend/cpu/omp_env.hpp>
 #include <disco/disco.hpp>
 
+#include "disco/backend/cuda/conv.hpp"
 #include "disco/backend/cuda/ops.hpp"
 #include "disco/backend/cuda/runtime.hpp"
 
@@ -476,6 +482,19 @@ disco::UnaryKind to_unary(dc::Activation a) {
                                         : (a == dc::Activation::ReLU ? disco::UnaryKind::Relu : disco::UnaryKind::None);
 }
 
+// disco's fused kernels and, when disco::cuda has cuDNN, the same layer as PyTorch runs it on a
+// GPU: cuDNN's batch norm over [1, N*C, H, W], then cuDNN's ReLU for the decoder layers
+// (cuDNN has no LeakyReLU: for the encoder layers cuDNN times the norm alone, which flatters
+// it). Both are charged the same bytes (the fused minimum), so their GB/s compare directly.
+struct NormTiming {
+  std::string layer;
+  double disco_fwd_us = NAN, disco_bwd_us = NAN, cudnn_fwd_us = NAN, cudnn_bwd_us = NAN;
+};
+std::vector<NormTiming>& norm_timings() {
+  static std::vector<NormTiming> t;
+  return t;
+}
+
 void bench_norm(Bench& b, const NormShape& s) {
   const float eps = 1e-5f, slope = 0.2f;
   const std::string shape = s.layer + " [" + std::to_string(s.NC) + ", " + std::to_string(s.HW) + "]";
@@ -491,11 +510,21 @@ void bench_norm(Bench& b, const NormShape& s) {
                           false);
   };
   // reference (the CPU backend: statistics in double)
-  std::vector<float> wy(n), wmean(rows), wrstd(rows), wdx(n);
-  CPUK::instance_norm_fwd(hx.data(), wy.data(), wmean.data(), wrstd.data(), s.NC, s.HW, double(eps), to_unary(s.act),
-                          slope);
-  CPUK::instance_norm_bwd(hdy.data(), hx.data(), static_cast<const float*>(nullptr), wmean.data(), wrstd.data(),
-                          wdx.data(), s.NC, s.HW, to_unary(s.act), slope);
+  auto reference = [&](dc::Activation act, std::vector<float>& wy, std::vector<float>& wmean,
+                       std::vector<float>& wrstd, std::vector<float>& wdx) {
+    wy.resize(n);
+    wmean.resize(rows);
+    wrstd.resize(rows);
+    wdx.resize(n);
+    CPUK::instance_norm_fwd(hx.data(), wy.data(), wmean.data(), wrstd.data(), s.NC, s.HW, double(eps), to_unary(act),
+                            slope);
+    CPUK::instance_norm_bwd(hdy.data(), hx.data(), static_cast<const float*>(nullptr), wmean.data(), wrstd.data(),
+                            wdx.data(), s.NC, s.HW, to_unary(act), slope);
+  };
+  std::vector<float> wy, wmean, wrstd, wdx;
+  reference(s.act, wy, wmean, wrstd, wdx);
+  NormTiming t;
+  t.layer = s.layer;
   Row r;
   r.shape = shape;
   r.op = std::string("instance_norm_fwd ") + act_name(s.act);
@@ -504,11 +533,78 @@ void bench_norm(Bench& b, const NormShape& s) {
   const double e_fwd =
       std::max({rel_l2(download(y), wy), rel_l2(download(mean), wmean), rel_l2(download(rstd), wrstd)});
   b.measure(r, e_fwd, fwd);
+  t.disco_fwd_us = b.rows().back().us;
   fwd();  // the backward reads this forward's statistics
   r.op = std::string("instance_norm_bwd ") + act_name(s.act);
   r.bytes = norm_bwd_bytes(s.NC, s.HW);
   bwd();
   b.measure(r, rel_l2(download(dx), wdx), bwd);
+  t.disco_bwd_us = b.rows().back().us;
+  norm_timings().push_back(t);  // cuDNN's times are filled in below when they are measured
+
+  if (dc::cudnn_available()) {
+    const dc::Activation cact = s.act == dc::Activation::ReLU ? dc::Activation::ReLU : dc::Activation::None;
+    if (cact != s.act) reference(cact, wy, wmean, wrstd, wdx);
+    dc::DeviceArray<float> cy(n), cmean(rows), crstd(rows), cdx(n);
+    dc::memset(cy.data(), 0xFF, cy.bytes());
+    dc::memset(cdx.data(), 0xFF, cdx.bytes());
+    auto cfwd = [&] {
+      dc::cudnn_instance_norm_fwd(x.data(), cy.data(), cmean.data(), crstd.data(), s.NC, s.HW, eps, cact);
+    };
+    auto cbwd = [&] {
+      dc::cudnn_instance_norm_bwd(dy.data(), x.data(), cy.data(), cmean.data(), crstd.data(), cdx.data(), s.NC, s.HW,
+                                  eps, cact);
+    };
+    Row c;
+    c.shape = shape;
+    c.note = cact == s.act ? "" : "norm only (no LeakyReLU in cuDNN)";
+    c.op = std::string("cudnn batchnorm fwd ") + act_name(cact);
+    c.bytes = norm_fwd_bytes(s.NC, s.HW);
+    cfwd();
+    const double ce_fwd =
+        std::max({rel_l2(download(cy), wy), rel_l2(download(cmean), wmean), rel_l2(download(crstd), wrstd)});
+    b.measure(c, ce_fwd, cfwd);
+    t.cudnn_fwd_us = b.rows().back().us;
+    norm_timings().back() = t;
+    cfwd();
+    c.op = std::string("cudnn batchnorm bwd ") + act_name(cact);
+    c.bytes = norm_bwd_bytes(s.NC, s.HW);
+    cbwd();
+    b.measure(c, rel_l2(download(cdx), wdx), cbwd);
+    t.cudnn_bwd_us = b.rows().back().us;
+    norm_timings().back() = t;
+  }
+}
+
+// "instance_norm_vs_cudnn: fwd geomean 1.52x (min 1.10x E1.norm5), bwd ... (cuDNN time / disco
+// time over N layers)" or why there is no comparison.
+std::string norm_vs_cudnn_line() {
+  if (!dc::cudnn_available()) return "instance_norm_vs_cudnn: not measured (disco::cuda built without cuDNN)";
+  std::string line = "instance_norm_vs_cudnn:";
+  char buf[160];
+  for (int dir = 0; dir < 2; ++dir) {
+    double logsum = 0, worst = INFINITY;
+    int count = 0;
+    std::string worst_layer;
+    for (const NormTiming& t : norm_timings()) {
+      const double d = dir == 0 ? t.disco_fwd_us : t.disco_bwd_us, c = dir == 0 ? t.cudnn_fwd_us : t.cudnn_bwd_us;
+      if (!(d > 0) || !(c > 0)) continue;
+      const double r = c / d;
+      logsum += std::log(r);
+      ++count;
+      if (r < worst) {
+        worst = r;
+        worst_layer = t.layer;
+      }
+    }
+    if (count == 0)
+      std::snprintf(buf, sizeof buf, " %s none measured;", dir == 0 ? "fwd" : "bwd");
+    else
+      std::snprintf(buf, sizeof buf, " %s geomean %.2fx (min %.2fx %s, %d layers);", dir == 0 ? "fwd" : "bwd",
+                    std::exp(logsum / count), worst, worst_layer.c_str(), count);
+    line += buf;
+  }
+  return line + " speed-up = cuDNN time / disco time (cuDNN: batch norm over [1, N*C, H, W] + ReLU, as PyTorch)";
 }
 
 void bench_adam(Bench& b, const ParamGroup& g) {
@@ -546,6 +642,13 @@ void bench_adam(Bench& b, const ParamGroup& g) {
   b.measure(r, err, run);
 }
 
+// add and leaky_relu_fwd (the model's most common element-wise kernels), and, when disco::cuda
+// has cuDNN, add and ReLU next to cudnnOpTensor and cudnnActivationForward.
+std::string& elementwise_vs_cudnn() {
+  static std::string line;
+  return line;
+}
+
 void bench_elementwise(Bench& b, int64_t n) {
   const auto ha = random_vec(size_t(n), 41, -1.f, 1.f), hb = random_vec(size_t(n), 42, -1.f, 1.f);
   auto a = upload(ha), bb = upload(hb);
@@ -553,22 +656,46 @@ void bench_elementwise(Bench& b, int64_t n) {
   std::vector<float> want(static_cast<size_t>(n));
   Row r;
   r.shape = "n=" + std::to_string(n);
+  // times a (disco, cuDNN) pair, both checked against `want` first; returns cuDNN time / disco time
+  auto pair = [&](const std::string& op, int64_t bytes, const std::function<void()>& disco_run,
+                  const std::function<void()>& cudnn_run) {
+    r.op = op;
+    r.bytes = bytes;
+    dc::memset(y.data(), 0xFF, y.bytes());
+    disco_run();
+    b.measure(r, rel_l2(download(y), want), disco_run);
+    const double disco_us = b.rows().back().us;
+    if (!cudnn_run) return double(NAN);
+    r.op = "cudnn " + op;
+    dc::memset(y.data(), 0xFF, y.bytes());
+    cudnn_run();
+    b.measure(r, rel_l2(download(y), want), cudnn_run);
+    return b.rows().back().us / disco_us;
+  };
+  const bool cudnn = dc::cudnn_available();
 
-  r.op = "add";
-  r.bytes = add_bytes(n);
-  auto add = [&] { dc::add(a.data(), bb.data(), y.data(), n); };
-  dc::memset(y.data(), 0xFF, y.bytes());
-  add();
   for (size_t i = 0; i < want.size(); ++i) want[i] = ha[i] + hb[i];
-  b.measure(r, rel_l2(download(y), want), add);
+  const double add_ratio = pair("add", add_bytes(n), [&] { dc::add(a.data(), bb.data(), y.data(), n); },
+                                cudnn ? std::function<void()>([&] { dc::cudnn_add(a.data(), bb.data(), y.data(), n); })
+                                      : std::function<void()>());
 
-  r.op = "leaky_relu_fwd 0.2";
-  r.bytes = unary_bytes(n);
-  auto leaky = [&] { dc::leaky_relu_fwd(a.data(), y.data(), n, 0.2f); };
-  dc::memset(y.data(), 0xFF, y.bytes());
-  leaky();
   for (size_t i = 0; i < want.size(); ++i) want[i] = disco::apply_unary(disco::UnaryKind::LeakyRelu, 0.2f, ha[i]);
-  b.measure(r, rel_l2(download(y), want), leaky);
+  pair("leaky_relu_fwd 0.2", unary_bytes(n), [&] { dc::leaky_relu_fwd(a.data(), y.data(), n, 0.2f); }, {});
+
+  for (size_t i = 0; i < want.size(); ++i) want[i] = ha[i] > 0.f ? ha[i] : 0.f;
+  const double relu_ratio =
+      pair("relu_fwd", unary_bytes(n), [&] { dc::relu_fwd(a.data(), y.data(), n); },
+           cudnn ? std::function<void()>(
+                       [&] { dc::cudnn_activation_fwd(dc::ReferenceActivation::ReLU, a.data(), y.data(), n); })
+                 : std::function<void()>());
+  if (cudnn) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "elementwise_vs_cudnn: add %.2fx, relu_fwd %.2fx at n=%lld (cuDNN time / disco time)",
+                  add_ratio, relu_ratio, (long long)n);
+    elementwise_vs_cudnn() = buf;
+  } else {
+    elementwise_vs_cudnn() = "elementwise_vs_cudnn: not measured (disco::cuda built without cuDNN)";
+  }
 }
 
 // Runs one case; an exception (a launcher's disco::Error, out of memory) is a failed row.
@@ -742,6 +869,8 @@ int main(int argc, char** argv) {
     if (!csv.empty()) write_csv(csv, b, device);
     if (b.failures()) std::printf("%d case(s) failed (MISMATCH or ERROR above)\n", b.failures());
     std::printf("%s\n", fused_loss_line(b).c_str());
+    std::printf("%s\n", norm_vs_cudnn_line().c_str());
+    if (!elementwise_vs_cudnn().empty()) std::printf("%s\n", elementwise_vs_cudnn().c_str());
     return b.failures() ? 1 : 0;
   } catch (const std::exception& e) {
     std::printf("ops_cuda: error: %s\n", e.what());

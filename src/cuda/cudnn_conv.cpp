@@ -9,11 +9,8 @@
 
 #include "disco/backend/cuda/conv.hpp"
 #include "disco/backend/cuda/ops.hpp"
+#include "cudnn_internal.hpp"
 #include "internal.hpp"
-
-#if defined(DISCO_HAVE_CUDNN)
-#include <cudnn.h>
-#endif
 
 namespace disco {
 namespace cuda {
@@ -25,14 +22,6 @@ void bf16_to_f32_acc(const void* x, float* y, int64_t n, bool accumulate);  // d
 
 using detail::Scratch;
 using detail::stream;
-
-#define DISCO_CUDNN_CHECK(expr)                                                                           \
-  do {                                                                                                    \
-    const cudnnStatus_t disco_st_ = (expr);                                                               \
-    if (disco_st_ != CUDNN_STATUS_SUCCESS)                                                                \
-      ::disco::fail("cuDNN error ", cudnnGetErrorString(disco_st_), " (", int(disco_st_), ") at ", __FILE__, \
-                    ":", __LINE__, " in `", #expr, "`");                                                  \
-  } while (0)
 
 namespace {
 
@@ -61,14 +50,7 @@ std::map<Key, Plan>& plans() {
   return *m;
 }
 
-cudnnHandle_t handle() {
-  static cudnnHandle_t h = [] {
-    cudnnHandle_t hh = nullptr;
-    DISCO_CUDNN_CHECK(cudnnCreate(&hh));
-    return hh;
-  }();
-  return h;
-}
+cudnnHandle_t handle() { return detail::cudnn_handle(); }
 
 const char* fwd_name(int a) {
   static const char* n[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING",
@@ -203,6 +185,15 @@ Plan& get_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, const void* a
 }
 
 }  // namespace
+
+cudnnHandle_t detail::cudnn_handle() {
+  static cudnnHandle_t h = [] {
+    cudnnHandle_t hh = nullptr;
+    DISCO_CUDNN_CHECK(cudnnCreate(&hh));
+    return hh;
+  }();
+  return h;
+}
 
 bool cudnn_available() { return true; }
 int cudnn_version() { return int(cudnnGetVersion()); }

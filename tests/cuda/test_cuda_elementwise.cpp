@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "common.hpp"
+#include "disco/backend/cuda/conv.hpp"
 #include "disco/backend/cuda/ops.hpp"
+#include "disco/core/error.hpp"
 
 namespace dc = disco::cuda;
 using dtest::download;
@@ -252,4 +254,106 @@ TEST_CASE("bf16 conversion rounds to nearest even", "[cuda][elementwise]") {
   CHECK(got[1] == 1.0f);
   CHECK(got[2] == 1.015625f);
   for (size_t i = 3; i < h.size(); ++i) CHECK(std::abs(got[i] - h[i]) <= std::abs(h[i]) * (1.0 / 256));
+}
+
+// cuDNN as the oracle of the element-wise kernels and reductions that have a cuDNN
+// counterpart (LeakyReLU, the fused losses and Adam have none). Both sides are also held to
+// the double reference, so a wrong oracle fails too; odd sizes and one misaligned view.
+TEST_CASE("element-wise ops, activations and reductions match cuDNN", "[cuda][elementwise][reduce][cudnn]") {
+  using dc::ReferenceActivation;
+  using dc::ReferenceReduce;
+  if (!dc::cudnn_available()) {
+    float* none = nullptr;
+    CHECK_THROWS_AS(dc::cudnn_add(none, none, none, 4), disco::Error);
+    CHECK_THROWS_AS(dc::cudnn_reduce(ReferenceReduce::Sum, none, 4, none), disco::Error);
+    WARN("built without cuDNN: the element-wise ops are not compared with cuDNN");
+    return;
+  }
+  for (int64_t n : {int64_t(1), int64_t(25), int64_t(4099), int64_t(1) << 20}) {
+    for (int offset = 0; offset < 2; ++offset) {  // offset 1: a view one float past 16-byte alignment
+      INFO("n=" << n << " offset=" << offset);
+      const size_t un = size_t(n), uo = size_t(offset);
+      auto ha = randu(un + uo, -4.f, 4.f), hb = randu(un + uo, -4.f, 4.f);
+      ha[uo] = 0.f;  // the ReLU kink
+      const auto hdy = randu(un + uo);
+      auto a_buf = upload(ha), b_buf = upload(hb), dy_buf = upload(hdy);
+      const float *a = a_buf.data() + offset, *b = b_buf.data() + offset, *dy = dy_buf.data() + offset;
+      auto y = poisoned(un), cy = poisoned(un), dx = poisoned(un), cdx = poisoned(un);
+      std::vector<double> want(un), want_dx(un);
+      // tol: disco against the double reference; cuDNN may use approximate transcendentals
+      // (tanh, sigmoid), so it is held to ref_tol
+      const auto compare = [&](const char* what, double tol, double ref_tol) {
+        INFO(what);
+        const auto got = download(y), ref = download(cy);
+        CHECK(rel_l2(got, want) <= tol);
+        CHECK(rel_l2(ref, want) <= ref_tol);
+        CHECK(rel_l2(got, ref) <= tol + ref_tol);
+      };
+
+      dc::add(a, b, y.data(), n);
+      dc::cudnn_add(a, b, cy.data(), n);
+      for (size_t i = 0; i < un; ++i) want[i] = double(ha[i + uo]) + hb[i + uo];
+      compare("add", 1e-6, 1e-6);
+      dc::mul(a, b, y.data(), n);
+      dc::cudnn_mul(a, b, cy.data(), n);
+      for (size_t i = 0; i < un; ++i) want[i] = double(ha[i + uo]) * hb[i + uo];
+      compare("mul", 1e-6, 1e-6);
+
+      for (ReferenceActivation act : {ReferenceActivation::ReLU, ReferenceActivation::Tanh,
+                                      ReferenceActivation::Sigmoid}) {
+        INFO("activation " << int(act));
+        dtest::poison(y);
+        dtest::poison(cy);
+        for (size_t i = 0; i < un; ++i) {
+          const double v = ha[i + uo];
+          want[i] = act == ReferenceActivation::ReLU ? (v > 0 ? v : 0.0)
+                    : act == ReferenceActivation::Tanh ? std::tanh(v)
+                                                       : 1.0 / (1.0 + std::exp(-v));
+          const double d = act == ReferenceActivation::ReLU ? (v > 0 ? 1.0 : 0.0)
+                           : act == ReferenceActivation::Tanh ? 1 - want[i] * want[i]
+                                                              : want[i] * (1 - want[i]);
+          want_dx[i] = hdy[i + uo] * d;
+        }
+        if (act == ReferenceActivation::ReLU) dc::relu_fwd(a, y.data(), n);
+        if (act == ReferenceActivation::Tanh) dc::tanh_fwd(a, y.data(), n);
+        if (act == ReferenceActivation::Sigmoid) dc::sigmoid_fwd(a, y.data(), n);
+        dc::cudnn_activation_fwd(act, a, cy.data(), n);
+        compare("forward", 1e-6, 1e-5);
+        dtest::poison(dx);
+        dtest::poison(cdx);
+        if (act == ReferenceActivation::ReLU) dc::relu_bwd(dy, a, dx.data(), n);
+        if (act == ReferenceActivation::Tanh) dc::tanh_bwd(dy, y.data(), dx.data(), n);
+        if (act == ReferenceActivation::Sigmoid) dc::sigmoid_bwd(dy, y.data(), dx.data(), n);
+        dc::cudnn_activation_bwd(act, dy, a, cy.data(), cdx.data(), n);
+        const auto got = download(dx), ref = download(cdx);
+        CHECK(rel_l2(got, want_dx) <= 1e-5);
+        CHECK(rel_l2(ref, want_dx) <= 1e-5);
+        CHECK(rel_l2(got, ref) <= 1e-5);
+      }
+
+      // reductions: within 1e-5 of the double value, scaled by sum |x| (the rounding of any order)
+      double s = 0, q = 0, sabs = 0;
+      for (size_t i = 0; i < un; ++i) {
+        s += ha[i + uo];
+        q += double(ha[i + uo]) * ha[i + uo];
+        sabs += std::abs(double(ha[i + uo]));
+      }
+      auto out = poisoned(1), cout = poisoned(1);
+      dc::sum(a, n, out.data());
+      dc::cudnn_reduce(ReferenceReduce::Sum, a, n, cout.data());
+      const double got_s = dtest::download_scalar(out.data()), ref_s = dtest::download_scalar(cout.data());
+      CHECK(std::abs(got_s - s) <= 1e-5 * (sabs + 1));
+      CHECK(std::abs(ref_s - s) <= 1e-5 * (sabs + 1));
+      dc::mean(a, n, out.data());
+      dc::cudnn_reduce(ReferenceReduce::Mean, a, n, cout.data());
+      CHECK(std::abs(dtest::download_scalar(out.data()) - dtest::download_scalar(cout.data())) <=
+            2e-5 * (sabs / double(n) + 1e-6));
+      dc::sumsq(a, n, out.data());
+      dc::cudnn_reduce(ReferenceReduce::L2Norm, a, n, cout.data());
+      const double got_q = dtest::download_scalar(out.data()), ref_norm = dtest::download_scalar(cout.data());
+      CHECK(std::abs(got_q - q) <= 1e-5 * q);
+      CHECK(std::abs(ref_norm - std::sqrt(q)) <= 1e-5 * std::sqrt(q));
+      CHECK(std::abs(std::sqrt(got_q) - ref_norm) <= 2e-5 * ref_norm);
+    }
+  }
 }

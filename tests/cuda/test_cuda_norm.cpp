@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "disco/backend/cuda/conv.hpp"
 #include "disco/backend/cuda/ops.hpp"
 #include "disco/core/error.hpp"
 
@@ -132,4 +133,55 @@ TEST_CASE("instance norm forward and backward", "[cuda][norm]") {
       CHECK(rel_l2(download(dx), want2) <= 1e-5);
     }
   }
+}
+
+// cuDNN as the oracle: PyTorch's InstanceNorm2d on a GPU is cuDNN's spatial batch norm over
+// [1, N*C, H, W]. disco's fused kernels must agree with it to 1e-5 (plus whatever cuDNN's own
+// error against the double reference is), forward (y, mean, rstd) and backward.
+TEST_CASE("instance norm matches cuDNN's batch norm over [1, N*C, H, W]", "[cuda][norm][cudnn]") {
+  const float eps = 1e-5f;
+  if (!disco::cuda::cudnn_available()) {
+    float* none = nullptr;
+    CHECK_THROWS_AS(dc::cudnn_instance_norm_fwd(none, none, none, none, 1, 4), disco::Error);
+    WARN("built without cuDNN: the cuDNN instance-norm oracle is not checked");
+    return;
+  }
+  struct S { int64_t NC, HW; };
+  for (S s : {S{32 * 487, 4}, S{25, 4}, S{3, 128 * 128}, S{35, 33}, S{2 * 64, 64 * 64}, S{4 * 512, 2 * 2}}) {
+    for (Activation a : {Activation::None, Activation::ReLU}) {
+      INFO("NC=" << s.NC << " HW=" << s.HW << " act=" << int(a));
+      auto hx = randu(size_t(s.NC * s.HW), -3.f, 3.f);
+      for (size_t i = 0; i < hx.size(); i += 3) hx[i] += 5.f;  // non-zero mean
+      const auto hdy = randu(hx.size());
+      const auto xd = dtest::to_double(hx);
+      const RefOut r = ref_fwd(xd, s.NC, s.HW, eps, a, 0.f);
+      const auto want_dx = ref_bwd(dtest::to_double(hdy), xd, s.NC, s.HW, eps, a, 0.f);
+      auto x = upload(hx), dy = upload(hdy);
+      auto y = poisoned(hx.size()), mean = poisoned(size_t(s.NC)), rstd = poisoned(size_t(s.NC));
+      auto cy = poisoned(hx.size()), cmean = poisoned(size_t(s.NC)), crstd = poisoned(size_t(s.NC));
+      dc::instance_norm_fwd(x.data(), y.data(), mean.data(), rstd.data(), s.NC, s.HW, eps, a);
+      dc::cudnn_instance_norm_fwd(x.data(), cy.data(), cmean.data(), crstd.data(), s.NC, s.HW, eps, a);
+      const auto hy = download(y), hcy = download(cy);
+      const auto hm = download(mean), hcm = download(cmean), hr = download(rstd), hcr = download(crstd);
+      // cuDNN itself against the double reference: it is the oracle only if it is right
+      const double ey = rel_l2(hcy, r.y), em = rel_l2(hcm, r.mean), er = rel_l2(hcr, r.rstd);
+      INFO("cuDNN vs double: y " << ey << " mean " << em << " rstd " << er);
+      CHECK(ey <= 1e-4);
+      CHECK(rel_l2(hy, hcy) <= 1e-5 + ey);
+      CHECK(rel_l2(hm, hcm) <= 1e-5 + em);
+      CHECK(rel_l2(hr, hcr) <= 1e-5 + er);
+      auto dx = poisoned(hx.size()), cdx = poisoned(hx.size());
+      dc::instance_norm_bwd(dy.data(), x.data(), false, mean.data(), rstd.data(), dx.data(), s.NC, s.HW, a);
+      dc::cudnn_instance_norm_bwd(dy.data(), x.data(), cy.data(), cmean.data(), crstd.data(), cdx.data(), s.NC, s.HW,
+                                  eps, a);
+      const auto hdx = download(dx), hcdx = download(cdx);
+      const double edx = rel_l2(hcdx, want_dx);
+      INFO("cuDNN dx vs double: " << edx);
+      CHECK(edx <= 1e-4);
+      CHECK(rel_l2(hdx, hcdx) <= 1e-5 + edx);
+    }
+  }
+  float* none = nullptr;
+  CHECK_THROWS_AS(dc::cudnn_instance_norm_fwd(none, none, none, none, 4, 4, eps, Activation::LeakyReLU),
+                  disco::Error);
 }

@@ -85,6 +85,31 @@ void instance_norm_bwd(const float* dy, const float* xy, bool is_output, const f
                        float* dx, int64_t NC, int64_t HW, Activation act = Activation::None, float slope = 0.2f,
                        bool accumulate = false);
 
+// cuDNN's instance norm, the oracle and competitor of the two above in tests and benchmarks
+// (src/cuda/cudnn_norm.cpp): what PyTorch's InstanceNorm2d runs on a GPU, cuDNN's spatial
+// batch norm in training mode over x viewed as [1, NC, 1, HW] (scale 1, bias 0), then
+// cuDNN's ReLU for Activation::ReLU. cuDNN has no LeakyReLU: act must be None or ReLU.
+// mean_out / rstd_out may be null; the backward needs them, and the forward output y when
+// act is ReLU. Throws disco::Error when built without cuDNN (cudnn_available() in conv.hpp).
+void cudnn_instance_norm_fwd(const float* x, float* y, float* mean_out, float* rstd_out, int64_t NC, int64_t HW,
+                             float eps = 1e-5f, Activation act = Activation::None);
+void cudnn_instance_norm_bwd(const float* dy, const float* x, const float* y, const float* mean, const float* rstd,
+                             float* dx, int64_t NC, int64_t HW, float eps = 1e-5f, Activation act = Activation::None);
+
+// cuDNN oracles of the element-wise kernels and reductions (tests, benchmarks; same file and
+// the same no-cuDNN behaviour as above), n in [1, 2^31) elements viewed as [1, 1, 1, n]:
+// activations (cudnnActivationForward / Backward; the backward takes the forward input x and
+// output y), y = a + b and y = a * b (cudnnOpTensor), and out[0] = sum, mean or L2 norm
+// (cudnnReduceTensor).
+enum class ReferenceActivation { ReLU = 0, Tanh = 1, Sigmoid = 2 };
+enum class ReferenceReduce { Sum = 0, Mean = 1, L2Norm = 2 };
+void cudnn_activation_fwd(ReferenceActivation a, const float* x, float* y, int64_t n);
+void cudnn_activation_bwd(ReferenceActivation a, const float* dy, const float* x, const float* y, float* dx,
+                          int64_t n);
+void cudnn_add(const float* a, const float* b, float* y, int64_t n);
+void cudnn_mul(const float* a, const float* b, float* y, int64_t n);
+void cudnn_reduce(ReferenceReduce r, const float* x, int64_t n, float* out);
+
 // ---- linear (cuBLAS) ------------------------------------------------------------------------
 // y[M,N] = x[M,K] w[N,K]^T (+ b[N]).
 void linear_fwd(const float* x, const float* w, const float* b_or_null, float* y, int64_t M, int64_t N,
