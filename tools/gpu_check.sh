@@ -7,6 +7,7 @@
 #      dependencies from DIR (--deps, $DISCO_DEPS_DIR, default <repo>/.deps; see pack_deps.sh)
 #   2. ctest -L gpu           (every CUDA kernel against double references and cuDNN)
 #   3. compute-sanitizer memcheck, racecheck, synccheck on disco_cuda_tests "[sanitize]"
+#   3b. tools/parity_check.py: `disco step --device cuda` against the official PyTorch step
 #   4. benchmarks: conv_vs_cudnn (128 and 256 px), ops_cuda (fused loss, instance norm, Adam
 #      and element-wise GB/s against the device copy bandwidth), benchmarks/step_vs_pytorch.py
 #      and build/benchmarks/train_step --device cuda when they exist
@@ -73,7 +74,9 @@ step() {
   rc=$?
   local dt=$(( $(date +%s) - t0 ))
   local state="PASS"
-  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then state="TIMEOUT"; elif [ $rc -ne 0 ]; then state="FAIL($rc)"; fi
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then state="TIMEOUT"
+  elif [ $rc -eq 77 ]; then state="SKIPPED"; STEP_NOTE="${STEP_NOTE:+$STEP_NOTE; }exit 77: see the log"; rc=0
+  elif [ $rc -ne 0 ]; then state="FAIL($rc)"; fi
   echo "== [$name] $state in ${dt}s (log: $log)"
   record "$name" "$state" "$dt" "${STEP_NOTE:-}"
   STEP_NOTE=""
@@ -136,6 +139,8 @@ CUDNN_DIR="$(sed -n 's/^DISCO_CUDNN_LIBRARY_DIR:INTERNAL=//p' "$BUILD/CMakeCache
 [ -n "$CUDNN_DIR" ] && export LD_LIBRARY_PATH="$CUDNN_DIR:$LD_LIBRARY_PATH"
 
 CUDA_TARGETS=(disco_cuda disco_cuda_tests conv_vs_cudnn ops_cuda train_step)
+# the `disco` tool too when examples are configured (parity_cuda runs `disco step --device cuda`)
+cmake --build "$BUILD" --target help 2>/dev/null | grep -q "disco_tool" && CUDA_TARGETS+=(disco_tool)
 if [ $CUDA_ONLY -eq 1 ]; then
   step build_cuda 900 cmake --build "$BUILD" -j "$JOBS" --target "${CUDA_TARGETS[@]}"
 else
@@ -165,6 +170,19 @@ if [ -x "$TESTS_BIN" ] && [ -x "$SAN" ]; then
   done
 else
   record sanitizer "SKIPPED" 0 "no compute-sanitizer or no test binary"
+fi
+
+# ---- one training step against the official PyTorch step ------------------------------------------------------
+# `disco step --device cuda` (FP32, disco's kernels) against the official train.py step in
+# float64 on the CPU (tools/parity_check.py: every loss, gradient and updated parameter within
+# 1e-4 relative, with its documented exceptions), on a small model (64 px, base 16, code 64,
+# sep 8, batch 2). Exit 77 (skipped) when this python3 has no torch + numpy.
+DISCO_BIN="$BUILD/examples/disco"
+if [ -x "$DISCO_BIN" ]; then
+  step parity_cuda 240 python3 "$ROOT/tools/parity_check.py" --disco "$DISCO_BIN" --device cuda \
+    --resolution 64 --sep 8 --code-channels 64 --base-channels 16 --batch 2 --threads 8
+else
+  record parity_cuda "NOT BUILT" 0 "$DISCO_BIN missing"
 fi
 
 # ---- benchmarks ---------------------------------------------------------------------------------------------
@@ -246,6 +264,7 @@ fi
   done
   [ -f "$OUT/ops_cuda.log" ] && { echo "ops_cuda (GB/s against the device copy bandwidth):"; grep -E "^copy peak:|^fused_loss_fraction_of_copy:|^(instance_norm|elementwise)_vs_cudnn:|MISMATCH|ERROR|^ops_cuda: (no CUDA|error)" "$OUT/ops_cuda.log" | sed 's/^/  /'; }
   [ -f "$OUT/step_vs_pytorch.md" ] && { echo "training step, disco vs PyTorch:"; grep -E "^\|" "$OUT/step_vs_pytorch.md" | sed 's/^/  /'; }
+  [ -f "$OUT/parity_cuda.log" ] && { echo "disco step --device cuda vs the official PyTorch step (float64):"; grep -E "^worst relative error|^PASS|^FAIL|^SKIP|^error" "$OUT/parity_cuda.log" | sed 's/^/  /'; }
   for n in conv ops; do
     [ -s "$OUT/ncu_$n.csv" ] && { echo "ncu ($n kernels):"; python3 "$ROOT/tools/ncu_summary.py" "$OUT/ncu_$n.csv" --top 30 | sed 's/^/  /'; }
   done

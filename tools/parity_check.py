@@ -4,11 +4,13 @@
     python3 tools/parity_check.py --disco build/examples/disco
         [--resolution 128 --sep 25 --code-channels 512 --base-channels 32 --batch 2
          --seed 0 --disc-weight 0.001 --lr 2e-4 --disc-lr 2e-4 --keep DIR]
+        [--device cuda [--math fp32|tf32|bf16] [--conv-algo disco|cudnn]]
 
 Builds a random reference model (torch.manual_seed(seed), PyTorch default init) and a
 random batch, writes them as safetensors (W: the four prefixed state dicts, B: float32
 `a` and `b`), runs the official step (tools/disco_reference.py) on CPU in float64 and in
-float32 (2 threads), runs `disco step`, and compares every entry of its result:
+float32 (2 threads), runs `disco step` (on the CPU, or with --device cuda on the GPU), and
+compares every entry of its result:
 
     err = ||disco - ref|| / max(||ref||, tiny)      per tensor, ref = the float64 step
 
@@ -87,8 +89,18 @@ def parse_args():
     p.add_argument("--threads", type=int, default=2, help="torch and disco (OMP_NUM_THREADS) threads")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed for `disco step`")
     p.add_argument("--keep", metavar="DIR", help="keep W, B, R and the reference results in DIR")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="where `disco step` runs (the references always run on the CPU)")
+    p.add_argument("--math", default="fp32", choices=["fp32", "tf32", "bf16"],
+                   help="--device cuda: precision of convolutions and GEMMs (fp32: the exact path the "
+                        "tolerances are for; tf32 / bf16 need a looser --tol)")
+    p.add_argument("--conv-algo", default="disco", choices=["disco", "cudnn"],
+                   help="--device cuda: disco's convolution kernels or cuDNN's")
     p.add_argument("--verbose", action="store_true")
-    return p.parse_args()
+    args = p.parse_args()
+    if args.device == "cpu" and (args.math != "fp32" or args.conv_algo != "disco"):
+        p.error("--math and --conv-algo apply to --device cuda only")
+    return args
 
 
 def norm(x):
@@ -388,6 +400,8 @@ def main():
            "--sep", str(cfg["sep"]), "--resolution", str(cfg["resolution"]),
            "--code-channels", str(cfg["code_channels"]), "--base-channels", str(cfg["base_channels"]),
            "--disc-weight", repr(cfg["disc_weight"]), "--lr", repr(cfg["lr"]), "--disc-lr", repr(cfg["disc_lr"])]
+    if args.device == "cuda":
+        cmd += ["--device", "cuda", "--math", args.math, "--conv-algo", args.conv_algo]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     log("running: %s" % " ".join(cmd))
     t0 = time.time()

@@ -5,6 +5,9 @@
 #include <disco/data/data.hpp>
 #include <disco/disco.hpp>
 #include <disco/model/checkpoint.hpp>
+#ifdef DISCO_WITH_CUDA
+#include <disco/cuda.hpp>
+#endif
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -150,6 +153,40 @@ inline void ensure_dir(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   DISCO_CHECK(fs::is_directory(dir), "cannot create output folder '", dir, "'", ec ? ": " + ec.message() : "");
+}
+
+// --device / --conv-algo / --math of `train` and `step`: checks them and calls run(CPU{}) or,
+// after applying the convolution / GEMM settings, run(CUDA{}). An empty math is
+// default_math. extra_cuda_only: a flag of the command that needs --device cuda ("" if none).
+template <class F>
+auto on_device(const std::string& device, const std::string& conv_algo, const std::string& math,
+               const char* default_math, const std::string& extra_cuda_only, F&& run) {
+  DISCO_CHECK(conv_algo.empty() || conv_algo == "disco" || conv_algo == "cudnn", "--conv-algo: '", conv_algo,
+              "' is not disco or cudnn");
+  DISCO_CHECK(math.empty() || math == "fp32" || math == "tf32" || math == "bf16", "--math: '", math,
+              "' is not fp32, tf32 or bf16");
+  if (device == "cpu") {
+    DISCO_CHECK(conv_algo.empty() && math.empty() && extra_cuda_only.empty(), "--conv-algo, --math",
+                extra_cuda_only.empty() ? "" : " and " + extra_cuda_only,
+                " apply to --device cuda only (the CPU computes in float32)");
+    return run(CPU{});
+  }
+  if (device == "cuda") {
+#ifdef DISCO_WITH_CUDA
+    DISCO_CHECK(cuda::device_available(), "--device cuda: no usable CUDA device found (driver or GPU missing); "
+                                          "use --device cpu");
+    const std::string m = math.empty() ? std::string(default_math) : math;
+    cuda::conv_settings().algo = conv_algo == "cudnn" ? cuda::ConvAlgo::Cudnn : cuda::ConvAlgo::Custom;
+    cuda::conv_settings().mode =
+        m == "fp32" ? cuda::MathMode::FP32 : (m == "bf16" ? cuda::MathMode::BF16 : cuda::MathMode::TF32);
+    if (conv_algo == "cudnn") DISCO_CHECK(cuda::cudnn_available(), "--conv-algo cudnn: this build of disco has no cuDNN");
+    return run(CUDA{});
+#else
+    fail("--device cuda: this build of disco has no CUDA backend (configure with -DDISCO_CUDA=ON on a machine "
+         "with nvcc); use --device cpu");
+#endif
+  }
+  fail("--device: '", device, "' is not cpu or cuda");
 }
 
 // Registration of each subcommand (one file each).

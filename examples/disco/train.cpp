@@ -14,9 +14,6 @@
 #include <type_traits>
 
 #include "disco/io/atomic_file.hpp"
-#ifdef DISCO_WITH_CUDA
-#include "disco/cuda.hpp"
-#endif
 
 namespace disco::cli {
 
@@ -252,31 +249,8 @@ std::string run_training(TrainOptions o) {
   DISCO_CHECK(o.iters >= 0, "--iters must be >= 0");
   DISCO_CHECK(o.progress_iter >= 1 && o.display_iter >= 1 && o.save_iter >= 1,
               "--progress_iter, --display_iter and --save_iter must be >= 1");
-  DISCO_CHECK(o.conv_algo.empty() || o.conv_algo == "disco" || o.conv_algo == "cudnn", "--conv-algo: '",
-              o.conv_algo, "' is not disco or cudnn");
-  DISCO_CHECK(o.math.empty() || o.math == "fp32" || o.math == "tf32" || o.math == "bf16", "--math: '", o.math,
-              "' is not fp32, tf32 or bf16");
-  if (o.device == "cpu") {
-    DISCO_CHECK(o.conv_algo.empty() && o.math.empty() && !o.cuda_graph,
-                "--conv-algo, --math and --cuda-graph apply to --device cuda only (the CPU computes in float32)");
-    return train_on<CPU>(o);
-  }
-  if (o.device == "cuda") {
-#ifdef DISCO_WITH_CUDA
-    DISCO_CHECK(cuda::device_available(), "--device cuda: no usable CUDA device found (driver or GPU missing); "
-                                          "use --device cpu");
-    cuda::conv_settings().algo = o.conv_algo == "cudnn" ? cuda::ConvAlgo::Cudnn : cuda::ConvAlgo::Custom;
-    cuda::conv_settings().mode =
-        o.math == "fp32" ? cuda::MathMode::FP32 : (o.math == "bf16" ? cuda::MathMode::BF16 : cuda::MathMode::TF32);
-    if (o.conv_algo == "cudnn")
-      DISCO_CHECK(cuda::cudnn_available(), "--conv-algo cudnn: this build of disco has no cuDNN");
-    return train_on<CUDA>(o);
-#else
-    fail("--device cuda: this build of disco has no CUDA backend (configure with -DDISCO_CUDA=ON on a machine "
-         "with nvcc); use --device cpu");
-#endif
-  }
-  fail("--device: '", o.device, "' is not cpu or cuda");
+  return on_device(o.device, o.conv_algo, o.math, "tf32", o.cuda_graph ? "--cuda-graph" : "",
+                   [&](auto backend) { return train_on<decltype(backend)>(o); });
 }
 
 void add_train(CLI::App& app) {

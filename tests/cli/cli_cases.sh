@@ -190,6 +190,9 @@ bad_step_config)
   run step --weights "$MODEL/weights.safetensors" --batch "$MODEL/weights.safetensors" --out "$WORK/r.safetensors" \
     --resolution 64 --base-channels 8 --code-channels 32 --sep 4 --disc-hidden 32
   fail_with "no tensor 'a'"
+  run step --weights "$MODEL/weights.safetensors" --batch "$MODEL/weights.safetensors" --out "$WORK/r.safetensors" \
+    --resolution 64 --base-channels 8 --code-channels 32 --sep 4 --disc-hidden 32 --math tf32
+  fail_with "--math" "--device cuda only"
   [[ ! -e $WORK/r.safetensors ]] || die "a result file was written after a failure"
   ;;
 bad_truncated_checkpoint)

@@ -122,6 +122,16 @@ if(TARGET disco_tool)
                    ${CMAKE_CURRENT_BINARY_DIR}/emu_train_cuda)
   set_tests_properties(emu.cli.train_cuda PROPERTIES LABELS emu TIMEOUT 300
                        ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+  # `disco step --device cuda` (disco's CUDA kernels, FP32, on the emulation) against the official
+  # PyTorch step in float64: tools/parity_check.py's tolerances, as cli.parity_pytorch for the CPU
+  find_program(DISCO_PYTHON3 NAMES python3)
+  if(DISCO_PYTHON3)
+    add_test(NAME emu.cli.parity_cuda
+             COMMAND ${DISCO_PYTHON3} ${PROJECT_SOURCE_DIR}/tools/parity_check.py --disco $<TARGET_FILE:emu_disco>
+                     --device cuda --resolution 64 --sep 8 --code-channels 64 --base-channels 16 --batch 2)
+    set_tests_properties(emu.cli.parity_cuda PROPERTIES LABELS "emu;pytorch" TIMEOUT 300 SKIP_RETURN_CODE 77
+                         ENVIRONMENT "OMP_NUM_THREADS=2;OMP_WAIT_POLICY=passive;DISCO_CONV_AUTOTUNE=0")
+  endif()
 endif()
 # benchmarks/ops_cuda on the emulated backend at tiny sizes (--small): the whole program path,
 # its correctness checks against the CPU backend included, without a GPU. The emulation has no
