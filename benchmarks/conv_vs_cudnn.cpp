@@ -7,7 +7,7 @@
 //   conv_vs_cudnn [--size 128|256] [--batch 32] [--iters 20] [--warmup 3] [--math tf32,bf16]
 //                 [--only SUBSTR[,SUBSTR...]] [--csv PATH] [--no-tune] [--self-test] [--list]
 //
-// Without a CUDA device it prints a skip line and exits 0. --self-test checks the layer table
+// Without a CUDA device it prints a skip line and exits 77. --self-test checks the layer table
 // and the FLOP arithmetic on the CPU (a ctest). Directions are those of the Conv2dProblem: for
 // a transposed convolution the forward pass is dgrad ("role" column).
 // BF16 timing of cuDNN covers the cuDNN call on bf16 tensors only; disco reads and writes
@@ -239,7 +239,7 @@ int main(int argc, char** argv) {
   }
   if (!dc::device_available()) {
     std::printf("SKIP: no CUDA device (conv_vs_cudnn needs a GPU; --self-test runs without one)\n");
-    return 0;
+    return 77;
   }
   std::vector<dc::MathMode> modes;
   if (maths.find("fp32") != std::string::npos) modes.push_back(dc::MathMode::FP32);

@@ -41,7 +41,7 @@ seconds. "time/eager" = the row's median / the eager row's median (< 1: faster).
 Output: a table and the versions on stdout; step_vs_pytorch.csv, step_vs_pytorch.md and one
 log per row (step_vs_pytorch_<row>.log) in --out (default $DISCO_OUT_DIR, else the current
 directory). Without a CUDA device (torch.cuda.is_available() false): prints
-"SKIP: no CUDA device" and exits 0. --device cpu runs everything on the CPU (disco with
+"SKIP: no CUDA device" and exits 77. --device cpu runs everything on the CPU (disco with
 --device cpu), only to check the code paths at a tiny config.
 
 Exit status: 0 when the eager row and disco ran (compile failures do not count), else 1.
@@ -518,7 +518,7 @@ def main():
     torch = R.require_torch()  # may re-run this script under a python3 that has torch
     if torch is not None and args.device == "cuda" and not torch.cuda.is_available():
         print("SKIP: no CUDA device")
-        return 0
+        return 77
     signal.signal(signal.SIGTERM, _on_term)
     out_dir = os.path.abspath(args.out or os.environ.get("DISCO_OUT_DIR") or ".")
     os.makedirs(out_dir, exist_ok=True)

@@ -155,7 +155,10 @@ TESTS_BIN="$BUILD/tests/disco_cuda_tests"
 if [ -x "$TESTS_BIN" ]; then
   step ctest_gpu 1200 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 900
   # also the CPU test suite's CUDA index-math checks and the benchmark self-test
-  step ctest_index_math 300 ctest --test-dir "$BUILD" -R "cpu.test_cuda_index_math|bench.conv_vs_cudnn_self_test|bench.ops_cuda_self_test" --output-on-failure
+  # (with --cuda-only the CPU test binary is not built: CI runs the index-math test anyway)
+  SELF_TESTS="bench.conv_vs_cudnn_self_test|bench.ops_cuda_self_test"
+  [ $CUDA_ONLY -eq 1 ] || SELF_TESTS="cpu.test_cuda_index_math|$SELF_TESTS"
+  step ctest_index_math 300 ctest --test-dir "$BUILD" -R "$SELF_TESTS" --output-on-failure
 else
   record ctest_gpu "NOT BUILT" 0 "$TESTS_BIN missing"
 fi

@@ -48,7 +48,7 @@ The `f32 floor` column is the float32 PyTorch step's error against the float64 s
 what float32 arithmetic alone costs. `vs f32` is disco against the float32 PyTorch step.
 
 Exit status: 0 pass, 1 mismatch, 2 usage error or `disco step` failed, 77 skipped
-(python3-torch not installed).
+(python3-torch not installed; with --device cuda also no GPU or a disco without CUDA).
 """
 
 import argparse
@@ -415,6 +415,9 @@ def main():
     if out:
         log("  | " + out.replace("\n", "\n  | "))
     if pr.returncode != 0:
+        if args.device == "cuda" and ("no usable CUDA device" in out or "has no CUDA backend" in out):
+            log("SKIP: --device cuda: no GPU here, or disco was built without CUDA")
+            return 77
         log("error: disco step exited with status %d" % pr.returncode)
         return 2
     try:
