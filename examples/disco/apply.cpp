@@ -11,6 +11,7 @@ struct ApplyOptions {
   std::vector<std::string> base, guide, input;
   int crop = -1;  // -1: the crop stored with the model (else 178)
   std::string resize_mode = "bilinear";
+  std::string device = "cpu", math;
 };
 
 data::Pipeline apply_pipeline(const ApplyOptions& o, int resolution) {
@@ -27,12 +28,12 @@ void check_output(const std::string& out) {
   DISCO_CHECK(parent.empty() || fs::is_directory(parent), "-o: output folder '", parent.string(), "' does not exist");
 }
 
-void run_transfer(const ApplyOptions& o) {
-  check_output(o.output);
-  auto m = load_model<CPU>(o.model);
+template <class B>
+void transfer_on(const ApplyOptions& o) {
+  auto m = load_model<B>(o.model);
   const data::Pipeline p = apply_pipeline(o, m->config().resolution);
-  Tensor<CPU> bases = to_tensor<CPU>(load_files(o.base, p));
-  Tensor<CPU> guides = to_tensor<CPU>(load_files(o.guide, p));
+  Tensor<B> bases = to_tensor<B>(load_files(o.base, p));
+  Tensor<B> guides = to_tensor<B>(load_files(o.guide, p));
   if (o.base.size() == 1 && o.guide.size() == 1) {
     data::save_png(o.output, to_images(m->transfer(bases, guides))[0]);
   } else {
@@ -41,14 +42,24 @@ void run_transfer(const ApplyOptions& o) {
   std::cout << "wrote " << o.output << " (" << o.base.size() << " base x " << o.guide.size() << " guide)\n";
 }
 
-void run_remove(const ApplyOptions& o) {
-  check_output(o.output);
-  auto m = load_model<CPU>(o.model);
+template <class B>
+void remove_on(const ApplyOptions& o) {
+  auto m = load_model<B>(o.model);
   const data::Pipeline p = apply_pipeline(o, m->config().resolution);
-  Tensor<CPU> a = to_tensor<CPU>(load_files(o.input, p));
+  Tensor<B> a = to_tensor<B>(load_files(o.input, p));
   if (o.input.size() == 1) data::save_png(o.output, to_images(m->remove(a))[0]);
   else data::save_png(o.output, removal_grid(*m, a));
   std::cout << "wrote " << o.output << " (" << o.input.size() << " image(s))\n";
+}
+
+void run_transfer(const ApplyOptions& o) {
+  check_output(o.output);
+  on_device(o.device, "", o.math, "tf32", "", [&](auto backend) { transfer_on<decltype(backend)>(o); });
+}
+
+void run_remove(const ApplyOptions& o) {
+  check_output(o.output);
+  on_device(o.device, "", o.math, "tf32", "", [&](auto backend) { remove_on<decltype(backend)>(o); });
 }
 
 void add_common(CLI::App* cmd, ApplyOptions& o) {
@@ -56,6 +67,7 @@ void add_common(CLI::App* cmd, ApplyOptions& o) {
   cmd->add_option("-o,--output", o.output, "output PNG")->required();
   cmd->add_option("--crop", o.crop, "center crop before resizing (default: as in training; 0 = largest square)");
   cmd->add_option("--resize-mode", o.resize_mode, "bilinear or area")->capture_default_str();
+  add_inference_device_options(cmd, o.device, o.math);
 }
 }  // namespace
 

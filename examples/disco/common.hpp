@@ -189,6 +189,12 @@ auto on_device(const std::string& device, const std::string& conv_algo, const st
   fail("--device: '", device, "' is not cpu or cuda");
 }
 
+// --device and --math of the inference commands (transfer, remove, eval).
+inline void add_inference_device_options(CLI::App* cmd, std::string& device, std::string& math) {
+  cmd->add_option("--device", device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--math", math, "--device cuda: fp32, tf32 or bf16 for convolutions and GEMMs (default tf32)");
+}
+
 // Registration of each subcommand (one file each).
 void add_train(CLI::App& app);
 void add_apply(CLI::App& app);  // transfer, remove

@@ -61,32 +61,33 @@ std::pair<double, double> logistic_probe(const Eigen::MatrixXd& Xtr, const Eigen
   return {acc(A, ytr), acc(T, yte)};
 }
 
-Eigen::MatrixXd codes(ContentDisentangler<CPU>& m, const data::Batch& b) {
-  Tensor<CPU> c = m.encode_common(to_tensor<CPU>(b));
-  auto v = c.to_vector<double>();
+template <class B>
+Eigen::MatrixXd codes(ContentDisentangler<B>& m, const data::Batch& b) {
+  Tensor<B> c = m.encode_common(to_tensor<B>(b));
+  auto v = c.template to_vector<double>();
   Eigen::MatrixXd out(c.shape()[0], c.shape()[1]);
   for (Eigen::Index i = 0; i < out.rows(); ++i)
     for (Eigen::Index j = 0; j < out.cols(); ++j) out(i, j) = v[size_t(i * out.cols() + j)];
   return out;
 }
 
-}  // namespace
-
-nlohmann::json run_eval(const EvalOptions& o) {
+template <class B>
+nlohmann::json eval_on(const EvalOptions& o) {
   ensure_dir(o.out);
-  auto m = load_model<CPU>(o.model);
+  auto m = load_model<B>(o.model);
   const int res = m->config().resolution;
   auto ds = open_dataset(o.data, data::Split::Test, res);
   const data::Pipeline p = make_pipeline(o.data, res, false);
   NoGradGuard ng;
   nlohmann::json j;
   j["model"] = o.model;
+  j["device"] = o.device;
   j["config"] = m->config().to_json();
   j["dataset"] = ds->describe();
 
   const int nd = int(std::min<size_t>({size_t(o.num_display), ds->size(data::Domain::A), ds->size(data::Domain::B)}));
-  Tensor<CPU> guides = to_tensor<CPU>(data::first_images(*ds, data::Domain::A, nd, p));
-  Tensor<CPU> bases = to_tensor<CPU>(data::first_images(*ds, data::Domain::B, nd, p));
+  Tensor<B> guides = to_tensor<B>(data::first_images(*ds, data::Domain::A, nd, p));
+  Tensor<B> bases = to_tensor<B>(data::first_images(*ds, data::Domain::B, nd, p));
   const std::string grid = (fs::path(o.out) / "transfer_grid.png").string();
   const std::string rgrid = (fs::path(o.out) / "removal_grid.png").string();
   data::save_png(grid, transfer_grid(*m, bases, guides));
@@ -110,9 +111,9 @@ nlohmann::json run_eval(const EvalOptions& o) {
         ib.push_back(size_t(i));
         ig.push_back(size_t((i + 1) % n));
       }
-      Tensor<CPU> a = to_tensor<CPU>(data::make_batch(*ds, data::Domain::A, ia, p));
-      Tensor<CPU> b = to_tensor<CPU>(data::make_batch(*ds, data::Domain::B, ib, p));
-      Tensor<CPU> g = to_tensor<CPU>(data::make_batch(*ds, data::Domain::A, ig, p));
+      Tensor<B> a = to_tensor<B>(data::make_batch(*ds, data::Domain::A, ia, p));
+      Tensor<B> b = to_tensor<B>(data::make_batch(*ds, data::Domain::B, ib, p));
+      Tensor<B> g = to_tensor<B>(data::make_batch(*ds, data::Domain::A, ig, p));
       for (auto& im : to_images(m->reconstruct(a))) rec_a.push_back(im);
       for (auto& im : to_images(m->decode(m->encode_common(b), m->zero_separate(k)))) rec_b.push_back(im);
       for (auto& im : to_images(m->transfer(b, g))) trans.push_back(im);
@@ -152,6 +153,12 @@ nlohmann::json run_eval(const EvalOptions& o) {
   return j;
 }
 
+}  // namespace
+
+nlohmann::json run_eval(const EvalOptions& o) {
+  return on_device(o.device, "", o.math, "tf32", "", [&](auto backend) { return eval_on<decltype(backend)>(o); });
+}
+
 void add_eval(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
   auto* cmd = app.add_subcommand("eval", "grids, PSNR against ground truth (synthetic data) and the leakage probe");
@@ -159,6 +166,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--out", o->out, "output folder (eval.json, grids)")->capture_default_str();
   cmd->add_option("--count", o->count, "test images per domain")->capture_default_str();
   cmd->add_option("--num-display", o->num_display, "images per side of the grids")->capture_default_str();
+  add_inference_device_options(cmd, o->device, o->math);
   add_data_options(cmd, o->data);
   cmd->callback([o] {
     if (o->data.dataroot.empty() && o->data.domain_a.empty()) o->data.synthetic = true;

@@ -10,6 +10,7 @@ struct EvalOptions {
   DataOptions data;
   int count = 1000;      // test images per domain (half train the leakage probe, half test it)
   int num_display = 8;   // grid size
+  std::string device = "cpu", math;  // --device cpu|cuda, --math (cuda: fp32|tf32|bf16, default tf32)
 };
 
 // Grids, and on the synthetic data PSNRs against ground truth and the leakage probe.

@@ -246,6 +246,10 @@ bad_options)
   fail_with "--math" "fp16"
   run train --synthetic "${SMALL[@]}" --iters 1 --device cuda --conv-algo fft --out "$WORK/out"
   fail_with "--conv-algo" "fft"
+  run remove --model "$MODEL/weights.safetensors" -o "$WORK/r.png" --math bf16 "$ASSETS/data/testA/img0.png"
+  fail_with "--math" "--device cuda only"
+  run eval --model "$MODEL/weights.safetensors" --device gpu --out "$WORK/ev"
+  fail_with "--device" "gpu"
   run train "${SMALL[@]}" --iters 1 --out "$WORK/out"
   fail_with "no data given"
   ;;
