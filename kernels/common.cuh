@@ -5,6 +5,7 @@
 // ever compiled by nvcc (src/cuda/*.cu).
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 
@@ -17,6 +18,17 @@ constexpr int kBlock = 256;  // default threads per block of the element-wise / 
 #define DISCO_GRID_STRIDE(i, n)                                                      \
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < int64_t(n); \
        i += int64_t(gridDim.x) * blockDim.x)
+
+// The block's dynamic shared memory (the launch's third <<<>>> argument), as a 16-byte aligned
+// `unsigned char name[]` that the kernel carves into its buffers. More than 48 KB needs the
+// kernel's cudaFuncAttributeMaxDynamicSharedMemorySize raised first (cudaFuncSetAttribute).
+// The CPU emulations (tests/emu, tests/emu_backend) define it before including the kernels:
+// a per-launch buffer, NaN-poisoned before every block, with guard pages around it.
+#ifndef DISCO_DYNAMIC_SMEM
+#define DISCO_DYNAMIC_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
+// Without an opt-in, a block may use at most this much shared memory (static + dynamic).
+constexpr size_t kSmemDefaultLimit = 48 * 1024;
 
 template <class T>
 __device__ __forceinline__ T warp_sum(T v) {

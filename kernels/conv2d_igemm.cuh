@@ -5,11 +5,17 @@
 // One thread block computes a BM x BN tile of C = A * B (GEMM views and index math:
 // include/disco/problem/conv2d_index.hpp, unit-tested on the CPU). Per BK-slice of the
 // reduction, the block gathers the A and B tiles straight from the NCHW tensors into shared
-// memory with 4-byte cp.async (zero-fill for padding / out-of-range elements) in a
-// Tile::STAGES-deep pipeline: the copies of slices i+1 .. i+STAGES-1 are in flight while
-// slice i is multiplied, one barrier per slice. Shared memory
-// holds float32 in every math mode; TF32 / BF16 rounding happens when the mma fragments are
-// built (cvt.rna.tf32.f32 / __floats2bfloat162_rn), so one loader serves all three modes.
+// memory with 4-byte cp.async (zero-fill for padding / out-of-range elements; fprop's weights
+// as 16-byte copies when aligned) in a Tile::STAGES-deep pipeline: the copies of slices
+// i+1 .. i+STAGES-1 are in flight while slice i is multiplied, one barrier per slice. Shared
+// memory holds float32 in every math mode; TF32 / BF16 rounding happens when the mma fragments
+// are built (cvt.rna.tf32.f32 / __floats2bfloat162_rn), so one loader serves all three modes.
+//
+// Shared memory is DYNAMIC (DISCO_DYNAMIC_SMEM, kernels/common.cuh): the launch passes
+// conv_igemm_smem_bytes<View, MATH, Tile>() bytes, which the kernel carves into the STAGES A
+// and B buffers and wgrad's column table (ConvSmem). Tiles over 48 KB (the large one,
+// 105-111.5 KB) need cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+// bytes) before their first launch on a device; the launcher (src/cuda/conv_custom.cu) does it.
 //
 // Warps tile the block as WARPS_M x WARPS_N; a warp owns a WM x WN sub-tile made of
 // MI x NI fragments of 16 x 8, accumulators in the mma.sync C layout:
@@ -50,9 +56,17 @@ struct ConvTile {
   static_assert(kThreads % BM == 0 && BK % (kThreads / BM) == 0, "m-fast A loader");
   static_assert(kThreads % BK == 0 && BM % (kThreads / BK) == 0 && BN % (kThreads / BK) == 0, "k-fast loaders");
 };
-// Static shared memory stays under 48 KB: 2 stages for the large tile (42-44 KB), 3 for the
-// others (29-36 KB; their occupancy is bounded by registers, not shared memory).
-using ConvTileLarge = ConvTile<128, 128, 16, 2, 4, 2>;  // 256 threads, warp tile 64 x 32
+// The tiles and their dynamic shared memory (ConvSmem below; the range covers the math modes
+// and wgrad's column table):
+//  * large: 128 x 128, BK = 32, 3 stages -- the usual Ampere / Hopper tensor-core GEMM tile:
+//    105-111.5 KB (107520 .. 114176 bytes), over the 48 KB default, so the launcher opts in.
+//    Two blocks (2 x (111.5 + 1 reserved) KB) fit the 228 KB of an H100 SM; so do their
+//    registers where a thread uses <= 128 (sm_90: all but FP32 dgrad, which gets one block).
+//  * small 64 x 64 and narrow 128 x 32: BK = 16, 3 stages, 28.5-34.3 KB (no opt-in needed;
+//    their occupancy is bounded by registers, not shared memory).
+// BK = 32 halves the barriers and pipeline bookkeeping per reduction element of the large
+// tile; the split-K plans count k-tiles of the tile's own BK (conv_custom.cu: k_tiles).
+using ConvTileLarge = ConvTile<128, 128, 32, 2, 4, 3>;  // 256 threads, warp tile 64 x 32
 using ConvTileSmall = ConvTile<64, 64, 16, 2, 2, 3>;    // 128 threads, warp tile 32 x 32
 using ConvTileNarrow = ConvTile<128, 32, 16, 4, 1, 3>;  // 128 threads, warp tile 32 x 32: GEMMs with N <= 32
                                                         // (3, 25 and 32 output channels)
@@ -159,14 +173,51 @@ __device__ __forceinline__ void mma_bf16_16x8x16(float (&c)[4], const uint32_t (
 #endif
 }
 
-// Shared-memory row strides (floats), padded against bank conflicts of the fragment reads:
-// TF32 / FP32 read As[t][g] (stride = 8 mod 32) and Bs[g][t] (stride = 4 mod 32); BF16 reads
-// As[2t][g] (stride = 4 mod 32) and float2 Bs[g][2t..2t+1] (stride = 8 mod 16 pairs).
-template <ConvMath MATH, class Tile>
+// ---- shared-memory layout ------------------------------------------------------------------------
+// Row strides (floats) of As[STAGES][BK][AST] and Bs[STAGES][BN][BST], padded so that the
+// fragment reads of warp_mma_slice are free of bank conflicts (32 banks of 4 bytes; a warp's
+// lane = 4 g + t, g in 0..7, t in 0..3; word w sits in bank w mod 32):
+//  * TF32 A: As[k0 + t][r + g] -> bank (t AST + g) mod 32: the 4 rows t must start 8 banks
+//    apart, AST = 8 mod 16: BM + 8 (136, 72). FP32 reads As[kk][r + g]: one row, any stride.
+//  * BF16 A: As[k0 + 2t (+1)][r + g] -> bank (2t AST + g) mod 32: 2 AST = 8 mod 16, i.e.
+//    AST = 4 mod 8: BM + 4 (132, 68).
+//  * TF32 B: Bs[c + g][k0 + t] -> bank (g BST + t) mod 32: the 8 rows g must start 4 banks
+//    apart, BST = 4 mod 8. FP32 reads Bs[c + 2t (+1)][kk] (rows 2t, g broadcasts): 2 BST =
+//    8 mod 16, the same condition. BST = BK + 4: 20 for BK = 16, 36 for BK = 32.
+//  * BF16 B: float2 Bs[c + g][k0 + 2t .. 2t+1]: 8-byte accesses are served per half warp
+//    (g in 0..3, then 4..7), whose 16 lanes must cover 32 distinct banks: rows g start 8 banks
+//    apart, BST = 8 mod 16 (and even: 8-byte aligned). BST = BK + 8: 24 for BK = 16, 40 for
+//    BK = 32.
+// The padding depends on BK only through BK mod 16, so BK = 16 and 32 get the same residues;
+// the static_asserts check them. The loaders' stores are conflict-free too where a warp writes
+// one row (m-fast A, k-fast B with BK = 32; fprop's 16-byte B copies: 8 lanes per row, rows
+// 16-byte aligned since BST % 4 == 0). Wgrad's k-fast A loader writes columns (lane = k):
+// with AST = 8 mod 32 (TF32 / FP32) that is a 4-way (BK = 16) / 8-way (BK = 32) store
+// conflict, with AST = 4 mod 32 (BF16) 2-way / 4-way; the read conditions above rule out a
+// stride that would avoid it.
+//
+// Byte layout of the dynamic shared memory, every part 16-byte aligned: As, then Bs, then (views
+// with kBTable: wgrad) the block's column table Bt[BN] of int4.
+template <ConvMath MATH, class Tile, bool BTABLE = false>
 struct ConvSmem {
   static constexpr int AST = Tile::BM + (MATH == ConvMath::BF16 ? 4 : 8);
   static constexpr int BST = Tile::BK + (MATH == ConvMath::BF16 ? 8 : 4);
+  static_assert(MATH == ConvMath::BF16 ? (AST % 8 == 4 && BST % 16 == 8) : (AST % 16 == 8 && BST % 8 == 4),
+                "conflict-free fragment reads (see above)");
+  static_assert(BST % 4 == 0 && AST % 4 == 0, "16-byte aligned rows (vector B loader, float2 reads)");
+  static constexpr size_t kABytes = sizeof(float) * Tile::STAGES * Tile::BK * AST;
+  static constexpr size_t kBBytes = sizeof(float) * Tile::STAGES * Tile::BN * BST;
+  static constexpr size_t kBtBytes = BTABLE ? sizeof(int4) * Tile::BN : 0;
+  static constexpr size_t kAOffset = 0, kBOffset = kABytes, kBtOffset = kABytes + kBBytes;
+  static constexpr size_t kBytes = kBtOffset + kBtBytes;
+  static_assert(kBOffset % 16 == 0 && kBtOffset % 16 == 0, "16-byte aligned parts");
+  static_assert(kBytes <= 227 * 1024, "over the 227 KB a block may opt in to (sm_80: 163 KB)");
 };
+// Dynamic shared memory of one conv_igemm_kernel<View, MATH, Tile> block: the launch's size.
+template <class View, ConvMath MATH, class Tile>
+constexpr size_t conv_igemm_smem_bytes() {
+  return ConvSmem<MATH, Tile, View::kBTable>::kBytes;
+}
 
 // ---- tile loaders -------------------------------------------------------------------------------
 // A tile -> As[k][m]. m-fast: each thread owns one row m (context decoded once) and walks its
@@ -338,10 +389,15 @@ template <class View, ConvMath MATH, class Tile>
 __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid_constant__ ConvKernelArgs args) {
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK;
   constexpr int MI = Tile::MI, NI = Tile::NI;
-  constexpr int AST = ConvSmem<MATH, Tile>::AST, BST = ConvSmem<MATH, Tile>::BST;
+  using Smem = ConvSmem<MATH, Tile, View::kBTable>;
+  constexpr int AST = Smem::AST, BST = Smem::BST;
   constexpr int STAGES = Tile::STAGES;
-  __shared__ __align__(16) float As[STAGES][BK][AST];
-  __shared__ __align__(16) float Bs[STAGES][BN][BST];
+  // Dynamic shared memory of conv_igemm_smem_bytes<View, MATH, Tile>() bytes:
+  // As[STAGES][BK][AST], Bs[STAGES][BN][BST] and (wgrad) the column table Bt[BN].
+  DISCO_DYNAMIC_SMEM(smem);
+  float(*const As)[BK][AST] = reinterpret_cast<float(*)[BK][AST]>(smem + Smem::kAOffset);
+  float(*const Bs)[BN][BST] = reinterpret_cast<float(*)[BN][BST]>(smem + Smem::kBOffset);
+  int4* const Bt = reinterpret_cast<int4*>(smem + Smem::kBtOffset);  // BN entries, views with kBTable only
 
   const convidx::ConvGemmParams& g = args.g;
   const int slot = int(blockIdx.z) / args.splits;
@@ -361,8 +417,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
   const int wn0 = (warp % Tile::WARPS_N) * Tile::WN;
 
   ATileLoader<View, Tile, AST> aload(g, slot, m0, tid, kt_begin * BK);
-  // the wgrad column table (a dummy entry for the other views)
-  __shared__ __align__(16) int4 Bt[View::kBTable ? BN : 1];
+  // the wgrad column table
   if constexpr (View::kBTable) {
     for (int t = tid; t < BN; t += Tile::kThreads) {
       const typename View::BEntry e = View::b_entry(g, n0 + t);

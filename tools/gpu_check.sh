@@ -168,7 +168,7 @@ SAN="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitize
 if [ -x "$TESTS_BIN" ] && [ -x "$SAN" ]; then
   for tool in memcheck racecheck synccheck; do
     # heuristic conv plans (no tuning runs under the sanitizer): they already cover the three
-    # tile shapes (2- and 3-stage pipelines), split-K and dgrad phases on these problems
+    # tile shapes (3-stage pipelines, dynamic shared memory over 48 KB for 128x128), split-K and dgrad phases on these problems
     step "sanitizer_$tool" 900 env DISCO_CONV_AUTOTUNE=0 "$SAN" --tool "$tool" --error-exitcode 3 "$TESTS_BIN" "[sanitize]"
   done
 else

@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -42,9 +43,30 @@ ConvMath to_math(MathMode m) {
   return ConvMath::FP32;
 }
 
+int current_device_id() {
+  int d = 0;
+  DISCO_CUDA_CHECK(cudaGetDevice(&d));
+  return d;
+}
+
+// The kernel's shared memory is dynamic (kernels/conv2d_igemm.cuh, ConvSmem). Over 48 KB (the
+// large tile) the kernel must opt in first: cudaFuncSetAttribute(MaxDynamicSharedMemorySize),
+// once per instantiation and device (the attribute belongs to the device's context), recorded
+// in a per-instantiation bit mask. Concurrent first launches may both set it: harmless.
 template <class View, ConvMath MATH, class Tile>
 void launch_tile(const kern::ConvKernelArgs& args, dim3 grid) {
-  kern::conv_igemm_kernel<View, MATH, Tile><<<grid, Tile::kThreads, 0, detail::stream()>>>(args);
+  constexpr size_t smem = kern::conv_igemm_smem_bytes<View, MATH, Tile>();
+  if constexpr (smem > kern::kSmemDefaultLimit) {
+    static std::atomic<uint64_t> opted_in{0};  // bit d: done on device d (devices >= 64: every launch)
+    const int dev = current_device_id();
+    const uint64_t bit = dev >= 0 && dev < 64 ? uint64_t(1) << dev : 0;
+    if (!bit || !(opted_in.load(std::memory_order_acquire) & bit)) {
+      const auto kernel = kern::conv_igemm_kernel<View, MATH, Tile>;
+      DISCO_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      opted_in.fetch_or(bit, std::memory_order_release);
+    }
+  }
+  kern::conv_igemm_kernel<View, MATH, Tile><<<grid, Tile::kThreads, smem, detail::stream()>>>(args);
   DISCO_CUDA_CHECK_LAUNCH();
 }
 
@@ -115,12 +137,29 @@ int heuristic_splits(const convidx::ConvGemmParams& g, TileKind t, int sms) {
   return int(std::max<int64_t>(std::min(s, max_splits(g, t)), 1));
 }
 
+// The large tile's dynamic shared memory (up to 111.5 KB) fits the per-block opt-in limit of
+// sm_80 (163 KB) and sm_90 (227 KB), not that of sm_86 / sm_89 (99 KB): there it is never planned.
+bool large_tile_fits_device() {
+  static const bool fits = [] {
+    using kern::ConvTileLarge;
+    constexpr size_t need = std::max({kern::conv_igemm_smem_bytes<convidx::FpropView, ConvMath::BF16, ConvTileLarge>(),
+                                      kern::conv_igemm_smem_bytes<convidx::DgradView, ConvMath::BF16, ConvTileLarge>(),
+                                      kern::conv_igemm_smem_bytes<convidx::WgradView, ConvMath::BF16, ConvTileLarge>(),
+                                      kern::conv_igemm_smem_bytes<convidx::WgradView, ConvMath::FP32, ConvTileLarge>()});
+    int dev = 0, optin = 0;
+    DISCO_CUDA_CHECK(cudaGetDevice(&dev));
+    DISCO_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    return size_t(optin) >= need;
+  }();
+  return fits;
+}
+
 // Large tiles when they alone give every SM a block; the narrow tile when the GEMM has at most
 // 32 columns (no MMA work on columns that do not exist); else the small tile.
 LaunchPlan plan_heuristic(const convidx::ConvGemmParams& g) {
   const int sms = device_sm_count();
   LaunchPlan pl;
-  if (output_tiles(g, TileKind::Large) >= sms && g.gemm_n > 32)
+  if (large_tile_fits_device() && output_tiles(g, TileKind::Large) >= sms && g.gemm_n > 32)
     pl.tile = TileKind::Large;
   else if (g.gemm_n <= 32)
     pl.tile = TileKind::Narrow;
@@ -141,6 +180,7 @@ std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g) {
   };
   for (TileKind t : {TileKind::Large, TileKind::Small, TileKind::Narrow}) {
     if (t == TileKind::Narrow && g.gemm_n > 64) continue;  // too many column tiles to pay
+    if (t == TileKind::Large && !large_tile_fits_device()) continue;
     const int h = heuristic_splits(g, t, sms);
     add(t, 1);
     add(t, h);
@@ -199,12 +239,6 @@ bool autotune_default() {
 std::atomic<bool>& autotune_flag() {
   static std::atomic<bool> on{autotune_default()};
   return on;
-}
-
-int current_device_id() {
-  int d = 0;
-  DISCO_CUDA_CHECK(cudaGetDevice(&d));
-  return d;
 }
 
 // Cache key: the direction, the problem, the math mode, the dgrad phase batch and the device.

@@ -13,8 +13,9 @@
 //   conv_igemm_emu --full    every problem x math mode x {small, large, narrow tile} x
 //                            {1 split, 2-3 splits}: 198 cases, about 2-3 minutes on 2 cores
 //
-// It checks the kernel's index math, loaders, fragment layouts, double buffering / barrier
-// structure, epilogue, split-K and phase handling -- not the asynchronous behaviour of
+// It checks the kernel's index math, loaders, fragment layouts, the multi-stage pipeline's
+// buffer / barrier structure, the dynamic shared-memory layout (NaN-poisoned per block, guard
+// pages) and the launch's size and opt-in, epilogue, split-K and phase handling -- not the asynchronous behaviour of
 // cp.async, real tensor cores or the GPU memory model (cuda_emu.hpp).
 #include "emu/cuda_emu.hpp"  // must come first: keyword shims + DISCO_KERNEL_EMULATION
 
@@ -39,11 +40,25 @@ using disco::cuda::kern::ConvTileSmall;
 
 namespace {
 
+int g_failures = 0;
+bool g_launch_failed = false;  // a launch of the current case failed (its line says FAIL)
+
 // One kernel launch (plus the split-K reduction when splits > 1), as src/cuda/conv_custom.cu
-// would do it: grid (ceil(max_m / BM), ceil(gemm_n / BN), num_slots * splits).
+// would do it: grid (ceil(max_m / BM), ceil(gemm_n / BN), num_slots * splits), dynamic shared
+// memory conv_igemm_smem_bytes (over 48 KB after the cudaFuncSetAttribute opt-in). A failed
+// launch (emulated like a real one: too much dynamic shared memory) counts as a failure.
 template <class View, ConvMath MATH, class Tile>
 void run_conv(const ConvGemmParams& g, const float* a, const float* b, float* out, const float* bias, bool accumulate,
               int splits) {
+  const auto kernel = disco::cuda::kern::conv_igemm_kernel<View, MATH, Tile>;
+  constexpr size_t smem = disco::cuda::kern::conv_igemm_smem_bytes<View, MATH, Tile>();
+  if (smem > disco::cuda::kern::kSmemDefaultLimit) {
+    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) {
+      std::printf("cudaFuncSetAttribute(MaxDynamicSharedMemorySize, %zu) failed: %s\n", smem, cudaGetErrorName(e));
+      g_launch_failed = true;
+    }
+  }
   ConvKernelArgs args{};
   args.g = g;
   args.a_src = a;
@@ -58,7 +73,13 @@ void run_conv(const ConvGemmParams& g, const float* a, const float* b, float* ou
   args.ws = splits > 1 ? ws.data() : nullptr;
   const dim3 grid(unsigned((g.max_m + Tile::BM - 1) / Tile::BM), unsigned((g.gemm_n + Tile::BN - 1) / Tile::BN),
                   unsigned(g.num_slots * splits));
-  disco_emu::launch(grid, Tile::kThreads, [&] { disco::cuda::kern::conv_igemm_kernel<View, MATH, Tile>(args); });
+  const cudaError_t e = disco_emu::launch(grid, Tile::kThreads, smem, reinterpret_cast<const void*>(kernel),
+                                          [&] { kernel(args); });
+  if (e != cudaSuccess) {
+    std::printf("launch of the %dx%d tile with %zu bytes of dynamic shared memory failed: %s\n", Tile::BM, Tile::BN,
+                smem, cudaGetErrorName(e));
+    g_launch_failed = true;
+  }
   if (splits > 1)  // grid-stride kernel: one block of 32 threads covers everything
     disco_emu::launch(dim3(1), 32, [&] { disco::cuda::kern::conv_splitk_reduce_kernel<View>(args); });
 }
@@ -85,12 +106,11 @@ std::vector<double> to_double(const std::vector<float>& v) { return std::vector<
 
 const char* math_name(ConvMath m) { return m == ConvMath::FP32 ? "FP32" : m == ConvMath::TF32 ? "TF32" : "BF16"; }
 
-int g_failures = 0;
-
 // fprop (+ bias), dgrad (every phase), wgrad, wgrad accumulating onto its own result.
 template <ConvMath MATH, class Tile>
 void check(const char* name, const Conv2dProblem& p, int splits) {
   const auto t0 = std::chrono::steady_clock::now();
+  g_launch_failed = false;
   const auto x = random_vec(p.x_size()), w = random_vec(p.w_size());
   const auto dy = random_vec(p.y_size()), bias = random_vec(p.K);
   const auto y_ref = ref::conv2d_fprop(p, to_double(x), to_double(w), to_double(bias));
@@ -113,7 +133,7 @@ void check(const char* name, const Conv2dProblem& p, int splits) {
 
   const double tol = MATH == ConvMath::FP32 ? 1e-5 : 5e-3;
   const double err[4] = {rel_l2(y, y_ref), rel_l2(dx, dx_ref), rel_l2(dw, dw_ref), rel_l2(dw2, dw2_ref)};
-  bool ok = true;
+  bool ok = !g_launch_failed;
   for (double e : err) ok = ok && e <= tol;  // also false for NaN / inf
   if (!ok) ++g_failures;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

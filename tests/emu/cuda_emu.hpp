@@ -10,6 +10,13 @@
 //    __grid_constant__ are defined away; __shared__ becomes `static`, so each kernel
 //    instantiation has ONE static copy of its shared arrays, used by every emulated thread.
 //    That is why blocks run one after the other (never two blocks at once).
+//  * Dynamic shared memory (DISCO_DYNAMIC_SMEM of kernels/common.cuh): the launch overload
+//    with `smem_bytes` maps a buffer of that size (dynamic_smem.hpp: 16-byte aligned, guard
+//    pages around it, so an access past the launch's size faults) and fills it with NaN before
+//    every block, so a read of a word the block never wrote shows up. Like a real launch it
+//    FAILS (returns cudaErrorInvalidValue, runs nothing) above 227 KB, and above 48 KB unless
+//    cudaFuncSetAttribute(func, cudaFuncAttributeMaxDynamicSharedMemorySize, >= smem_bytes)
+//    was called for `func` (emulated below).
 //  * Threads: one std::thread per CUDA thread of the block (1-D blocks only); threadIdx /
 //    blockIdx are thread_local, blockDim / gridDim global. The same threads run all blocks
 //    of a launch, with a barrier between blocks; they are kept in a pool for later launches.
@@ -49,8 +56,9 @@
 //    accumulation order / rounding inside one mma differs from the double sum used here;
 //    results are compared with a tolerance, not bitwise.
 //  * The GPU memory model and warp scheduling: threads run on x86 (TSO), blocks in sequence;
-//    no bank conflicts, no occupancy, no timing, no register or shared-memory limits, no
-//    alignment faults of the float2 shared-memory reads.
+//    no bank conflicts, no occupancy, no timing, no register limits, no static shared-memory
+//    limit (only the dynamic one, see above), no alignment faults of the float2 shared-memory
+//    reads.
 //  * The host launchers (src/cuda/conv_custom.cu: grid sizes, tile choice, split counts,
 //    workspace sizing; src/cuda/disco_cuda.cu): the tests launch the kernels themselves
 //    (kernels_emu.cpp re-implements disco_cuda.cu's launch configuration).
@@ -79,6 +87,27 @@
 // ---- keywords ------------------------------------------------------------------------------------
 // The CUDA headers define these as attributes for the host compiler; replace them.
 #include "cuda_keywords.hpp"
+#include "dynamic_smem.hpp"
+
+// The runtime API call of the launchers: cudaFuncSetAttribute (the generic form; <cuda_runtime.h>
+// forwards the typed one, cudaFuncSetAttribute(kernel, attr, value), here).
+extern "C" inline cudaError_t cudaFuncSetAttribute(const void* func, enum cudaFuncAttribute attr, int value) {
+  return disco_emu::smem::set_attribute(func, attr, value);
+}
+// The typed form, which <cuda_runtime.h> declares for nvcc only (__CUDACC__): kernel -> address.
+template <class T>
+inline cudaError_t cudaFuncSetAttribute(T* entry, enum cudaFuncAttribute attr, int value) {
+  return ::cudaFuncSetAttribute(reinterpret_cast<const void*>(entry), attr, value);
+}
+// cudaGetErrorName without the CUDA runtime library (the emulated launch's error messages).
+extern "C" inline const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorInvalidDeviceFunction: return "cudaErrorInvalidDeviceFunction";
+    default: return "cudaError (other)";
+  }
+}
 
 namespace disco_emu {
 
@@ -148,13 +177,28 @@ class WorkerPool {
 };
 inline WorkerPool pool;
 
-// Run `kernel()` for every block of `grid` with `threads` emulated threads (1-D block).
+// The dynamic shared memory of the running launch (DISCO_DYNAMIC_SMEM).
+inline smem::Buffer dyn_smem;
+inline unsigned char* dynamic_smem() { return dyn_smem.data(); }
+
+// Run `kernel()` for every block of `grid` with `threads` emulated threads (1-D block) and
+// `smem_bytes` of dynamic shared memory. func: the kernel's address, as passed to
+// cudaFuncSetAttribute (nullptr: a kernel without the opt-in). Returns the launch error
+// (cudaErrorInvalidValue: too much dynamic shared memory, nothing ran) or cudaSuccess.
 // order_seed = 0: blocks in index order (x fastest); otherwise a random permutation of the
 // blocks (any order is a legal schedule of independent blocks).
 template <class Kernel>
-void launch(dim3 grid, int threads, const Kernel& kernel, unsigned order_seed = 0) {
+cudaError_t launch(dim3 grid, int threads, size_t smem_bytes, const void* func, const Kernel& kernel,
+                   unsigned order_seed = 0) {
   if (threads <= 0 || threads > 32 * kMaxWarps) fail("block size must be in [1, 1024]");
   if (grid.x == 0 || grid.y == 0 || grid.z == 0) fail("empty grid (a CUDA launch error)");
+  if (const cudaError_t e = smem::check_launch(func, smem_bytes); e != cudaSuccess) {
+    std::fprintf(stderr, "cuda_emu: launch with %zu bytes of dynamic shared memory fails (%s; the kernel's "
+                 "MaxDynamicSharedMemorySize is %d)\n", smem_bytes, cudaGetErrorName(e),
+                 func ? smem::attributes().get(func) : int(smem::kDefaultLimit));
+    return e;
+  }
+  dyn_smem.reset(smem_bytes);
   block_dim = dim3(unsigned(threads));
   grid_dim = grid;
   const size_t nblocks = size_t(grid.x) * grid.y * grid.z;
@@ -168,14 +212,24 @@ void launch(dim3 grid, int threads, const Kernel& kernel, unsigned order_seed = 
     mma_calls = 0;
     shfl_calls = 0;
     for (const size_t b : order) {
+      if (smem_bytes) {  // a block starts with garbage (NaN) in its dynamic shared memory
+        if (t == 0) dyn_smem.poison();
+        pthread_barrier_wait(&block_barrier);
+      }
       block_idx = make_uint3(unsigned(b % grid.x), unsigned(b / grid.x % grid.y), unsigned(b / grid.x / grid.y));
       kernel();
-      // the block's shared memory (static arrays) is reused by the next block
+      // the block's shared memory (static arrays, the dynamic buffer) is reused by the next block
       pthread_barrier_wait(&block_barrier);
     }
   });
   pthread_barrier_destroy(&block_barrier);
   for (int w = 0; w < threads / 32; ++w) pthread_barrier_destroy(&warp_barrier[w]);
+  return cudaSuccess;
+}
+// Without dynamic shared memory (cannot fail).
+template <class Kernel>
+void launch(dim3 grid, int threads, const Kernel& kernel, unsigned order_seed = 0) {
+  (void)launch(grid, threads, 0, nullptr, kernel, order_seed);
 }
 
 // ---- warp shuffles -----------------------------------------------------------------------------
@@ -275,6 +329,8 @@ inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask, int width = 
 inline double __shfl_xor_sync(unsigned mask, double v, int lane_mask, int width = 32) {
   return disco_emu::shfl_xor(mask, v, lane_mask, width);
 }
+
+#define DISCO_DYNAMIC_SMEM(name) unsigned char* const name = ::disco_emu::dynamic_smem()
 
 // Hook of kernels/conv2d_igemm.cuh (DISCO_KERNEL_EMULATION).
 inline void disco_emu_mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "../emu/dynamic_smem.hpp"
 #include "emu_runtime.hpp"
 
 struct CUgraph_st {
@@ -138,15 +139,23 @@ cudaError_t enqueue(cudaStream_t stream, const char* what, std::function<void()>
   return cudaSuccess;
 }
 
-void enqueue_kernel(const char* name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+void enqueue_kernel(const char* name, const void* func, dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                     std::function<void()> work) {
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
+  cudaError_t e = cudaSuccess;
   if (threads == 0 || threads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 || grid.x == 0 ||
-      grid.y == 0 || grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535 || smem > 48 * 1024) {
-    if (std::getenv("DISCO_EMU_VERBOSE"))
-      std::fprintf(stderr, "disco CUDA emulation: invalid launch of %s: grid (%u,%u,%u) block (%u,%u,%u) smem %zu\n",
-                   name, grid.x, grid.y, grid.z, block.x, block.y, block.z, smem);
-    rec(cudaErrorInvalidConfiguration);
+      grid.y == 0 || grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535)
+    e = cudaErrorInvalidConfiguration;
+  else  // over 227 KB, or over 48 KB without the kernel's MaxDynamicSharedMemorySize opt-in
+    e = ::disco_emu::smem::check_launch(func, smem);
+  if (e != cudaSuccess) {
+    if (std::getenv("DISCO_EMU_VERBOSE") || e == cudaErrorInvalidValue)
+      std::fprintf(stderr,
+                   "disco CUDA emulation: invalid launch of %s (%s): grid (%u,%u,%u) block (%u,%u,%u) dynamic smem %zu "
+                   "(the kernel's MaxDynamicSharedMemorySize: %d)\n",
+                   name, cudaGetErrorName(e), grid.x, grid.y, grid.z, block.x, block.y, block.z, smem,
+                   func ? ::disco_emu::smem::attributes().get(func) : int(::disco_emu::smem::kDefaultLimit));
+    rec(e);
     return;
   }
   (void)enqueue(stream, name, std::move(work));
@@ -173,6 +182,7 @@ const char* cudaGetErrorName(cudaError_t e) {
   case x: return #x;
     DISCO_EMU_ERR(cudaSuccess)
     DISCO_EMU_ERR(cudaErrorInvalidValue)
+    DISCO_EMU_ERR(cudaErrorInvalidDeviceFunction)
     DISCO_EMU_ERR(cudaErrorMemoryAllocation)
     DISCO_EMU_ERR(cudaErrorInvalidConfiguration)
     DISCO_EMU_ERR(cudaErrorInvalidDevice)
@@ -226,6 +236,8 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp* prop, int device) {
   std::snprintf(prop->name, sizeof prop->name, "disco CPU emulation");
   prop->totalGlobalMem = disco_emu::kDeviceMemory;
   prop->sharedMemPerBlock = 48 * 1024;
+  prop->sharedMemPerBlockOptin = 227 * 1024;
+  prop->sharedMemPerMultiprocessor = 228 * 1024;
   prop->regsPerBlock = 65536;
   prop->warpSize = 32;
   prop->maxThreadsPerBlock = 1024;
@@ -519,12 +531,34 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
   return cudaSuccess;
 }
 
+// ==== kernel attributes ==================================================================================
+// cudaFuncAttributeMaxDynamicSharedMemorySize (<= 227 KB; what a launch may pass above 48 KB)
+// and the carveout preference; see tests/emu/dynamic_smem.hpp.
+cudaError_t cudaFuncSetAttribute(const void* func, enum cudaFuncAttribute attr, int value) {
+  return rec(disco_emu::smem::set_attribute(func, attr, value));
+}
+// What the emulation knows: the dynamic shared-memory limit and the block size; registers,
+// static shared memory and local memory are not modelled (0).
+cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes* attr, const void* func) {
+  if (!attr) return rec(cudaErrorInvalidValue);
+  if (!func) return rec(cudaErrorInvalidDeviceFunction);
+  std::memset(attr, 0, sizeof *attr);
+  attr->maxThreadsPerBlock = 1024;
+  attr->maxDynamicSharedSizeBytes = disco_emu::smem::attributes().get(func);
+  attr->preferredShmemCarveout = -1;
+  attr->ptxVersion = 90;
+  attr->binaryVersion = 90;
+  return cudaSuccess;
+}
+
 // ==== occupancy =========================================================================================
-// The emulated SM holds 2048 threads and 32 blocks; registers and shared memory are not modelled.
+// The emulated SM holds 2048 threads and 32 blocks, and 228 KB of shared memory (1 KB reserved
+// per block); registers and static shared memory are not modelled. Dynamic shared memory the
+// kernel may not use (over 48 KB without the opt-in) gives 0 blocks.
 cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int* numBlocks, const void* func, int blockSize,
-                                                                   size_t, unsigned int) {
+                                                                   size_t dynamicSMemSize, unsigned int) {
   if (!numBlocks || !func || blockSize <= 0 || blockSize > 1024) return rec(cudaErrorInvalidValue);
-  *numBlocks = std::min(32, 2048 / blockSize);
+  *numBlocks = std::min({32, 2048 / blockSize, disco_emu::smem::blocks_per_sm(func, dynamicSMemSize)});
   return cudaSuccess;
 }
 cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* numBlocks, const void* func, int blockSize,

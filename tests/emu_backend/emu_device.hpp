@@ -6,7 +6,9 @@
 // threadIdx / blockIdx / blockDim / gridDim, __syncthreads, the warp shuffle, atomics and the
 // mma.sync hook of kernels/conv2d_igemm.cuh to the fiber scheduler of emu_runtime.cpp, and
 // declares disco_emu::launch, which the launch transform (transform_launches.py) calls in
-// place of every `kernel<<<grid, block, smem, stream>>>(args)`.
+// place of every `kernel<<<grid, block, smem, stream>>>(args)`. DISCO_DYNAMIC_SMEM (the
+// kernels' `extern __shared__` buffer, kernels/common.cuh) is the launch's dynamic shared
+// memory: a buffer of its size per launch, NaN-poisoned before every block, guard pages around.
 //
 // Duplication note: tests/emu/cuda_emu.hpp does the keyword shims and the mma fragment
 // layouts too (one OS thread per CUDA thread). This emulation runs the threads of a block as
@@ -42,27 +44,42 @@ double shfl_xor(double v, unsigned mask, int lane_mask, int width);
 void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
 void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
 
-// Runs body(ctx) as every thread of every block of the grid (emu_runtime.cpp).
-void run_grid(const char* name, dim3 grid, dim3 block, void (*body)(const void*), const void* ctx);
+// Runs body(ctx) as every thread of every block of the grid, with `smem` bytes of dynamic
+// shared memory (emu_runtime.cpp).
+void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, void (*body)(const void*), const void* ctx);
+
+// The running block's dynamic shared memory (DISCO_DYNAMIC_SMEM); nullptr for launches without.
+unsigned char* dynamic_smem();
 
 // Checks the launch configuration (an invalid one sets the error cudaGetLastError returns, as a
-// failed <<<>>> does) and runs `work` now, or records it when `stream` is being captured.
-void enqueue_kernel(const char* name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+// failed <<<>>> does; dynamic shared memory over 48 KB needs func's cudaFuncSetAttribute
+// opt-in, see tests/emu/dynamic_smem.hpp) and runs `work` now, or records it when `stream` is
+// being captured. func: the kernel's address (nullptr: launched without dynamic shared memory).
+void enqueue_kernel(const char* name, const void* func, dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                     std::function<void()> work);
+
+// The address cudaFuncSetAttribute gets for a kernel (a function or a pointer to one). The launch
+// transform passes it for every launch with dynamic shared memory, so such a launch must name
+// one kernel (a fully specified template or a function pointer), as cudaFuncSetAttribute must.
+template <class R, class... P>
+const void* kernel_id(R (*f)(P...)) {
+  return reinterpret_cast<const void*>(f);
+}
 
 // callee: a generic lambda that calls the kernel with the stored arguments. The arguments are
 // evaluated and copied here, at launch time, as CUDA copies kernel parameters.
 template <class F, class... A>
-void launch(const char* name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream, F callee, A&&... a) {
+void launch(const char* name, const void* func, dim3 grid, dim3 block, size_t smem, cudaStream_t stream, F callee,
+            A&&... a) {
   using Args = std::tuple<std::decay_t<A>...>;
   auto args = std::make_shared<const Args>(std::forward<A>(a)...);
-  enqueue_kernel(name, grid, block, smem, stream, [name, grid, block, callee, args] {
+  enqueue_kernel(name, func, grid, block, smem, stream, [name, grid, block, smem, callee, args] {
     struct Ctx {
       const F* f;
       const Args* args;
     } ctx{&callee, args.get()};
     run_grid(
-        name, grid, block,
+        name, grid, block, smem,
         [](const void* p) {
           const Ctx* c = static_cast<const Ctx*>(p);
           std::apply(*c->f, *c->args);
@@ -97,4 +114,11 @@ inline void disco_emu_mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint
 inline void disco_emu_mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   ::disco_emu::mma_bf16(c, a, b);
 }
+// The typed form, which <cuda_runtime.h> declares for nvcc only (__CUDACC__): kernel -> address.
+template <class T>
+inline cudaError_t cudaFuncSetAttribute(T* entry, enum cudaFuncAttribute attr, int value) {
+  return ::cudaFuncSetAttribute(reinterpret_cast<const void*>(entry), attr, value);
+}
+
 #define DISCO_KERNEL_EMULATION 1
+#define DISCO_DYNAMIC_SMEM(name) unsigned char* const name = ::disco_emu::dynamic_smem()

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "../emu/dynamic_smem.hpp"
 #include "emu_runtime.hpp"
 
 #if !defined(__x86_64__)
@@ -121,6 +122,7 @@ struct Scheduler {
   const void* ctx = nullptr;
 };
 Scheduler* g_s = new Scheduler;  // leaked on purpose
+smem::Buffer* g_smem = new smem::Buffer;  // the running launch's dynamic shared memory (leaked too)
 
 void yield_to_main() {
   Fiber& f = g_s->fibers[g_s->cur];
@@ -280,8 +282,11 @@ double shfl_xor(double v, unsigned mask, int lane_mask, int width) { return shfl
 void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) { mma_impl<false>(c, a, b); }
 void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) { mma_impl<true>(c, a, b); }
 
-void run_grid(const char* name, dim3 grid, dim3 block, void (*body)(const void*), const void* ctx) {
+unsigned char* dynamic_smem() { return g_smem->data(); }
+
+void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, void (*body)(const void*), const void* ctx) {
   Scheduler& s = *g_s;
+  g_smem->reset(smem);  // a buffer of the launch's size (enqueue_kernel checked the size)
   g_kernel_name = name;
   g_grid_dim = grid;
   g_block_dim = block;
@@ -294,6 +299,7 @@ void run_grid(const char* name, dim3 grid, dim3 block, void (*body)(const void*)
     const size_t b = reverse_blocks ? nblocks - 1 - bi : bi;
     g_block_idx = make_uint3(unsigned(b % grid.x), unsigned(b / grid.x % grid.y), unsigned(b / grid.x / grid.y));
     for (int t = 0; t < s.n; ++t) init_fiber(s.fibers[t]);
+    g_smem->poison();  // a block starts with garbage (NaN) in its dynamic shared memory
     s.done = 0;
     s.block_waiting = 0;
     std::fill(std::begin(s.warp_waiting), std::end(s.warp_waiting), 0);

@@ -30,7 +30,7 @@ bool order_reverse();
 
 namespace disco_emu {
 // emu_runtime.cpp / emu_cuda_api.cpp (also declared in emu_device.hpp for the kernels)
-void run_grid(const char* name, dim3 grid, dim3 block, void (*body)(const void*), const void* ctx);
-void enqueue_kernel(const char* name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, void (*body)(const void*), const void* ctx);
+void enqueue_kernel(const char* name, const void* func, dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                     std::function<void()> work);
 }  // namespace disco_emu

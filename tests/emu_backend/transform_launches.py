@@ -3,13 +3,16 @@
 
     callee<<<grid, block[, smem[, stream]]>>>(args...);
 becomes
-    ::disco_emu::launch("callee", grid, block, smem, stream,
+    ::disco_emu::launch("callee", FUNC, grid, block, smem, stream,
                         [](const auto&... a) { callee(a...); }, args...);
 
 The callee is the text from the start of the line up to `<<<` (every launch in src/cuda/*.cu
-starts its line). Line numbers are kept (same number of newlines; #line names the original
-file), so compiler messages and __LINE__ point into the original source. Everything else is
-copied unchanged. Usage: transform_launches.py IN.cu OUT.cpp
+starts its line). FUNC is the kernel's address, ::disco_emu::kernel_id(callee) -- what
+cudaFuncSetAttribute receives, so the emulation can check a launch's dynamic shared memory
+against the kernel's opt-in -- for launches whose smem is not the literal 0 (such a callee must
+name one function: a fully specified template or a function pointer), else nullptr. Line
+numbers are kept (same number of newlines; #line names the original file), so compiler
+messages and __LINE__ point into the original source. Everything else is copied unchanged. Usage: transform_launches.py IN.cu OUT.cpp
 """
 import re
 import sys
@@ -89,8 +92,9 @@ def transform(text, path):
         segment = text[line_start:close]
         indent = text[line_start : line_start + len(text[line_start:k]) - len(text[line_start:k].lstrip())]
         lam = "[](const auto&... disco_emu_a) { %s(disco_emu_a...); }" % callee
-        call = "%s::disco_emu::launch(\"%s\", %s, %s, %s, %s, %s%s)" % (
-            indent, callee.replace('"', '\\"'), cfg[0], cfg[1], cfg[2], cfg[3], lam,
+        func = "nullptr" if cfg[2] == "0" else "::disco_emu::kernel_id(%s)" % callee
+        call = "%s::disco_emu::launch(\"%s\", %s, %s, %s, %s, %s, %s%s)" % (
+            indent, callee.replace('"', '\\"'), func, cfg[0], cfg[1], cfg[2], cfg[3], lam,
             (", " + args) if args.strip() else "")
         call += "\n" * (segment.count("\n") - call.count("\n"))
         out.append(text[pos:line_start])
