@@ -14,7 +14,7 @@
 #   5. Nsight Compute counters of a few conv and memory-bound kernels (tools/ncu_summary.py)
 #      when ncu exists and time is left
 #   6. a summary table, printed last; every step's full log is in OUTDIR (default
-#      ./gpu-check-out).
+#      ./gpu-check-out), and OUTDIR/report.md: the docs/benchmarks.md section (tools/gpu_report.py).
 # --quick: 128 px only, fewer timing runs. --cuda-only: build only the CUDA targets.
 # --budget S: finish within S seconds (each step's limit is cut to what is left, steps
 # that no longer fit are recorded as SKIPPED), so the summary is always printed; for a
@@ -273,6 +273,9 @@ fi
   done
   echo "========================================================="
 } | tee "$SUMMARY"
+# the Markdown section for docs/benchmarks.md, targets checked (tools/gpu_report.py); never fails the check
+python3 "$ROOT/tools/gpu_report.py" "$OUT" > "$OUT/report.md" 2>&1 && echo "report for docs/benchmarks.md: $OUT/report.md" ||
+  echo "gpu_report.py failed (see $OUT/report.md)"
 
 for s in "${states[@]}"; do
   case "$s" in PASS|SKIPPED) ;; *) exit 1 ;; esac

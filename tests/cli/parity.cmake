@@ -7,6 +7,7 @@
 #                                    run: python3 tools/parity_check.py --disco <build>/examples/disco)
 #   cli.convert_checkpoint_selftest  tools/convert_official_checkpoint.py --self-test
 #   cli.ncu_summary_selftest         tools/ncu_summary.py --self-test (no torch needed)
+#   cli.gpu_report_selftest          tools/gpu_report.py --self-test (no torch needed)
 #
 # The scripts re-run themselves under another python3 on the machine that has torch when
 # the first python3 on PATH lacks it (e.g. a pyenv shim in front of Debian's python3-torch).
@@ -27,7 +28,10 @@ if(DISCO_PYTHON3)
   # gpu_check's Nsight Compute summary: its CSV parsing on a built-in sample report
   add_test(NAME cli.ncu_summary_selftest COMMAND ${DISCO_PYTHON3} ${_disco_tools_dir}/ncu_summary.py --self-test)
   set_tests_properties(cli.ncu_summary_selftest PROPERTIES TIMEOUT 60 LABELS cli)
+  # gpu_check's report for docs/benchmarks.md: its parsers on sample output folders (full, partial, garbled)
+  add_test(NAME cli.gpu_report_selftest COMMAND ${DISCO_PYTHON3} ${_disco_tools_dir}/gpu_report.py --self-test)
+  set_tests_properties(cli.gpu_report_selftest PROPERTIES TIMEOUT 60 LABELS cli)
 else()
   message(STATUS "disco: no python3 found; cli.parity_pytorch, cli.convert_checkpoint_selftest and "
-                 "cli.ncu_summary_selftest not added")
+                 "cli.ncu_summary_selftest, cli.gpu_report_selftest not added")
 endif()
