@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # gpu_check.sh [OUTDIR] [--deps DIR] [--build DIR] [--jobs N] [--quick] [--cuda-only] [--budget S]
+#              [--only GROUPS]
 #
 # The whole GPU verification of disco in one go, for a short slot on an H100 / H200 machine
 # without apt or network (nvcc 13, cmake, ninja, PyTorch, compute-sanitizer):
@@ -18,7 +19,12 @@
 # --quick: 128 px only, fewer timing runs. --cuda-only: build only the CUDA targets.
 # --budget S: finish within S seconds (each step's limit is cut to what is left, steps
 # that no longer fit are recorded as SKIPPED), so the summary is always printed; for a
-# device slot of one 600 s call use e.g. --budget 540.
+# device slot of one 600 s call use e.g. --budget 540. With --quick each sanitizer gets at
+# most 150 s, so a slow racecheck cannot eat the benchmarks' time.
+# --only GROUPS: comma-separated subset of tests,sanitizers,parity,conv,ops,step,ncu (the
+# configure + build always run; an existing --build folder is reused, so a second call on a
+# warm machine only rebuilds what changed): e.g. one call with --only tests,sanitizers,parity
+# and one with --only conv,ops,step when a single call cannot fit everything. Default: all.
 # Exit status: 0 when every step that ran passed.
 set -uo pipefail
 
@@ -30,6 +36,7 @@ JOBS="$(nproc 2>/dev/null || echo 8)"
 QUICK=0
 CUDA_ONLY=0
 BUDGET=0
+ONLY="tests,sanitizers,parity,conv,ops,step,ncu"
 while [ $# -gt 0 ]; do
   case "$1" in
     --deps) DEPS="$2"; shift 2 ;;
@@ -38,11 +45,16 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; shift ;;
     --cuda-only) CUDA_ONLY=1; shift ;;
     --budget) BUDGET="$2"; shift 2 ;;
+    --only) ONLY="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
     -*) echo "gpu_check: unknown option $1" >&2; exit 2 ;;
     *) OUT="$1"; shift ;;
   esac
 done
+for g in ${ONLY//,/ }; do
+  case "$g" in tests|sanitizers|parity|conv|ops|step|ncu) ;; *) echo "gpu_check: --only: unknown group '$g' (tests,sanitizers,parity,conv,ops,step,ncu)" >&2; exit 2 ;; esac
+done
+want() { case ",$ONLY," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 OUT="${OUT:-$PWD/gpu-check-out}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -152,7 +164,9 @@ fi
 
 # ---- GPU tests ----------------------------------------------------------------------------------------
 TESTS_BIN="$BUILD/tests/disco_cuda_tests"
-if [ -x "$TESTS_BIN" ]; then
+if ! want tests; then
+  :
+elif [ -x "$TESTS_BIN" ]; then
   step ctest_gpu 1200 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 900
   # also the CPU test suite's CUDA index-math checks and the benchmark self-test
   # (with --cuda-only the CPU test binary is not built: CI runs the index-math test anyway)
@@ -165,11 +179,15 @@ fi
 
 # ---- compute-sanitizer ------------------------------------------------------------------------------------
 SAN="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
-if [ -x "$TESTS_BIN" ] && [ -x "$SAN" ]; then
+SAN_LIMIT=900
+[ $QUICK -eq 1 ] && SAN_LIMIT=150
+if ! want sanitizers; then
+  :
+elif [ -x "$TESTS_BIN" ] && [ -x "$SAN" ]; then
   for tool in memcheck racecheck synccheck; do
     # heuristic conv plans (no tuning runs under the sanitizer): they already cover the three
     # tile shapes (3-stage pipelines, dynamic shared memory over 48 KB for 128x128), split-K and dgrad phases on these problems
-    step "sanitizer_$tool" 900 env DISCO_CONV_AUTOTUNE=0 "$SAN" --tool "$tool" --error-exitcode 3 "$TESTS_BIN" "[sanitize]"
+    step "sanitizer_$tool" "$SAN_LIMIT" env DISCO_CONV_AUTOTUNE=0 "$SAN" --tool "$tool" --error-exitcode 3 "$TESTS_BIN" "[sanitize]"
   done
 else
   record sanitizer "SKIPPED" 0 "no compute-sanitizer or no test binary"
@@ -181,7 +199,9 @@ fi
 # 1e-4 relative, with its documented exceptions), on a small model (64 px, base 16, code 64,
 # sep 8, batch 2). Exit 77 (skipped) when this python3 has no torch + numpy.
 DISCO_BIN="$BUILD/examples/disco"
-if [ -x "$DISCO_BIN" ]; then
+if ! want parity; then
+  :
+elif [ -x "$DISCO_BIN" ]; then
   step parity_cuda 240 python3 "$ROOT/tools/parity_check.py" --disco "$DISCO_BIN" --device cuda \
     --resolution 64 --sep 8 --code-channels 64 --base-channels 16 --batch 2 --threads 8
 else
@@ -190,7 +210,9 @@ fi
 
 # ---- benchmarks ---------------------------------------------------------------------------------------------
 BENCH="$BUILD/benchmarks/conv_vs_cudnn"
-if [ -x "$BENCH" ]; then
+if ! want conv; then
+  :
+elif [ -x "$BENCH" ]; then
   if [ $QUICK -eq 1 ]; then
     step conv_vs_cudnn_128 900 "$BENCH" --size 128 --iters 10 --csv "$OUT/conv_vs_cudnn_128.csv"
   else
@@ -202,7 +224,9 @@ else
 fi
 # memory-bound kernels against a device-to-device copy of the same bytes (< 30 s)
 OPS="$BUILD/benchmarks/ops_cuda"
-if [ -x "$OPS" ]; then
+if ! want ops; then
+  :
+elif [ -x "$OPS" ]; then
   if [ $QUICK -eq 1 ]; then
     step ops_cuda 240 "$OPS" --quick --iters 10 --csv "$OUT/ops_cuda.csv"
   else
@@ -211,7 +235,7 @@ if [ -x "$OPS" ]; then
 else
   record ops_cuda "NOT BUILT" 0 "$OPS missing"
 fi
-if [ -f "$ROOT/benchmarks/step_vs_pytorch.py" ]; then
+if want step && [ -f "$ROOT/benchmarks/step_vs_pytorch.py" ]; then
   # its options belong to its author: it gets the build and output folders through the environment
   if [ $QUICK -eq 1 ]; then
     # a short slot: PyTorch eager rows and every disco row (math modes, CUDA graph), no torch.compile
@@ -221,7 +245,7 @@ if [ -f "$ROOT/benchmarks/step_vs_pytorch.py" ]; then
     step step_vs_pytorch 900 env DISCO_BUILD_DIR="$BUILD" DISCO_OUT_DIR="$OUT" python3 "$ROOT/benchmarks/step_vs_pytorch.py"
   fi
 fi
-if [ $QUICK -eq 0 ] && [ -x "$BUILD/benchmarks/train_step" ]; then
+if want step && [ $QUICK -eq 0 ] && [ -x "$BUILD/benchmarks/train_step" ]; then
   step train_step_cuda 600 "$BUILD/benchmarks/train_step" --device cuda
 fi
 
@@ -231,7 +255,9 @@ fi
 # kernels: duration, SM and memory throughput, achieved occupancy, registers. What limits each
 # kernel, for docs/benchmarks.md. Clocks are left alone (--clock-control none).
 NCU="$(command -v ncu || { [ -x /usr/local/cuda/bin/ncu ] && echo /usr/local/cuda/bin/ncu; } || true)"
-if [ -n "$NCU" ] && [ -x "$BENCH" ]; then
+if ! want ncu; then
+  :
+elif [ -n "$NCU" ] && [ -x "$BENCH" ]; then
   # optional: an ncu that cannot read the counters here (e.g. under gVisor) must not fail the check
   NCU_ARGS=(bash -c '"$@"; rc=$?; echo "ncu: exit status $rc (ignored: profiling is optional)"; exit 0' ncu
             "$NCU" --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats
