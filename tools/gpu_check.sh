@@ -202,8 +202,15 @@ DISCO_BIN="$BUILD/examples/disco"
 if ! want parity; then
   :
 elif [ -x "$DISCO_BIN" ]; then
-  step parity_cuda 240 python3 "$ROOT/tools/parity_check.py" --disco "$DISCO_BIN" --device cuda \
-    --resolution 64 --sep 8 --code-channels 64 --base-channels 16 --batch 2 --threads 8
+  PARITY=(python3 "$ROOT/tools/parity_check.py" --disco "$DISCO_BIN" --device cuda
+          --resolution 64 --sep 8 --code-channels 64 --base-channels 16 --batch 2 --threads 8)
+  step parity_cuda 240 "${PARITY[@]}"
+  # the tensor-core modes, for the record: how far a TF32 / BF16 step lands from the official
+  # float32 semantics (no pass / fail: --tol 1 accepts all, the log's worst error is the figure)
+  for m in tf32 bf16; do
+    STEP_NOTE="informational (worst error only)" step "parity_cuda_$m" 120 "${PARITY[@]}" --math "$m" --tol 1 \
+      --no-kink-adjust --batch-tries 1
+  done
 else
   record parity_cuda "NOT BUILT" 0 "$DISCO_BIN missing"
 fi
@@ -293,7 +300,9 @@ fi
   done
   [ -f "$OUT/ops_cuda.log" ] && { echo "ops_cuda (GB/s against the device copy bandwidth):"; grep -E "^copy peak:|^fused_loss_fraction_of_copy:|^(instance_norm|elementwise)_vs_cudnn:|MISMATCH|ERROR|^ops_cuda: (no CUDA|error)" "$OUT/ops_cuda.log" | sed 's/^/  /'; }
   [ -f "$OUT/step_vs_pytorch.md" ] && { echo "training step, disco vs PyTorch:"; grep -E "^\|" "$OUT/step_vs_pytorch.md" | sed 's/^/  /'; }
-  [ -f "$OUT/parity_cuda.log" ] && { echo "disco step --device cuda vs the official PyTorch step (float64):"; grep -E "^worst relative error|^PASS|^FAIL|^SKIP|^error" "$OUT/parity_cuda.log" | sed 's/^/  /'; }
+  for m in "" _tf32 _bf16; do
+    [ -f "$OUT/parity_cuda$m.log" ] && { echo "disco step --device cuda${m:+ --math ${m#_}} vs the official PyTorch step (float64):"; grep -E "^worst relative error|^PASS|^FAIL|^SKIP|^error" "$OUT/parity_cuda$m.log" | sed 's/^/  /'; }
+  done
   for n in conv ops; do
     [ -s "$OUT/ncu_$n.csv" ] && { echo "ncu ($n kernels):"; python3 "$ROOT/tools/ncu_summary.py" "$OUT/ncu_$n.csv" --top 30 | sed 's/^/  /'; }
   done
