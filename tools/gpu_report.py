@@ -453,20 +453,25 @@ def step(R):
 
 
 def parity(R):
-    log = R.read("parity_cuda.log")
     pat = r"^(worst relative error|PASS|FAIL|SKIP|error)"
-    if log is None:
-        lines = [l for l in R.summary_lines("disco step --device cuda") if re.match(pat, l)]
+    for suffix, what in (("", "FP32 (pass / fail at 1e-4)"), ("_tf32", "TF32 (informational)"),
+                         ("_bf16", "BF16 (informational)")):
+        name = "parity_cuda%s.log" % suffix
+        log = R.read(name)
+        if log is None:
+            if suffix:  # the tensor-core rows are optional (older gpu_check, budget cut)
+                continue
+            lines = [l for l in R.summary_lines("disco step --device cuda") if re.match(pat, l)]
+            if not lines:
+                R.p("not measured (no parity_cuda.log)")
+                continue
+        else:
+            lines = grep(log, pat)
         if not lines:
-            R.p("not measured (no parity_cuda.log)")
-            return
-    else:
-        lines = grep(log, pat)
-    if not lines:
-        R.p("no result line in parity_cuda.log (cut short?): last line `%s`" %
-            ((log or "").strip().splitlines() or ["(empty)"])[-1].strip())
-    for l in lines:
-        R.p("- `%s`" % l)
+            R.p("no result line in %s (cut short?): last line `%s`" %
+                (name, ((log or "").strip().splitlines() or ["(empty)"])[-1].strip()))
+        for l in lines:
+            R.p("- %s: `%s`" % (what, l))
 
 
 def load_ncu_summary():
