@@ -99,7 +99,7 @@ std::string train_on(const TrainOptions& o) {
 #ifdef DISCO_WITH_CUDA
   std::unique_ptr<GraphedTrainStep<CUDA>> graphed;
   if constexpr (std::is_same_v<B, CUDA>) {
-    if (o.cuda_graph) graphed = std::make_unique<GraphedTrainStep<CUDA>>(model);
+    if (!o.no_cuda_graph) graphed = std::make_unique<GraphedTrainStep<CUDA>>(model);
   }
   bool warned_fallback = false;
 #endif
@@ -109,7 +109,7 @@ std::string train_on(const TrainOptions& o) {
       if (graphed) {
         StepLosses l = graphed->step(a, b).get();
         if (!graphed->fallback_reason().empty() && !warned_fallback) {
-          std::cerr << "warning: --cuda-graph: capture failed, training continues without graphs: "
+          std::cerr << "warning: CUDA graph capture failed, training continues without graphs (--no-cuda-graph avoids the attempt): "
                     << graphed->fallback_reason() << "\n";
           warned_fallback = true;
         }
@@ -125,7 +125,9 @@ std::string train_on(const TrainOptions& o) {
   if (!o.quiet)
     std::cerr << "disco train: " << o.model.describe() << ", batch " << o.batch << ", " << train_set->describe()
               << " (A " << train_set->size(data::Domain::A) << ", B " << train_set->size(data::Domain::B)
-              << " images), device " << B::name << ", out " << o.out << "\n";
+              << " images), device " << B::name
+              << (std::is_same_v<B, CPU> ? "" : (o.no_cuda_graph ? " (eager steps)" : " (steps as CUDA graphs)"))
+              << ", out " << o.out << "\n";
 
   const std::map<std::string, std::string> meta = {{"data_seed", std::to_string(data_seed)},
                                                    {"crop", std::to_string(o.data.crop)},
@@ -235,7 +237,10 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--conv-algo", o.conv_algo, "--device cuda: convolutions by disco's kernels or cudnn (default disco)");
   cmd->add_option("--math", o.math,
                   "--device cuda: fp32, tf32 or bf16 (tensor cores) for convolutions and GEMMs (default tf32)");
-  cmd->add_flag("--cuda-graph", o.cuda_graph, "--device cuda: run each training step as one CUDA graph");
+  cmd->add_flag("--cuda-graph", o.cuda_graph,
+                "--device cuda: run each training step as one CUDA graph (the default; falls back to eager "
+                "steps with a warning if the capture fails)");
+  cmd->add_flag("--no-cuda-graph", o.no_cuda_graph, "--device cuda: launch each training step's kernels one by one");
 }
 
 std::string run_training(TrainOptions o) {
@@ -249,7 +254,9 @@ std::string run_training(TrainOptions o) {
   DISCO_CHECK(o.iters >= 0, "--iters must be >= 0");
   DISCO_CHECK(o.progress_iter >= 1 && o.display_iter >= 1 && o.save_iter >= 1,
               "--progress_iter, --display_iter and --save_iter must be >= 1");
-  return on_device(o.device, o.conv_algo, o.math, "tf32", o.cuda_graph ? "--cuda-graph" : "",
+  DISCO_CHECK(!(o.cuda_graph && o.no_cuda_graph), "--cuda-graph and --no-cuda-graph contradict each other");
+  return on_device(o.device, o.conv_algo, o.math, "tf32",
+                   o.cuda_graph ? "--cuda-graph" : (o.no_cuda_graph ? "--no-cuda-graph" : ""),
                    [&](auto backend) { return train_on<decltype(backend)>(o); });
 }
 

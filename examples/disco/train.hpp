@@ -25,7 +25,7 @@ struct TrainOptions {
   // and whether the step runs as one CUDA graph (GraphedTrainStep).
   // (empty: the defaults, disco and tf32)
   std::string conv_algo, math;
-  bool cuda_graph = false;
+  bool cuda_graph = false, no_cuda_graph = false;  // --device cuda: graphs are the default
 };
 
 // Registers every option of the official train.py (same names and defaults) plus disco's.

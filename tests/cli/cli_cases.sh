@@ -242,6 +242,8 @@ bad_options)
   fail_with "--math" "--device cuda only"
   run train --synthetic "${SMALL[@]}" --iters 1 --cuda-graph --out "$WORK/out"
   fail_with "--cuda-graph" "--device cuda only"
+  run train --synthetic "${SMALL[@]}" --iters 1 --no-cuda-graph --out "$WORK/out"
+  fail_with "--no-cuda-graph" "--device cuda only"
   run train --synthetic "${SMALL[@]}" --iters 1 --device cuda --math fp16 --out "$WORK/out"
   fail_with "--math" "fp16"
   run train --synthetic "${SMALL[@]}" --iters 1 --device cuda --conv-algo fft --out "$WORK/out"
