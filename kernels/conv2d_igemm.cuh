@@ -42,10 +42,13 @@ namespace kern {
 
 enum class ConvMath : int { FP32 = 0, TF32 = 1, BF16 = 2 };
 
-template <int BM_, int BN_, int BK_, int WARPS_M_, int WARPS_N_, int STAGES_ = 2>
+// PAIRED_A: the "paired" A layout of the tensor-core modes (ConvSmem below): each thread's
+// A fragment is read as 8-byte pairs. FP32 keeps the plain layout (its reads are per k).
+template <int BM_, int BN_, int BK_, int WARPS_M_, int WARPS_N_, int STAGES_ = 2, bool PAIRED_A_ = false>
 struct ConvTile {
   static constexpr int BM = BM_, BN = BN_, BK = BK_;
   static constexpr int STAGES = STAGES_;  // shared-memory buffers of the cp.async pipeline
+  static constexpr bool kPairedA = PAIRED_A_;
   static_assert(STAGES >= 2, "at least double buffering");
   static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
   static constexpr int kThreads = WARPS_M * WARPS_N * 32;
@@ -67,6 +70,9 @@ struct ConvTile {
 // BK = 32 halves the barriers and pipeline bookkeeping per reduction element of the large
 // tile; the split-K plans count k-tiles of the tile's own BK (conv_custom.cu: k_tiles).
 using ConvTileLarge = ConvTile<128, 128, 32, 2, 4, 3>;  // 256 threads, warp tile 64 x 32
+// The large tile with the paired A layout: a tuning candidate ("128x128p") for TF32 / BF16
+// only, same byte range (the paired A stages are <= the plain ones).
+using ConvTileLargePaired = ConvTile<128, 128, 32, 2, 4, 3, true>;
 using ConvTileSmall = ConvTile<64, 64, 16, 2, 2, 3>;    // 128 threads, warp tile 32 x 32
 using ConvTileNarrow = ConvTile<128, 32, 16, 4, 1, 3>;  // 128 threads, warp tile 32 x 32: GEMMs with N <= 32
                                                         // (3, 25 and 32 output channels)
@@ -196,16 +202,72 @@ __device__ __forceinline__ void mma_bf16_16x8x16(float (&c)[4], const uint32_t (
 // conflict, with AST = 4 mod 32 (BF16) 2-way / 4-way; the read conditions above rule out a
 // stride that would avoid it.
 //
+// Paired A layout (Tile::kPairedA, TF32 / BF16; FP32 keeps the plain one). The plain TF32 A
+// fragment costs 4 LDS.32 per 16 x 8 block, BF16 8; the paired layout stores the two k of
+// each fragment register pair side by side, so they are one 8-byte load: TF32 pairs
+// (k, k + 4) within each group of 8 k, BF16 pairs (k, k + 1). A stage is As[BK / 2][AST]:
+//   TF32: (k, m) -> row (k / 8) 4 + k % 4, word 2 m + (k / 4) % 2
+//   BF16: (k, m) -> row k / 2,             word 2 m + k % 2           (a_word(k) + 2 m)
+// Both turn fragment row k0 + t (TF32, k0 % 8 == 0) / k0 + 2t (BF16, k0 % 16 == 0) into
+// paired row k0 / 2 + t: float2 As[k0 / 2 + t][2 (r + g)] = {a0, a2} (TF32) / a0 (BF16), the
+// same at r + 8 -> {a1, a3} / a1, and BF16's a2 / a3 at row k0 / 2 + 4 + t: 2 LDS.64 (TF32) /
+// 4 LDS.64 (BF16) per block instead of 4 / 8 LDS.32.
+//  * reads: a half warp (g in 0..3 or 4..7, t in 0..3) covers words t AST + 2 g + {0, 1}: 8
+//    consecutive words per row t, so the 4 rows must start 8 banks apart: AST = 8 mod 16
+//    (and even: 8-byte aligned pairs). AST = 2 BM + 8: 264 for BM = 128 (a_pairs_conflict_free
+//    checks it lane by lane). Bytes: STAGES x BK / 2 x AST floats -- the plain BF16 size, 1.5 KB
+//    less than the plain TF32 one; the large tile stays at 103.5-111.5 KB.
+//  * stores (4-byte cp.async): the m-fast A loader's consecutive lanes (consecutive m, one k)
+//    now land 2 words apart: a 2-way conflict (lanes m and m + 16), where the plain layout
+//    had none. Wgrad's k-fast A loader (lane = k, BK = 32, one m) hits rows (k / 8) 4 + k % 4
+//    (TF32) / k / 2 (BF16) at word offset 0 / 1: with AST = 8 mod 32 the banks are
+//    8 (row mod 4) + {0, 1}, 8 distinct: 4-way in both modes (plain layout: 8-way TF32,
+//    4-way BF16). AST = 24 mod 32 gives the same.
+//
 // Byte layout of the dynamic shared memory, every part 16-byte aligned: As, then Bs, then (views
 // with kBTable: wgrad) the block's column table Bt[BN] of int4.
+
+// The paired float2 fragment reads of a warp, lane by lane: each half warp's 16 lanes read
+// words t ast + 2 g + {0, 1} (rows t = lane % 4, g = lane / 4) and must cover 32 distinct banks.
+constexpr bool a_pairs_conflict_free(int ast) {
+  for (int half = 0; half < 2; ++half) {
+    unsigned banks = 0;
+    for (int lane = 16 * half; lane < 16 * half + 16; ++lane) {
+      const int w = (lane & 3) * ast + 2 * (lane >> 2);
+      const unsigned b = 3u << (w % 32);  // w even: banks w, w + 1
+      if (w % 2 != 0 || (banks & b) != 0) return false;
+      banks |= b;
+    }
+  }
+  return true;
+}
+
 template <ConvMath MATH, class Tile, bool BTABLE = false>
 struct ConvSmem {
-  static constexpr int AST = Tile::BM + (MATH == ConvMath::BF16 ? 4 : 8);
+  // A layout: 0 plain As[BK][AST] (As[k][m]); 4 paired TF32, 1 paired BF16 (As[BK / 2][AST]).
+  static constexpr int kAPair = !Tile::kPairedA || MATH == ConvMath::FP32 ? 0 : MATH == ConvMath::TF32 ? 4 : 1;
+  static constexpr int AROWS = kAPair ? Tile::BK / 2 : Tile::BK;
+  static constexpr int AME = kAPair ? 2 : 1;  // words between consecutive m of one k
+  static constexpr int AST =
+      kAPair ? 2 * Tile::BM + 8 : Tile::BM + (MATH == ConvMath::BF16 ? 4 : 8);
   static constexpr int BST = Tile::BK + (MATH == ConvMath::BF16 ? 8 : 4);
-  static_assert(MATH == ConvMath::BF16 ? (AST % 8 == 4 && BST % 16 == 8) : (AST % 16 == 8 && BST % 8 == 4),
+  // Word of element (k, m = 0) within a stage; (k, m) is at a_word(k) + AME m. A bit
+  // permutation of k (plus the row stride), so a_word(k1 + k2) = a_word(k1) + a_word(k2)
+  // when k1 and k2 share no bits -- the loaders split k into a per-thread and an unrolled part.
+  __host__ __device__ static constexpr int a_word(int k) {
+    return kAPair == 4 ? ((k >> 3) * 4 + (k & 3)) * AST + ((k >> 2) & 1)
+           : kAPair == 1 ? (k >> 1) * AST + (k & 1)
+                         : k * AST;
+  }
+  static_assert(MATH == ConvMath::BF16 ? ((kAPair || AST % 8 == 4) && BST % 16 == 8)
+                                      : ((kAPair || AST % 16 == 8) && BST % 8 == 4),
                 "conflict-free fragment reads (see above)");
+  static_assert(!kAPair || (AST % 16 == 8 && AST >= 2 * Tile::BM && Tile::BK % 16 == 0 && a_pairs_conflict_free(AST)),
+                "paired A: conflict-free float2 fragment reads (see above)");
+  static_assert(kAPair != 4 || a_word(8 + 4 + 3) == 7 * AST + 1, "paired TF32 A: k = 15 -> row 7, second word");
+  static_assert(kAPair != 1 || a_word(15) == 7 * AST + 1, "paired BF16 A: k = 15 -> row 7, second word");
   static_assert(BST % 4 == 0 && AST % 4 == 0, "16-byte aligned rows (vector B loader, float2 reads)");
-  static constexpr size_t kABytes = sizeof(float) * Tile::STAGES * Tile::BK * AST;
+  static constexpr size_t kABytes = sizeof(float) * Tile::STAGES * AROWS * AST;
   static constexpr size_t kBBytes = sizeof(float) * Tile::STAGES * Tile::BN * BST;
   static constexpr size_t kBtBytes = BTABLE ? sizeof(int4) * Tile::BN : 0;
   static constexpr size_t kAOffset = 0, kBOffset = kABytes, kBtOffset = kABytes + kBBytes;
@@ -220,50 +282,53 @@ constexpr size_t conv_igemm_smem_bytes() {
 }
 
 // ---- tile loaders -------------------------------------------------------------------------------
-// A tile -> As[k][m]. m-fast: each thread owns one row m (context decoded once) and walks its
+// A tile -> one stage of As (Smem's layout: element (k, m) at word Smem::a_word(k) + Smem::AME m
+// of the stage). m-fast: each thread owns one row m (context decoded once) and walks its
 // reduction indices kr0, kr0 + KSTEP, ... slice after slice with an incremental cursor
 // (View::a_cursor / a_advance / a_elem_at: no division per element). load() must be called
 // for consecutive slices, starting with the one of kbase0.
-template <class View, class Tile, int AST, bool KFAST = View::kAKFast>
+template <class View, class Tile, class Smem, bool KFAST = View::kAKFast>
 struct ATileLoader {
   static constexpr int KSTEP = Tile::kThreads / Tile::BM;
+  static_assert((KSTEP & (KSTEP - 1)) == 0, "k_local0 < KSTEP shares no bits with it * KSTEP (a_word split)");
   typename View::ARow row;
   typename View::ACursor cur;
-  int m_local, k_local0;
+  int a_off;  // word of (k_local0, m_local) in a stage
   __device__ __forceinline__ ATileLoader(const convidx::ConvGemmParams& g, int slot, int m0, int tid, int kbase0) {
-    m_local = tid % Tile::BM;
-    k_local0 = tid / Tile::BM;
+    const int m_local = tid % Tile::BM;
+    const int k_local0 = tid / Tile::BM;
+    a_off = Smem::a_word(k_local0) + Smem::AME * m_local;
     row = View::a_row(g, slot, m0 + m_local);
     cur = View::a_cursor(g, slot, kbase0 + k_local0);
   }
-  __device__ __forceinline__ void load(const convidx::ConvGemmParams& g, int slot, const float* src,
-                                       float (*As)[AST], int, int) {
+  __device__ __forceinline__ void load(const convidx::ConvGemmParams& g, int slot, const float* src, float* As, int,
+                                       int) {
 #pragma unroll
     for (int it = 0; it < Tile::BK / KSTEP; ++it) {
-      const int kl = k_local0 + it * KSTEP;
       const int64_t off = View::a_elem_at(g, slot, row, cur);
-      cp_async_f32(&As[kl][m_local], src + (off >= 0 ? off : 0), off >= 0);
+      cp_async_f32(As + a_off + Smem::a_word(it * KSTEP), src + (off >= 0 ? off : 0), off >= 0);
       View::a_advance(g, slot, cur, KSTEP);
     }
   }
 };
 // k-fast: each thread owns one reduction column per slice (context decoded per slice) and walks m.
-template <class View, class Tile, int AST>
-struct ATileLoader<View, Tile, AST, true> {
+template <class View, class Tile, class Smem>
+struct ATileLoader<View, Tile, Smem, true> {
   static constexpr int MSTEP = Tile::kThreads / Tile::BK;
-  int k_local, m_local0;
+  int k_local, m_local0, a_off;  // a_off: word of (k_local, m_local0) in a stage
   __device__ __forceinline__ ATileLoader(const convidx::ConvGemmParams&, int, int, int tid, int) {
     k_local = tid % Tile::BK;
     m_local0 = tid / Tile::BK;
+    a_off = Smem::a_word(k_local) + Smem::AME * m_local0;
   }
-  __device__ __forceinline__ void load(const convidx::ConvGemmParams& g, int slot, const float* src,
-                                       float (*As)[AST], int kbase, int m0) const {
+  __device__ __forceinline__ void load(const convidx::ConvGemmParams& g, int slot, const float* src, float* As,
+                                       int kbase, int m0) const {
     const typename View::ACol col = View::a_col(g, slot, kbase + k_local);
 #pragma unroll
     for (int it = 0; it < Tile::BM / MSTEP; ++it) {
       const int ml = m_local0 + it * MSTEP;
       const int64_t off = View::a_elem(g, slot, col, m0 + ml);
-      cp_async_f32(&As[k_local][ml], src + (off >= 0 ? off : 0), off >= 0);
+      cp_async_f32(As + a_off + Smem::AME * it * MSTEP, src + (off >= 0 ? off : 0), off >= 0);
     }
   }
 };
@@ -307,11 +372,14 @@ __device__ __forceinline__ void load_b_tile(const convidx::ConvGemmParams& g, in
 }
 
 // ---- warp-level multiply of one BK slice ----------------------------------------------------------
-template <ConvMath MATH, class Tile, int AST, int BST>
+// APAIR: Smem::kAPair (0: As[k][m]; 4 / 1: the paired TF32 / BF16 layout, As[BK / 2][AST]).
+template <ConvMath MATH, class Tile, int AST, int BST, int APAIR = 0>
 __device__ __forceinline__ void warp_mma_slice(const float (*As)[AST], const float (*Bs)[BST],
                                                float (&acc)[Tile::MI][Tile::NI][4], int wm0, int wn0, int lane) {
   constexpr int MI = Tile::MI, NI = Tile::NI, BK = Tile::BK;
   const int g = lane >> 2, t = lane & 3;
+  static_assert(APAIR == 0 || (APAIR == 4 && MATH == ConvMath::TF32) || (APAIR == 1 && MATH == ConvMath::BF16),
+                "paired A layout of another math mode");
   if constexpr (MATH == ConvMath::FP32) {
 #pragma unroll 4
     for (int kk = 0; kk < BK; ++kk) {
@@ -340,10 +408,19 @@ __device__ __forceinline__ void warp_mma_slice(const float (*As)[AST], const flo
 #pragma unroll
       for (int i = 0; i < MI; ++i) {
         const int r = wm0 + 16 * i + g;
-        a[i][0] = to_tf32(As[k0 + t][r]);
-        a[i][1] = to_tf32(As[k0 + t][r + 8]);
-        a[i][2] = to_tf32(As[k0 + t + 4][r]);
-        a[i][3] = to_tf32(As[k0 + t + 4][r + 8]);
+        if constexpr (APAIR == 4) {  // {k0 + t, k0 + t + 4} at paired row k0 / 2 + t
+          const float2 lo = *reinterpret_cast<const float2*>(&As[k0 / 2 + t][2 * r]);
+          const float2 hi = *reinterpret_cast<const float2*>(&As[k0 / 2 + t][2 * (r + 8)]);
+          a[i][0] = to_tf32(lo.x);
+          a[i][1] = to_tf32(hi.x);
+          a[i][2] = to_tf32(lo.y);
+          a[i][3] = to_tf32(hi.y);
+        } else {
+          a[i][0] = to_tf32(As[k0 + t][r]);
+          a[i][1] = to_tf32(As[k0 + t][r + 8]);
+          a[i][2] = to_tf32(As[k0 + t + 4][r]);
+          a[i][3] = to_tf32(As[k0 + t + 4][r + 8]);
+        }
       }
 #pragma unroll
       for (int j = 0; j < NI; ++j) {
@@ -363,10 +440,20 @@ __device__ __forceinline__ void warp_mma_slice(const float (*As)[AST], const flo
 #pragma unroll
       for (int i = 0; i < MI; ++i) {
         const int r = wm0 + 16 * i + g;
-        a[i][0] = pack_bf16x2(As[k0 + 2 * t][r], As[k0 + 2 * t + 1][r]);
-        a[i][1] = pack_bf16x2(As[k0 + 2 * t][r + 8], As[k0 + 2 * t + 1][r + 8]);
-        a[i][2] = pack_bf16x2(As[k0 + 2 * t + 8][r], As[k0 + 2 * t + 9][r]);
-        a[i][3] = pack_bf16x2(As[k0 + 2 * t + 8][r + 8], As[k0 + 2 * t + 9][r + 8]);
+        if constexpr (APAIR == 1) {  // {k, k + 1} at paired row k / 2: k0 / 2 + t, k0 / 2 + 4 + t
+          const float2* lo = reinterpret_cast<const float2*>(&As[k0 / 2 + t][0]);
+          const float2* hi = reinterpret_cast<const float2*>(&As[k0 / 2 + 4 + t][0]);
+          const float2 v0 = lo[r], v1 = lo[r + 8], v2 = hi[r], v3 = hi[r + 8];
+          a[i][0] = pack_bf16x2(v0.x, v0.y);
+          a[i][1] = pack_bf16x2(v1.x, v1.y);
+          a[i][2] = pack_bf16x2(v2.x, v2.y);
+          a[i][3] = pack_bf16x2(v3.x, v3.y);
+        } else {
+          a[i][0] = pack_bf16x2(As[k0 + 2 * t][r], As[k0 + 2 * t + 1][r]);
+          a[i][1] = pack_bf16x2(As[k0 + 2 * t][r + 8], As[k0 + 2 * t + 1][r + 8]);
+          a[i][2] = pack_bf16x2(As[k0 + 2 * t + 8][r], As[k0 + 2 * t + 9][r]);
+          a[i][3] = pack_bf16x2(As[k0 + 2 * t + 8][r + 8], As[k0 + 2 * t + 9][r + 8]);
+        }
       }
 #pragma unroll
       for (int j = 0; j < NI; ++j) {
@@ -390,12 +477,13 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK;
   constexpr int MI = Tile::MI, NI = Tile::NI;
   using Smem = ConvSmem<MATH, Tile, View::kBTable>;
-  constexpr int AST = Smem::AST, BST = Smem::BST;
+  constexpr int AST = Smem::AST, BST = Smem::BST, AROWS = Smem::AROWS;
   constexpr int STAGES = Tile::STAGES;
   // Dynamic shared memory of conv_igemm_smem_bytes<View, MATH, Tile>() bytes:
-  // As[STAGES][BK][AST], Bs[STAGES][BN][BST] and (wgrad) the column table Bt[BN].
+  // As[STAGES][AROWS][AST] (AROWS = BK, or BK / 2 paired), Bs[STAGES][BN][BST] and (wgrad) the
+  // column table Bt[BN].
   DISCO_DYNAMIC_SMEM(smem);
-  float(*const As)[BK][AST] = reinterpret_cast<float(*)[BK][AST]>(smem + Smem::kAOffset);
+  float(*const As)[AROWS][AST] = reinterpret_cast<float(*)[AROWS][AST]>(smem + Smem::kAOffset);
   float(*const Bs)[BN][BST] = reinterpret_cast<float(*)[BN][BST]>(smem + Smem::kBOffset);
   int4* const Bt = reinterpret_cast<int4*>(smem + Smem::kBtOffset);  // BN entries, views with kBTable only
 
@@ -416,7 +504,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
   const int wm0 = (warp / Tile::WARPS_N) * Tile::WM;
   const int wn0 = (warp % Tile::WARPS_N) * Tile::WN;
 
-  ATileLoader<View, Tile, AST> aload(g, slot, m0, tid, kt_begin * BK);
+  ATileLoader<View, Tile, Smem> aload(g, slot, m0, tid, kt_begin * BK);
   // the wgrad column table
   if constexpr (View::kBTable) {
     for (int t = tid; t < BN; t += Tile::kThreads) {
@@ -444,7 +532,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
   for (int st = 0; st < STAGES - 1; ++st) {
     if (st < nkt) {
       const int kb = (kt_begin + st) * BK;
-      aload.load(g, slot, args.a_src, As[st], kb, m0);
+      aload.load(g, slot, args.a_src, &As[st][0][0], kb, m0);
       load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[st], kb, n0, tid, Bt, args.b_vec4);
     }
     cp_async_commit();
@@ -455,11 +543,11 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
     const int next = i + STAGES - 1;
     if (next < nkt) {
       const int kb = (kt_begin + next) * BK;
-      aload.load(g, slot, args.a_src, As[next % STAGES], kb, m0);
+      aload.load(g, slot, args.a_src, &As[next % STAGES][0][0], kb, m0);
       load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[next % STAGES], kb, n0, tid, Bt, args.b_vec4);
     }
     cp_async_commit();
-    warp_mma_slice<MATH, Tile, AST, BST>(As[i % STAGES], Bs[i % STAGES], acc, wm0, wn0, lane);
+    warp_mma_slice<MATH, Tile, AST, BST, Smem::kAPair>(As[i % STAGES], Bs[i % STAGES], acc, wm0, wn0, lane);
   }
 
   // epilogue

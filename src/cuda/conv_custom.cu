@@ -1,8 +1,9 @@
 // disco::cuda convolutions: instantiations of the implicit-GEMM kernel
 // (kernels/conv2d_igemm.cuh) and the public conv2d_fprop / dgrad / wgrad entry points,
 // which dispatch to these kernels (ConvAlgo::Custom) or to cuDNN (cudnn_conv.cpp).
-// 3 directions x 3 math modes x 3 tile shapes = 27 kernels + 3 split-K reductions, and the
-// launch plans (tile shape, split-K): a heuristic, or per-layer tuning (conv_autotune).
+// 3 directions x 3 math modes x 3 tile shapes = 27 kernels, + 3 directions x {TF32, BF16} of the
+// large tile with the paired A layout (a tuning candidate only) = 33, + 3 split-K reductions, and
+// the launch plans (tile shape, split-K): a heuristic, or per-layer tuning (conv_autotune).
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -83,7 +84,10 @@ void launch_math(ConvMath math, const kern::ConvKernelArgs& args, dim3 grid) {
 // A plan = tile shape + split-K factor. plan_heuristic() picks one from the GEMM's shape;
 // per-layer tuning (conv_autotune) times the candidates of plan_candidates() once per
 // problem and keeps the fastest.
-enum class TileKind : int { Large = 0, Small = 1, Narrow = 2 };
+// LargePaired: the large tile with the paired A layout (ConvTileLargePaired, conv2d_igemm.cuh):
+// TF32 / BF16 only (FP32 has no paired layout, and no kernel is instantiated for it), offered by
+// tuning only -- the heuristic never picks it.
+enum class TileKind : int { Large = 0, Small = 1, Narrow = 2, LargePaired = 3 };
 
 struct TileDims {
   int bm, bn, bk;
@@ -91,6 +95,8 @@ struct TileDims {
 TileDims tile_dims(TileKind t) {
   switch (t) {
     case TileKind::Large: return {kern::ConvTileLarge::BM, kern::ConvTileLarge::BN, kern::ConvTileLarge::BK};
+    case TileKind::LargePaired:
+      return {kern::ConvTileLargePaired::BM, kern::ConvTileLargePaired::BN, kern::ConvTileLargePaired::BK};
     case TileKind::Small: return {kern::ConvTileSmall::BM, kern::ConvTileSmall::BN, kern::ConvTileSmall::BK};
     case TileKind::Narrow: return {kern::ConvTileNarrow::BM, kern::ConvTileNarrow::BN, kern::ConvTileNarrow::BK};
   }
@@ -101,6 +107,7 @@ const char* tile_name(TileKind t) {
     case TileKind::Large: return "128x128";
     case TileKind::Small: return "64x64";
     case TileKind::Narrow: return "128x32";
+    case TileKind::LargePaired: return "128x128p";
   }
   return "?";
 }
@@ -137,8 +144,9 @@ int heuristic_splits(const convidx::ConvGemmParams& g, TileKind t, int sms) {
   return int(std::max<int64_t>(std::min(s, max_splits(g, t)), 1));
 }
 
-// The large tile's dynamic shared memory (up to 111.5 KB) fits the per-block opt-in limit of
-// sm_80 (163 KB) and sm_90 (227 KB), not that of sm_86 / sm_89 (99 KB): there it is never planned.
+// The large tiles' dynamic shared memory (up to 111.5 KB, paired A layout included) fits the
+// per-block opt-in limit of sm_80 (163 KB) and sm_90 (227 KB), not that of sm_86 / sm_89
+// (99 KB): there they are never planned.
 bool large_tile_fits_device() {
   static const bool fits = [] {
     using kern::ConvTileLarge;
@@ -146,6 +154,10 @@ bool large_tile_fits_device() {
                                       kern::conv_igemm_smem_bytes<convidx::DgradView, ConvMath::BF16, ConvTileLarge>(),
                                       kern::conv_igemm_smem_bytes<convidx::WgradView, ConvMath::BF16, ConvTileLarge>(),
                                       kern::conv_igemm_smem_bytes<convidx::WgradView, ConvMath::FP32, ConvTileLarge>()});
+    using kern::ConvTileLargePaired;
+    static_assert(kern::conv_igemm_smem_bytes<convidx::WgradView, ConvMath::BF16, ConvTileLargePaired>() <= need &&
+                      kern::conv_igemm_smem_bytes<convidx::WgradView, ConvMath::TF32, ConvTileLargePaired>() <= need,
+                  "the paired large tile needs no more shared memory than the plain one");
     int dev = 0, optin = 0;
     DISCO_CUDA_CHECK(cudaGetDevice(&dev));
     DISCO_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
@@ -169,8 +181,10 @@ LaunchPlan plan_heuristic(const convidx::ConvGemmParams& g) {
   return pl;
 }
 
-// What tuning tries: every tile at no split, its heuristic split, and half / twice that.
-std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g) {
+// What tuning tries: every tile at no split, its heuristic split, and half / twice that; for
+// TF32 / BF16 then the paired large tile at the large tile's splits (appended, so candidate i
+// names the same plan in every math mode for i below the FP32 count).
+std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMath math) {
   const int sms = device_sm_count();
   std::vector<LaunchPlan> c = {plan_heuristic(g)};
   auto add = [&](TileKind t, int64_t s) {
@@ -186,6 +200,11 @@ std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g) {
     add(t, h);
     if (h > 1) add(t, h / 2), add(t, 2 * int64_t(h));
   }
+  if (math != ConvMath::FP32) {
+    const size_t n = c.size();
+    for (size_t i = 0; i < n; ++i)
+      if (c[i].tile == TileKind::Large) add(TileKind::LargePaired, c[i].splits);
+  }
   return c;
 }
 
@@ -195,6 +214,13 @@ void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
     case TileKind::Large: launch_tile<View, MATH, kern::ConvTileLarge>(args, grid); break;
     case TileKind::Small: launch_tile<View, MATH, kern::ConvTileSmall>(args, grid); break;
     case TileKind::Narrow: launch_tile<View, MATH, kern::ConvTileNarrow>(args, grid); break;
+    case TileKind::LargePaired:
+      if constexpr (MATH == ConvMath::FP32) {
+        DISCO_CHECK(false, "conv (custom): the paired 128x128 tile has no FP32 kernel");
+      } else {
+        launch_tile<View, MATH, kern::ConvTileLargePaired>(args, grid);
+      }
+      break;
   }
 }
 
@@ -275,7 +301,7 @@ bool stream_is_capturing() {
 // scratch output, so the real output -- which may be accumulated into -- is untouched.
 template <class View>
 LaunchPlan tune(const convidx::ConvGemmParams& g, const float* a, const float* b, size_t out_elems, ConvMath math) {
-  const std::vector<LaunchPlan> cand = plan_candidates(g);
+  const std::vector<LaunchPlan> cand = plan_candidates(g, math);
   if (cand.size() == 1) return cand[0];
   detail::Scratch scratch(sizeof(float) * out_elems);
   cudaEvent_t ev[2] = {nullptr, nullptr};
@@ -449,7 +475,8 @@ int conv_plan_candidates(ConvDir dir, const Conv2dProblem& p) {
   check_problem(p, "conv_plan_candidates");
   int n = 0;
   for_each_launch(to_kind(dir), p, [&](int, const convidx::ConvGemmParams& g) {
-    n = std::max(n, int(plan_candidates(g).size()));
+    // the longest list: a tensor-core mode's (FP32 has no paired tile; set_conv_plan clamps)
+    n = std::max(n, int(plan_candidates(g, ConvMath::TF32).size()));
   });
   return n;
 }
@@ -459,7 +486,7 @@ void set_conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, int candi
   DISCO_CHECK(candidate >= 0, "set_conv_plan: candidate must be >= 0, got ", candidate);
   const ConvKind kind = to_kind(dir);
   for_each_launch(kind, p, [&](int base, const convidx::ConvGemmParams& g) {
-    const std::vector<LaunchPlan> c = plan_candidates(g);
+    const std::vector<LaunchPlan> c = plan_candidates(g, to_math(mode));
     PlanCache& cache = plan_cache();
     std::lock_guard<std::mutex> lock(cache.mu);
     cache.plans[plan_key(kind, p, to_math(mode), base)] = c[std::min<size_t>(size_t(candidate), c.size() - 1)];

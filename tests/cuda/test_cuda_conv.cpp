@@ -197,11 +197,15 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
     for (dc::ConvDir dir : {dc::ConvDir::Fprop, dc::ConvDir::Dgrad, dc::ConvDir::Wgrad}) {
       const int n = dc::conv_plan_candidates(dir, p);
       CHECK(n >= 2);
+      // the paired 128x128 tile ("128x128p") is a candidate for TF32 / BF16, never for FP32
+      bool paired[3] = {false, false, false};
       for (int i = 0; i < n; ++i)
-        for (dc::MathMode mode : {dc::MathMode::FP32, dc::MathMode::BF16}) {
+        for (dc::MathMode mode : {dc::MathMode::FP32, dc::MathMode::TF32, dc::MathMode::BF16}) {
           dc::set_conv_plan(dir, p, mode, i);
+          const std::string plan = dc::conv_plan(dir, p, mode);
+          paired[int(mode)] = paired[int(mode)] || plan.find("128x128p") != std::string::npos;
           INFO(c.name << " | " << dc::to_string(dir) << " | " << dc::to_string(mode) << " | plan " << i << ": "
-                      << dc::conv_plan(dir, p, mode));
+                      << plan);
           if (dir == dc::ConvDir::Fprop) {
             auto y = poisoned(r.y.size());
             dc::conv2d_fprop(p, x.data(), w.data(), b.data(), y.data(), dc::ConvAlgo::Custom, mode);
@@ -216,6 +220,10 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
             CHECK(rel_l2(download(dw), r.dw) <= dtest::tolerance(mode));
           }
         }
+      INFO(c.name << " | " << dc::to_string(dir));
+      CHECK(!paired[int(dc::MathMode::FP32)]);
+      CHECK(paired[int(dc::MathMode::TF32)]);
+      CHECK(paired[int(dc::MathMode::BF16)]);
     }
   }
   CHECK_THROWS_AS(dc::set_conv_plan(dc::ConvDir::Fprop, cs[0].p, dc::MathMode::FP32, -1), disco::Error);

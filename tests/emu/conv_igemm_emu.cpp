@@ -8,10 +8,11 @@
 //   relative L2 error <= 1e-5 (FP32), <= 5e-3 (TF32, BF16); outputs start as NaN.
 // One line per case (problem x math mode x tile x splits); exit status 1 on any mismatch.
 //
-//   conv_igemm_emu           reduced list (every problem once, all math modes, all three tiles,
+//   conv_igemm_emu           reduced list (every problem once, all math modes, all tiles,
 //                            split-K on some; about 25 s on 2 cores): the ctest emu.conv_igemm
 //   conv_igemm_emu --full    every problem x math mode x {small, large, narrow tile} x
-//                            {1 split, 2-3 splits}: 198 cases, about 2-3 minutes on 2 cores
+//                            {1 split, 2-3 splits}, + the paired large tile x {TF32, BF16} x
+//                            {1, 2 splits}: 242 cases, about 3 minutes on 2 cores
 //
 // It checks the kernel's index math, loaders, fragment layouts, the multi-stage pipeline's
 // buffer / barrier structure, the dynamic shared-memory layout (NaN-poisoned per block, guard
@@ -35,6 +36,7 @@ using namespace disco::convidx;
 using disco::cuda::kern::ConvKernelArgs;
 using disco::cuda::kern::ConvMath;
 using disco::cuda::kern::ConvTileLarge;
+using disco::cuda::kern::ConvTileLargePaired;
 using disco::cuda::kern::ConvTileNarrow;
 using disco::cuda::kern::ConvTileSmall;
 
@@ -137,16 +139,20 @@ void check(const char* name, const Conv2dProblem& p, int splits) {
   for (double e : err) ok = ok && e <= tol;  // also false for NaN / inf
   if (!ok) ++g_failures;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%-4s %-22s %s tile=%dx%-3d splits=%d  fprop %.2e dgrad %.2e wgrad %.2e wgrad+= %.2e  (tol %.0e, %.1fs)\n",
-              ok ? "ok" : "FAIL", name, math_name(MATH), Tile::BM, Tile::BN, splits, err[0], err[1], err[2], err[3], tol, secs);
+  char tile[32];
+  std::snprintf(tile, sizeof tile, "%dx%d%s", Tile::BM, Tile::BN, Tile::kPairedA ? "p" : "");
+  std::printf("%-4s %-22s %s tile=%-8s splits=%d  fprop %.2e dgrad %.2e wgrad %.2e wgrad+= %.2e  (tol %.0e, %.1fs)\n",
+              ok ? "ok" : "FAIL", name, math_name(MATH), tile, splits, err[0], err[1], err[2], err[3], tol, secs);
   std::fflush(stdout);
 }
 
 enum Maths : unsigned { kFP32 = 1, kTF32 = 2, kBF16 = 4, kAllMaths = 7 };
 
-// Returns the number of cases run.
+// Returns the number of cases run. Tiles with the paired A layout run TF32 / BF16 only (FP32 has
+// no paired layout and the launcher instantiates none).
 template <class Tile>
 int run_maths(const char* name, const Conv2dProblem& p, int splits, unsigned maths) {
+  if (Tile::kPairedA) maths &= kTF32 | kBF16;
   if (maths & kFP32) check<ConvMath::FP32, Tile>(name, p, splits);
   if (maths & kTF32) check<ConvMath::TF32, Tile>(name, p, splits);
   if (maths & kBF16) check<ConvMath::BF16, Tile>(name, p, splits);
@@ -165,7 +171,9 @@ Conv2dProblem problem(int N, int C, int H, int W, int K, int R, int S, int sh, i
 
 // Tile / split combinations of a case.
 enum Runs : unsigned {
-  kSmall1 = 1, kSmallSplit = 2, kLarge1 = 4, kLargeSplit = 8, kNarrow1 = 16, kNarrowSplit = 32, kAll = 63
+  kSmall1 = 1, kSmallSplit = 2, kLarge1 = 4, kLargeSplit = 8, kNarrow1 = 16, kNarrowSplit = 32,
+  kPaired1 = 64, kPairedSplit = 128,  // the large tile with the paired A layout (TF32 / BF16)
+  kAll = 255
 };
 
 struct Case {
@@ -191,17 +199,17 @@ int main(int argc, char** argv) {
     }
   }
   // Each problem stands for one shape class. The reduced list runs every class at least once
-  // (all three math modes each time), all three tiles and split-K among them; the cheap problems
+  // (all three math modes each time), all tiles and split-K among them; the cheap problems
   // get a second tile / split combination.
   const Case cases[] = {
       {"3->32 k4s2p1 @16 b2", make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1), kSmall1 | kNarrow1},       // model's first layer
       {"70->25 k4s2p1 @4 b1", make_conv2d_problem(1, 70, 4, 4, 25, 4, 4, 2, 1), kSmallSplit | kNarrowSplit},    // deep Kred, tiny map
-      {"convT 40->9 2x2->4x4", make_conv_transpose2d_problem(2, 40, 2, 2, 9, 4, 4, 2, 1, 0), kLarge1},
+      {"convT 40->9 2x2->4x4", make_conv_transpose2d_problem(2, 40, 2, 2, 9, 4, 4, 2, 1, 0), kLarge1 | kPaired1},
       {"convT op 5->7", make_conv_transpose2d_problem(1, 5, 3, 5, 7, 3, 3, 2, 1, 1),
-       kSmall1 | kLarge1},  // output padding
+       kSmall1 | kLarge1 | kPaired1},  // output padding
       {"odd 5->6 k3 7x9", problem(2, 5, 7, 9, 6, 3, 3, 1, 1, 1, 1, 1, 1), kSmall1 | kNarrow1},
       {"1x1 s2", problem(2, 8, 9, 9, 12, 1, 1, 2, 2, 0, 0, 1, 1),
-       kSmall1 | kLargeSplit},  // dgrad phases without taps (Kred = 0), also split
+       kSmall1 | kLargeSplit | kPairedSplit},  // dgrad phases without taps (Kred = 0), also split
       {"dil2", problem(1, 4, 11, 10, 5, 3, 3, 1, 1, 2, 2, 2, 2), kSmall1},
       {"s3 k5", problem(2, 3, 13, 12, 4, 5, 5, 3, 3, 2, 2, 1, 1), kSmall1},
       {"s(2,1) k(3,2)", problem(1, 6, 9, 6, 5, 3, 2, 2, 1, 1, 0, 1, 1), kSmall1},
@@ -223,6 +231,8 @@ int main(int argc, char** argv) {
     if (runs & kLargeSplit) ncases += run_maths<ConvTileLarge>(c.name, c.p, 2, maths);
     if (runs & kNarrow1) ncases += run_maths<ConvTileNarrow>(c.name, c.p, 1, maths);
     if (runs & kNarrowSplit) ncases += run_maths<ConvTileNarrow>(c.name, c.p, 3, maths);
+    if (runs & kPaired1) ncases += run_maths<ConvTileLargePaired>(c.name, c.p, 1, maths);
+    if (runs & kPairedSplit) ncases += run_maths<ConvTileLargePaired>(c.name, c.p, 2, maths);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%s: %d of %d cases failed (%s list, %.0fs)\n", g_failures ? "FAILED" : "PASSED", g_failures, ncases,
