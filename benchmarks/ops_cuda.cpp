@@ -42,6 +42,8 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <disco/backend/cpu/omp_env.hpp>
@@ -501,79 +503,61 @@ void bench_norm(Bench& b, const NormShape& s) {
   const size_t n = size_t(s.NC * s.HW), rows = size_t(s.NC);
   const auto hx = kink_free_rows(s.NC, s.HW, 21), hdy = random_vec(n, 22, -1.f, 1.f);
   auto x = upload(hx), dy = upload(hdy);
-  dc::DeviceArray<float> y(n), mean(rows), rstd(rows), dx(n);
-  dc::memset(y.data(), 0xFF, y.bytes());
-  dc::memset(dx.data(), 0xFF, dx.bytes());
-  auto fwd = [&] { dc::instance_norm_fwd(x.data(), y.data(), mean.data(), rstd.data(), s.NC, s.HW, eps, s.act, slope); };
-  auto bwd = [&] {
-    dc::instance_norm_bwd(dy.data(), x.data(), false, mean.data(), rstd.data(), dx.data(), s.NC, s.HW, s.act, slope,
-                          false);
+  // Checks one implementation's forward (y, mean, rstd) and backward (dx) against the CPU
+  // backend (statistics in double) for activation `act`, then times them: {fwd us, bwd us}
+  // (NaN when a check failed). run_fwd / run_bwd write into the buffers passed to them.
+  struct Out {
+    dc::DeviceArray<float> y, mean, rstd, dx;
   };
-  // reference (the CPU backend: statistics in double)
-  auto reference = [&](dc::Activation act, std::vector<float>& wy, std::vector<float>& wmean,
-                       std::vector<float>& wrstd, std::vector<float>& wdx) {
-    wy.resize(n);
-    wmean.resize(rows);
-    wrstd.resize(rows);
-    wdx.resize(n);
+  auto check_and_time = [&](const std::string& fwd_op, const std::string& bwd_op, const std::string& note,
+                            dc::Activation act, Out& o, const std::function<void()>& run_fwd,
+                            const std::function<void()>& run_bwd) {
+    std::vector<float> wy(n), wmean(rows), wrstd(rows), wdx(n);
     CPUK::instance_norm_fwd(hx.data(), wy.data(), wmean.data(), wrstd.data(), s.NC, s.HW, double(eps), to_unary(act),
                             slope);
     CPUK::instance_norm_bwd(hdy.data(), hx.data(), static_cast<const float*>(nullptr), wmean.data(), wrstd.data(),
                             wdx.data(), s.NC, s.HW, to_unary(act), slope);
+    dc::memset(o.y.data(), 0xFF, o.y.bytes());
+    dc::memset(o.dx.data(), 0xFF, o.dx.bytes());
+    Row r;
+    r.shape = shape;
+    r.note = note;
+    r.op = fwd_op;
+    r.bytes = norm_fwd_bytes(s.NC, s.HW);
+    run_fwd();
+    b.measure(r, std::max({rel_l2(download(o.y), wy), rel_l2(download(o.mean), wmean), rel_l2(download(o.rstd), wrstd)}),
+              run_fwd);
+    const double fwd_us = b.rows().back().us;
+    run_fwd();  // the backward reads this forward's statistics
+    r.op = bwd_op;
+    r.bytes = norm_bwd_bytes(s.NC, s.HW);
+    run_bwd();
+    b.measure(r, rel_l2(download(o.dx), wdx), run_bwd);
+    return std::make_pair(fwd_us, b.rows().back().us);
   };
-  std::vector<float> wy, wmean, wrstd, wdx;
-  reference(s.act, wy, wmean, wrstd, wdx);
-  NormTiming t;
-  t.layer = s.layer;
-  Row r;
-  r.shape = shape;
-  r.op = std::string("instance_norm_fwd ") + act_name(s.act);
-  r.bytes = norm_fwd_bytes(s.NC, s.HW);
-  fwd();
-  const double e_fwd =
-      std::max({rel_l2(download(y), wy), rel_l2(download(mean), wmean), rel_l2(download(rstd), wrstd)});
-  b.measure(r, e_fwd, fwd);
-  t.disco_fwd_us = b.rows().back().us;
-  fwd();  // the backward reads this forward's statistics
-  r.op = std::string("instance_norm_bwd ") + act_name(s.act);
-  r.bytes = norm_bwd_bytes(s.NC, s.HW);
-  bwd();
-  b.measure(r, rel_l2(download(dx), wdx), bwd);
-  t.disco_bwd_us = b.rows().back().us;
-  norm_timings().push_back(t);  // cuDNN's times are filled in below when they are measured
 
-  if (dc::cudnn_available()) {
-    const dc::Activation cact = s.act == dc::Activation::ReLU ? dc::Activation::ReLU : dc::Activation::None;
-    if (cact != s.act) reference(cact, wy, wmean, wrstd, wdx);
-    dc::DeviceArray<float> cy(n), cmean(rows), crstd(rows), cdx(n);
-    dc::memset(cy.data(), 0xFF, cy.bytes());
-    dc::memset(cdx.data(), 0xFF, cdx.bytes());
-    auto cfwd = [&] {
-      dc::cudnn_instance_norm_fwd(x.data(), cy.data(), cmean.data(), crstd.data(), s.NC, s.HW, eps, cact);
-    };
-    auto cbwd = [&] {
-      dc::cudnn_instance_norm_bwd(dy.data(), x.data(), cy.data(), cmean.data(), crstd.data(), cdx.data(), s.NC, s.HW,
-                                  eps, cact);
-    };
-    Row c;
-    c.shape = shape;
-    c.note = cact == s.act ? "" : "norm only (no LeakyReLU in cuDNN)";
-    c.op = std::string("cudnn batchnorm fwd ") + act_name(cact);
-    c.bytes = norm_fwd_bytes(s.NC, s.HW);
-    cfwd();
-    const double ce_fwd =
-        std::max({rel_l2(download(cy), wy), rel_l2(download(cmean), wmean), rel_l2(download(crstd), wrstd)});
-    b.measure(c, ce_fwd, cfwd);
-    t.cudnn_fwd_us = b.rows().back().us;
-    norm_timings().back() = t;
-    cfwd();
-    c.op = std::string("cudnn batchnorm bwd ") + act_name(cact);
-    c.bytes = norm_bwd_bytes(s.NC, s.HW);
-    cbwd();
-    b.measure(c, rel_l2(download(cdx), wdx), cbwd);
-    t.cudnn_bwd_us = b.rows().back().us;
-    norm_timings().back() = t;
-  }
+  NormTiming& t = norm_timings().emplace_back();
+  t.layer = s.layer;
+  Out d{dc::DeviceArray<float>(n), dc::DeviceArray<float>(rows), dc::DeviceArray<float>(rows), dc::DeviceArray<float>(n)};
+  std::tie(t.disco_fwd_us, t.disco_bwd_us) = check_and_time(
+      std::string("instance_norm_fwd ") + act_name(s.act), std::string("instance_norm_bwd ") + act_name(s.act), "",
+      s.act, d,
+      [&] { dc::instance_norm_fwd(x.data(), d.y.data(), d.mean.data(), d.rstd.data(), s.NC, s.HW, eps, s.act, slope); },
+      [&] {
+        dc::instance_norm_bwd(dy.data(), x.data(), false, d.mean.data(), d.rstd.data(), d.dx.data(), s.NC, s.HW, s.act,
+                              slope, false);
+      });
+  if (!dc::cudnn_available()) return;
+  const dc::Activation cact = s.act == dc::Activation::ReLU ? dc::Activation::ReLU : dc::Activation::None;
+  Out c{dc::DeviceArray<float>(n), dc::DeviceArray<float>(rows), dc::DeviceArray<float>(rows), dc::DeviceArray<float>(n)};
+  std::tie(t.cudnn_fwd_us, t.cudnn_bwd_us) = check_and_time(
+      std::string("cudnn batchnorm fwd ") + act_name(cact), std::string("cudnn batchnorm bwd ") + act_name(cact),
+      cact == s.act ? "" : "norm only (no LeakyReLU in cuDNN)", cact, c,
+      [&] { dc::cudnn_instance_norm_fwd(x.data(), c.y.data(), c.mean.data(), c.rstd.data(), s.NC, s.HW, eps, cact); },
+      [&] {
+        dc::cudnn_instance_norm_bwd(dy.data(), x.data(), c.y.data(), c.mean.data(), c.rstd.data(), c.dx.data(), s.NC,
+                                    s.HW, eps, cact);
+      });
 }
 
 // "instance_norm_vs_cudnn: fwd geomean 1.52x (min 1.10x E1.norm5), bwd ... (cuDNN time / disco

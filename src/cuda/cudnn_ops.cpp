@@ -64,14 +64,25 @@ NormPlan& norm_plan(int64_t NC, int64_t HW) {
   return plans->emplace(key, p).first->second;
 }
 
-cudnnActivationDescriptor_t relu_desc() {
-  static cudnnActivationDescriptor_t d = [] {
-    cudnnActivationDescriptor_t a = nullptr;
-    DISCO_CUDNN_CHECK(cudnnCreateActivationDescriptor(&a));
-    DISCO_CUDNN_CHECK(cudnnSetActivationDescriptor(a, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
-    return a;
-  }();
-  return d;
+// The activation descriptors (kept for the process; callers hold g_mu).
+cudnnActivationDescriptor_t act_desc(ReferenceActivation a) {
+  static cudnnActivationDescriptor_t d[3] = {nullptr, nullptr, nullptr};
+  const int i = int(a);
+  DISCO_CHECK(i >= 0 && i < 3, "cudnn activation: unknown kind ", i);
+  if (!d[i]) {
+    const cudnnActivationMode_t mode = a == ReferenceActivation::ReLU   ? CUDNN_ACTIVATION_RELU
+                                       : a == ReferenceActivation::Tanh ? CUDNN_ACTIVATION_TANH
+                                                                        : CUDNN_ACTIVATION_SIGMOID;
+    DISCO_CUDNN_CHECK(cudnnCreateActivationDescriptor(&d[i]));
+    DISCO_CUDNN_CHECK(cudnnSetActivationDescriptor(d[i], mode, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+  }
+  return d[i];
+}
+
+cudnnHandle_t handle_on_stream() {
+  cudnnHandle_t h = detail::cudnn_handle();
+  DISCO_CUDNN_CHECK(cudnnSetStream(h, detail::stream()));
+  return h;
 }
 
 void check_args(const char* fn, int64_t NC, int64_t HW, float eps, Activation act) {
@@ -90,14 +101,14 @@ void cudnn_instance_norm_fwd(const float* x, float* y, float* mean_out, float* r
   check_args("cudnn_instance_norm_fwd", NC, HW, eps, act);
   std::lock_guard<std::mutex> lock(g_mu);
   const NormPlan& p = norm_plan(NC, HW);
-  cudnnHandle_t h = detail::cudnn_handle();
-  DISCO_CUDNN_CHECK(cudnnSetStream(h, detail::stream()));
+  cudnnHandle_t h = handle_on_stream();
   const float one = 1.f, zero = 0.f;
   DISCO_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, p.x, x, p.x, y,
                                                            p.bn, p.ones, p.zeros, 1.0, nullptr, nullptr, double(eps),
                                                            mean_out, rstd_out));
   if (act == Activation::ReLU)
-    DISCO_CUDNN_CHECK(cudnnActivationForward(h, relu_desc(), &one, p.x, y, &zero, p.x, y));  // in place
+    DISCO_CUDNN_CHECK(cudnnActivationForward(h, act_desc(ReferenceActivation::ReLU), &one, p.x, y, &zero, p.x,
+                                             y));  // in place
 }
 
 void cudnn_instance_norm_bwd(const float* dy, const float* x, const float* y, const float* mean, const float* rstd,
@@ -107,15 +118,15 @@ void cudnn_instance_norm_bwd(const float* dy, const float* x, const float* y, co
   DISCO_CHECK(act == Activation::None || y, "cudnn_instance_norm_bwd: ReLU needs the forward output y");
   std::lock_guard<std::mutex> lock(g_mu);
   const NormPlan& p = norm_plan(NC, HW);
-  cudnnHandle_t h = detail::cudnn_handle();
-  DISCO_CUDNN_CHECK(cudnnSetStream(h, detail::stream()));
+  cudnnHandle_t h = handle_on_stream();
   const float one = 1.f, zero = 0.f;
   const float* g = dy;
   detail::Scratch gbuf(act == Activation::ReLU ? size_t(NC * HW) * sizeof(float) : 0);
   if (act == Activation::ReLU) {
     // relu'(z) = [z > 0] = [relu(z) > 0]: the forward output stands in for the norm output z
     DISCO_CUDNN_CHECK(
-        cudnnActivationBackward(h, relu_desc(), &one, p.x, y, p.x, dy, p.x, y, &zero, p.x, gbuf.as<float>()));
+        cudnnActivationBackward(h, act_desc(ReferenceActivation::ReLU), &one, p.x, y, p.x, dy, p.x, y, &zero, p.x,
+                                gbuf.as<float>()));
     g = gbuf.as<float>();
   }
   DISCO_CUDNN_CHECK(cudnnBatchNormalizationBackward(h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, p.x, x, p.x, g,
@@ -139,26 +150,6 @@ cudnnTensorDescriptor_t vec_desc(int64_t n) {
   DISCO_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
   DISCO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 1, 1, int(n)));
   return descs->emplace(n, d).first->second;
-}
-
-cudnnActivationDescriptor_t act_desc(ReferenceActivation a) {
-  static cudnnActivationDescriptor_t d[3] = {nullptr, nullptr, nullptr};
-  const int i = int(a);
-  DISCO_CHECK(i >= 0 && i < 3, "cudnn activation: unknown kind ", i);
-  if (!d[i]) {
-    const cudnnActivationMode_t mode = a == ReferenceActivation::ReLU   ? CUDNN_ACTIVATION_RELU
-                                       : a == ReferenceActivation::Tanh ? CUDNN_ACTIVATION_TANH
-                                                                        : CUDNN_ACTIVATION_SIGMOID;
-    DISCO_CUDNN_CHECK(cudnnCreateActivationDescriptor(&d[i]));
-    DISCO_CUDNN_CHECK(cudnnSetActivationDescriptor(d[i], mode, CUDNN_NOT_PROPAGATE_NAN, 0.0));
-  }
-  return d[i];
-}
-
-cudnnHandle_t handle_on_stream() {
-  cudnnHandle_t h = detail::cudnn_handle();
-  DISCO_CUDNN_CHECK(cudnnSetStream(h, detail::stream()));
-  return h;
 }
 
 void op_tensor(cudnnOpTensorOp_t op, const char* fn, const float* a, const float* b, float* y, int64_t n) {
