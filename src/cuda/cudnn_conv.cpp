@@ -50,8 +50,6 @@ std::map<Key, Plan>& plans() {
   return *m;
 }
 
-cudnnHandle_t handle() { return detail::cudnn_handle(); }
-
 const char* fwd_name(int a) {
   static const char* n[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING",
                             "WINOGRAD", "WINOGRAD_NONFUSED"};
@@ -137,8 +135,7 @@ Plan& get_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, const void* a
   size_t ws_cap = size_t(512) << 20;
   if (ws_cap > free_b / 2) ws_cap = free_b / 2;
   Scratch ws(ws_cap);
-  cudnnHandle_t h = handle();
-  DISCO_CUDNN_CHECK(cudnnSetStream(h, stream()));
+  cudnnHandle_t h = detail::cudnn_handle();
   int n = 0;
   switch (dir) {
     case ConvDir::Fprop: {
@@ -192,6 +189,7 @@ cudnnHandle_t detail::cudnn_handle() {
     DISCO_CUDNN_CHECK(cudnnCreate(&hh));
     return hh;
   }();
+  DISCO_CUDNN_CHECK(cudnnSetStream(h, stream()));
   return h;
 }
 
@@ -202,8 +200,7 @@ void cudnn_conv2d_raw(ConvDir dir, const Conv2dProblem& p, const void* a, const 
                       MathMode mode) {
   std::lock_guard<std::mutex> lock(g_mu);
   Plan& pl = get_plan(dir, p, mode, a, b);
-  cudnnHandle_t h = handle();
-  DISCO_CUDNN_CHECK(cudnnSetStream(h, stream()));
+  cudnnHandle_t h = detail::cudnn_handle();
   Scratch ws(pl.ws_bytes);
   const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
   switch (dir) {

@@ -19,7 +19,8 @@
 namespace disco {
 namespace cuda {
 namespace detail {
-// Created on first use, never destroyed (no teardown-order issues). The caller sets the stream.
+// The process-wide handle (created on first use, never destroyed: no teardown-order issues),
+// bound to disco's current stream (runtime.hpp) on every call.
 cudnnHandle_t cudnn_handle();
 }  // namespace detail
 }  // namespace cuda

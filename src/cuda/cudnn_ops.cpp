@@ -79,12 +79,6 @@ cudnnActivationDescriptor_t act_desc(ReferenceActivation a) {
   return d[i];
 }
 
-cudnnHandle_t handle_on_stream() {
-  cudnnHandle_t h = detail::cudnn_handle();
-  DISCO_CUDNN_CHECK(cudnnSetStream(h, detail::stream()));
-  return h;
-}
-
 void check_args(const char* fn, int64_t NC, int64_t HW, float eps, Activation act) {
   DISCO_CHECK(NC > 0 && HW > 0 && NC <= INT32_MAX && HW <= INT32_MAX, fn, ": NC and HW must be in [1, 2^31), got NC=",
               NC, " HW=", HW);
@@ -101,7 +95,7 @@ void cudnn_instance_norm_fwd(const float* x, float* y, float* mean_out, float* r
   check_args("cudnn_instance_norm_fwd", NC, HW, eps, act);
   std::lock_guard<std::mutex> lock(g_mu);
   const NormPlan& p = norm_plan(NC, HW);
-  cudnnHandle_t h = handle_on_stream();
+  cudnnHandle_t h = detail::cudnn_handle();
   const float one = 1.f, zero = 0.f;
   DISCO_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, p.x, x, p.x, y,
                                                            p.bn, p.ones, p.zeros, 1.0, nullptr, nullptr, double(eps),
@@ -118,7 +112,7 @@ void cudnn_instance_norm_bwd(const float* dy, const float* x, const float* y, co
   DISCO_CHECK(act == Activation::None || y, "cudnn_instance_norm_bwd: ReLU needs the forward output y");
   std::lock_guard<std::mutex> lock(g_mu);
   const NormPlan& p = norm_plan(NC, HW);
-  cudnnHandle_t h = handle_on_stream();
+  cudnnHandle_t h = detail::cudnn_handle();
   const float one = 1.f, zero = 0.f;
   const float* g = dy;
   detail::Scratch gbuf(act == Activation::ReLU ? size_t(NC * HW) * sizeof(float) : 0);
@@ -163,7 +157,7 @@ void op_tensor(cudnnOpTensorOp_t op, const char* fn, const float* a, const float
   }
   const cudnnTensorDescriptor_t d = vec_desc(n);
   const float one = 1.f, zero = 0.f;
-  DISCO_CUDNN_CHECK(cudnnOpTensor(handle_on_stream(), descs[i], &one, d, a, &one, d, b, &zero, d, y));
+  DISCO_CUDNN_CHECK(cudnnOpTensor(detail::cudnn_handle(), descs[i], &one, d, a, &one, d, b, &zero, d, y));
 }
 
 }  // namespace
@@ -173,7 +167,7 @@ void cudnn_activation_fwd(ReferenceActivation a, const float* x, float* y, int64
   std::lock_guard<std::mutex> lock(g_mu);
   const cudnnTensorDescriptor_t d = vec_desc(n);
   const float one = 1.f, zero = 0.f;
-  DISCO_CUDNN_CHECK(cudnnActivationForward(handle_on_stream(), act_desc(a), &one, d, x, &zero, d, y));
+  DISCO_CUDNN_CHECK(cudnnActivationForward(detail::cudnn_handle(), act_desc(a), &one, d, x, &zero, d, y));
 }
 
 void cudnn_activation_bwd(ReferenceActivation a, const float* dy, const float* x, const float* y, float* dx,
@@ -182,7 +176,8 @@ void cudnn_activation_bwd(ReferenceActivation a, const float* dy, const float* x
   std::lock_guard<std::mutex> lock(g_mu);
   const cudnnTensorDescriptor_t d = vec_desc(n);
   const float one = 1.f, zero = 0.f;
-  DISCO_CUDNN_CHECK(cudnnActivationBackward(handle_on_stream(), act_desc(a), &one, d, y, d, dy, d, x, &zero, d, dx));
+  DISCO_CUDNN_CHECK(
+      cudnnActivationBackward(detail::cudnn_handle(), act_desc(a), &one, d, y, d, dy, d, x, &zero, d, dx));
 }
 
 void cudnn_add(const float* a, const float* b, float* y, int64_t n) {
@@ -211,7 +206,7 @@ void cudnn_reduce(ReferenceReduce r, const float* x, int64_t n, float* out) {
     DISCO_CUDNN_CHECK(cudnnCreateTensorDescriptor(&one_desc));
     DISCO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(one_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 1, 1, 1));
   }
-  cudnnHandle_t h = handle_on_stream();
+  cudnnHandle_t h = detail::cudnn_handle();
   const cudnnTensorDescriptor_t d = vec_desc(n);
   size_t ws_bytes = 0;
   DISCO_CUDNN_CHECK(cudnnGetReductionWorkspaceSize(h, descs[i], d, one_desc, &ws_bytes));
