@@ -61,6 +61,15 @@ if(_disco_python3)
   if(_disco_pip_rv EQUAL 0 AND EXISTS "${_disco_pip_cudnn}")
     list(APPEND _disco_cudnn_roots "${_disco_pip_cudnn}")
   endif()
+  # other wheel layouts (e.g. nvidia/cu13/...): the folder above any cudnn.h in the nvidia namespace
+  execute_process(
+    COMMAND "${_disco_python3}" -c
+      "import nvidia,glob,os;print(';'.join(sorted({os.path.dirname(os.path.dirname(h)) for p in nvidia.__path__ for h in glob.glob(os.path.join(p,'**','cudnn.h'),recursive=True)})))"
+    OUTPUT_VARIABLE _disco_pip_cudnn2 OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET
+    RESULT_VARIABLE _disco_pip_rv2 TIMEOUT 60)
+  if(_disco_pip_rv2 EQUAL 0 AND _disco_pip_cudnn2)
+    list(APPEND _disco_cudnn_roots ${_disco_pip_cudnn2})
+  endif()
 endif()
 list(REMOVE_DUPLICATES _disco_cudnn_roots)
 

@@ -20,7 +20,9 @@
 # --budget S: finish within S seconds (each step's limit is cut to what is left, steps
 # that no longer fit are recorded as SKIPPED), so the summary is always printed; for a
 # device slot of one 600 s call use e.g. --budget 540. With --quick each sanitizer gets at
-# most 150 s, so a slow racecheck cannot eat the benchmarks' time.
+# most 120 s and the GPU ctest 300 s (150 s a test), so a hang or a slow racecheck cannot eat
+# the benchmarks' time, and the order puts correctness and the headline figures first: tests,
+# parity, memcheck, conv, ops, step, then racecheck, synccheck, the TF32/BF16 parity rows, ncu.
 # --only GROUPS: comma-separated subset of tests,sanitizers,parity,conv,ops,step,ncu (the
 # configure + build always run; an existing --build folder is reused, so a second call on a
 # warm machine only rebuilds what changed): e.g. one call with --only tests,sanitizers,parity
@@ -162,123 +164,134 @@ else
   fi
 fi
 
-# ---- GPU tests ----------------------------------------------------------------------------------------
+# ---- the checks, one function per step; the order they run in is chosen below -------------------
 TESTS_BIN="$BUILD/tests/disco_cuda_tests"
-if ! want tests; then
-  :
-elif [ -x "$TESTS_BIN" ]; then
-  step ctest_gpu 1200 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 900
+DISCO_BIN="$BUILD/examples/disco"
+BENCH="$BUILD/benchmarks/conv_vs_cudnn"
+OPS="$BUILD/benchmarks/ops_cuda"
+SAN="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
+NCU="$(command -v ncu || { [ -x /usr/local/cuda/bin/ncu ] && echo /usr/local/cuda/bin/ncu; } || true)"
+CTEST_LIMIT=1200; CTEST_EACH=900; SAN_LIMIT=900
+# a short slot: a hung kernel must not eat the whole budget
+[ $QUICK -eq 1 ] && { CTEST_LIMIT=300; CTEST_EACH=150; SAN_LIMIT=120; }
+
+# GPU tests: every kernel against double references and cuDNN, the GPU step against the CPU one
+do_tests() {
+  if [ ! -x "$TESTS_BIN" ]; then record ctest_gpu "NOT BUILT" 0 "$TESTS_BIN missing"; return; fi
+  step ctest_gpu "$CTEST_LIMIT" ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout "$CTEST_EACH"
   # also the CPU test suite's CUDA index-math checks and the benchmark self-test
   # (with --cuda-only the CPU test binary is not built: CI runs the index-math test anyway)
-  SELF_TESTS="bench.conv_vs_cudnn_self_test|bench.ops_cuda_self_test"
-  [ $CUDA_ONLY -eq 1 ] || SELF_TESTS="cpu.test_cuda_index_math|$SELF_TESTS"
-  step ctest_index_math 300 ctest --test-dir "$BUILD" -R "$SELF_TESTS" --output-on-failure
-else
-  record ctest_gpu "NOT BUILT" 0 "$TESTS_BIN missing"
-fi
+  local self="bench.conv_vs_cudnn_self_test|bench.ops_cuda_self_test"
+  [ $CUDA_ONLY -eq 1 ] || self="cpu.test_cuda_index_math|$self"
+  step ctest_index_math 300 ctest --test-dir "$BUILD" -R "$self" --output-on-failure
+}
 
-# ---- compute-sanitizer ------------------------------------------------------------------------------------
-SAN="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
-SAN_LIMIT=900
-[ $QUICK -eq 1 ] && SAN_LIMIT=150
-if ! want sanitizers; then
-  :
-elif [ -x "$TESTS_BIN" ] && [ -x "$SAN" ]; then
-  for tool in memcheck racecheck synccheck; do
-    # heuristic conv plans (no tuning runs under the sanitizer): they already cover the three
-    # tile shapes (3-stage pipelines, dynamic shared memory over 48 KB for 128x128), split-K and dgrad phases on these problems
-    step "sanitizer_$tool" "$SAN_LIMIT" env DISCO_CONV_AUTOTUNE=0 "$SAN" --tool "$tool" --error-exitcode 3 "$TESTS_BIN" "[sanitize]"
-  done
-else
-  record sanitizer "SKIPPED" 0 "no compute-sanitizer or no test binary"
-fi
+# compute-sanitizer TOOL on the small "[sanitize]" case. Heuristic conv plans (no tuning runs under
+# the sanitizer): they already cover the three tile shapes (3-stage pipelines, dynamic shared memory
+# over 48 KB for 128x128), split-K and dgrad phases on these problems
+do_sanitizer() {
+  if [ ! -x "$TESTS_BIN" ] || [ ! -x "$SAN" ]; then
+    record "sanitizer_$1" "SKIPPED" 0 "no compute-sanitizer or no test binary"; return
+  fi
+  step "sanitizer_$1" "$SAN_LIMIT" env DISCO_CONV_AUTOTUNE=0 "$SAN" --tool "$1" --error-exitcode 3 "$TESTS_BIN" "[sanitize]"
+}
 
-# ---- one training step against the official PyTorch step ------------------------------------------------------
 # `disco step --device cuda` (FP32, disco's kernels) against the official train.py step in
 # float64 on the CPU (tools/parity_check.py: every loss, gradient and updated parameter within
 # 1e-4 relative, with its documented exceptions), on a small model (64 px, base 16, code 64,
 # sep 8, batch 2). Exit 77 (skipped) when this python3 has no torch + numpy.
-DISCO_BIN="$BUILD/examples/disco"
-if ! want parity; then
-  :
-elif [ -x "$DISCO_BIN" ]; then
-  PARITY=(python3 "$ROOT/tools/parity_check.py" --disco "$DISCO_BIN" --device cuda
-          --resolution 64 --sep 8 --code-channels 64 --base-channels 16 --batch 2 --threads 8)
+PARITY=(python3 "$ROOT/tools/parity_check.py" --disco "$DISCO_BIN" --device cuda
+        --resolution 64 --sep 8 --code-channels 64 --base-channels 16 --batch 2 --threads 8)
+do_parity() {
+  if [ ! -x "$DISCO_BIN" ]; then record parity_cuda "NOT BUILT" 0 "$DISCO_BIN missing"; return; fi
   step parity_cuda 240 "${PARITY[@]}"
-  # the tensor-core modes, for the record: how far a TF32 / BF16 step lands from the official
-  # float32 semantics (no pass / fail: --tol 1 accepts all, the log's worst error is the figure)
+}
+# the tensor-core modes, for the record: how far a TF32 / BF16 step lands from the official
+# float32 semantics (no pass / fail: --tol 1 accepts all, the log's worst error is the figure)
+do_parity_modes() {
+  [ -x "$DISCO_BIN" ] || return
+  local m
   for m in tf32 bf16; do
     STEP_NOTE="informational (worst error only)" step "parity_cuda_$m" 120 "${PARITY[@]}" --math "$m" --tol 1 \
       --no-kink-adjust --batch-tries 1
   done
-else
-  record parity_cuda "NOT BUILT" 0 "$DISCO_BIN missing"
-fi
+}
 
-# ---- benchmarks ---------------------------------------------------------------------------------------------
-BENCH="$BUILD/benchmarks/conv_vs_cudnn"
-if ! want conv; then
-  :
-elif [ -x "$BENCH" ]; then
+do_conv() {
+  if [ ! -x "$BENCH" ]; then record conv_vs_cudnn "NOT BUILT" 0 "$BENCH missing"; return; fi
   if [ $QUICK -eq 1 ]; then
     step conv_vs_cudnn_128 900 "$BENCH" --size 128 --iters 10 --csv "$OUT/conv_vs_cudnn_128.csv"
   else
     step conv_vs_cudnn_128 900 "$BENCH" --size 128 --iters 20 --csv "$OUT/conv_vs_cudnn_128.csv"
     step conv_vs_cudnn_256 900 "$BENCH" --size 256 --iters 20 --csv "$OUT/conv_vs_cudnn_256.csv"
   fi
-else
-  record conv_vs_cudnn "NOT BUILT" 0 "$BENCH missing"
-fi
+}
+
 # memory-bound kernels against a device-to-device copy of the same bytes (< 30 s)
-OPS="$BUILD/benchmarks/ops_cuda"
-if ! want ops; then
-  :
-elif [ -x "$OPS" ]; then
+do_ops() {
+  if [ ! -x "$OPS" ]; then record ops_cuda "NOT BUILT" 0 "$OPS missing"; return; fi
   if [ $QUICK -eq 1 ]; then
     step ops_cuda 240 "$OPS" --quick --iters 10 --csv "$OUT/ops_cuda.csv"
   else
     step ops_cuda 240 "$OPS" --iters 20 --csv "$OUT/ops_cuda.csv"
   fi
-else
-  record ops_cuda "NOT BUILT" 0 "$OPS missing"
-fi
-if want step && [ -f "$ROOT/benchmarks/step_vs_pytorch.py" ]; then
-  # its options belong to its author: it gets the build and output folders through the environment
-  if [ $QUICK -eq 1 ]; then
-    # a short slot: PyTorch eager rows and every disco row (math modes, CUDA graph), no torch.compile
-    step step_vs_pytorch 300 env DISCO_BUILD_DIR="$BUILD" DISCO_OUT_DIR="$OUT" python3 "$ROOT/benchmarks/step_vs_pytorch.py" \
-      --no-compile --variants eager,eager_tuned --steps 20 --warmup 3 --budget 280 --row-timeout 120
-  else
-    step step_vs_pytorch 900 env DISCO_BUILD_DIR="$BUILD" DISCO_OUT_DIR="$OUT" python3 "$ROOT/benchmarks/step_vs_pytorch.py"
-  fi
-fi
-if want step && [ $QUICK -eq 0 ] && [ -x "$BUILD/benchmarks/train_step" ]; then
-  step train_step_cuda 600 "$BUILD/benchmarks/train_step" --device cuda
-fi
+}
 
-# ---- hardware counters (last: only what time is left) -------------------------------------------------------
+do_step() {
+  if [ -f "$ROOT/benchmarks/step_vs_pytorch.py" ]; then
+    # its options belong to its author: it gets the build and output folders through the environment
+    if [ $QUICK -eq 1 ]; then
+      # a short slot: PyTorch eager rows and every disco row (math modes, CUDA graph), no torch.compile
+      step step_vs_pytorch 240 env DISCO_BUILD_DIR="$BUILD" DISCO_OUT_DIR="$OUT" python3 "$ROOT/benchmarks/step_vs_pytorch.py" \
+        --no-compile --variants eager,eager_tuned --steps 20 --warmup 3 --budget 220 --row-timeout 100
+    else
+      step step_vs_pytorch 900 env DISCO_BUILD_DIR="$BUILD" DISCO_OUT_DIR="$OUT" python3 "$ROOT/benchmarks/step_vs_pytorch.py"
+    fi
+  fi
+  if [ $QUICK -eq 0 ] && [ -x "$BUILD/benchmarks/train_step" ]; then
+    step train_step_cuda 600 "$BUILD/benchmarks/train_step" --device cuda
+  fi
+}
+
 # Nsight Compute on a few of disco's conv launches (BF16, heuristic plans, three layer
 # classes: big maps, many channels, a transposed conv) and on the fused loss / norm / Adam
 # kernels: duration, SM and memory throughput, achieved occupancy, registers. What limits each
 # kernel, for docs/benchmarks.md. Clocks are left alone (--clock-control none).
-NCU="$(command -v ncu || { [ -x /usr/local/cuda/bin/ncu ] && echo /usr/local/cuda/bin/ncu; } || true)"
-if ! want ncu; then
-  :
-elif [ -n "$NCU" ] && [ -x "$BENCH" ]; then
+do_ncu() {
+  if [ -z "$NCU" ] || [ ! -x "$BENCH" ]; then record ncu "SKIPPED" 0 "no ncu on this machine"; return; fi
   # optional: an ncu that cannot read the counters here (e.g. under gVisor) must not fail the check
-  NCU_ARGS=(bash -c '"$@"; rc=$?; echo "ncu: exit status $rc (ignored: profiling is optional)"; exit 0' ncu
-            "$NCU" --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats
-            --csv --page details)
-  STEP_NOTE="optional" step ncu_conv 150 "${NCU_ARGS[@]}" --kernel-name regex:"conv_igemm|conv_splitk" --launch-count 30 \
+  local args=(bash -c '"$@"; rc=$?; echo "ncu: exit status $rc (ignored: profiling is optional)"; exit 0' ncu
+              "$NCU" --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats
+              --csv --page details)
+  STEP_NOTE="optional" step ncu_conv 150 "${args[@]}" --kernel-name regex:"conv_igemm|conv_splitk" --launch-count 30 \
     --log-file "$OUT/ncu_conv.csv" "$BENCH" --size 128 --math bf16 --no-tune --iters 1 --warmup 0 \
     --only E1.conv2,E1.conv5,D.convT3
   if [ -x "$OPS" ]; then
-    STEP_NOTE="optional" step ncu_ops 90 "${NCU_ARGS[@]}" --kernel-name regex:"reduce_finalize|instance_norm|adam" --launch-count 16 \
+    STEP_NOTE="optional" step ncu_ops 90 "${args[@]}" --kernel-name regex:"reduce_finalize|instance_norm|adam" --launch-count 16 \
       --log-file "$OUT/ncu_ops.csv" "$OPS" --quick --iters 1 --warmup 0
   fi
+}
+
+# The order: with --quick (a slot that may not fit everything; --budget skips what no longer
+# fits) the steps that decide correctness and the headline figures come first, the slow or
+# informational ones last. Otherwise the natural order.
+if [ $QUICK -eq 1 ]; then
+  ORDER=(tests parity sanitizer:memcheck conv ops step sanitizer:racecheck sanitizer:synccheck parity_modes ncu)
 else
-  record ncu "SKIPPED" 0 "no ncu on this machine"
+  ORDER=(tests sanitizer:memcheck sanitizer:racecheck sanitizer:synccheck parity parity_modes conv ops step ncu)
 fi
+for item in "${ORDER[@]}"; do
+  case "$item" in
+    tests) want tests && do_tests ;;
+    sanitizer:*) want sanitizers && do_sanitizer "${item#sanitizer:}" ;;
+    parity) want parity && do_parity ;;
+    parity_modes) want parity && do_parity_modes ;;
+    conv) want conv && do_conv ;;
+    ops) want ops && do_ops ;;
+    step) want step && do_step ;;
+    ncu) want ncu && do_ncu ;;
+  esac
+done
 
 # ---- summary (printed last) ------------------------------------------------------------------------------------
 {
