@@ -27,9 +27,11 @@ Rows (--variants, comma separated; default eager,eager_fp32,eager_tuned,compile)
   disco_<v>       `$DISCO_BUILD_DIR/benchmarks/train_step --device cuda --resolution R
                  --batch B --steps N --warmup W --math M [--graph]` (or --disco-bench PATH),
                  one row per --disco-variants entry (default fp32,tf32,bf16,tf32_graph,
-                 bf16_graph,bf16_graph_cudnn: math mode, _graph for the step as one CUDA
-                 graph, _cudnn for cuDNN's convolutions in place of disco's: the same step
-                 with only the conv kernels swapped, which isolates their share); parses
+                 bf16_graph,bf16_graph_cudnn,tf32_graph_auto,bf16_graph_auto: math mode,
+                 _graph for the step as one CUDA graph, _cudnn for cuDNN's convolutions in
+                 place of disco's: the same step with only the conv kernels swapped, which
+                 isolates their share; _auto for --conv-algo auto, per layer and direction
+                 the faster of the two); parses
                  `median_ms:`, `pipelined_ms:` and, when present, `peak_mem_bytes:`.
 
 Timing (PyTorch): each row runs in its own python process (clean allocator statistics,
@@ -351,15 +353,16 @@ def find_disco_bench(args):
 
 
 DISCO_VARIANTS = ("fp32", "tf32", "bf16", "fp32_graph", "tf32_graph", "bf16_graph", "tf32_graph_cudnn",
-                  "bf16_graph_cudnn")
-DEFAULT_DISCO_VARIANTS = "fp32,tf32,bf16,tf32_graph,bf16_graph,bf16_graph_cudnn"
+                  "bf16_graph_cudnn", "tf32_graph_auto", "bf16_graph_auto")
+DEFAULT_DISCO_VARIANTS = "fp32,tf32,bf16,tf32_graph,bf16_graph,bf16_graph_cudnn,tf32_graph_auto,bf16_graph_auto"
 
 
 def run_disco_row(args, remaining, out_dir, variant="fp32"):
     name = "disco_" + variant
     parts = variant.split("_")
-    math, graph, cudnn = parts[0], "graph" in parts, "cudnn" in parts
-    label = "disco %s%s%s" % (math, " + CUDA graph" if graph else "", ", cuDNN convs" if cudnn else "")
+    math, graph, cudnn, auto = parts[0], "graph" in parts, "cudnn" in parts, "auto" in parts
+    label = "disco %s%s%s" % (math, " + CUDA graph" if graph else "",
+                              ", cuDNN convs" if cudnn else (", auto convs (per layer disco or cuDNN)" if auto else ""))
     res = {"name": name, "label": label, "ok": False}
     exe = find_disco_bench(args)
     res["bench"] = exe
@@ -371,7 +374,7 @@ def run_disco_row(args, remaining, out_dir, variant="fp32"):
     cmd = [exe, "--device", args.device, "--resolution", str(args.resolution), "--batch", str(args.batch),
            "--steps", str(args.steps), "--warmup", str(args.warmup)]
     if args.device == "cuda":
-        cmd += ["--math", math] + (["--graph"] if graph else []) + (["--conv-algo", "cudnn"] if cudnn else [])
+        cmd += ["--math", math] + (["--graph"] if graph else []) + (["--conv-algo", "cudnn"] if cudnn else (["--conv-algo", "auto"] if auto else []))
     limit = min(args.row_timeout, remaining)
     print("[%s] running (limit %.0f s): %s" % (name, limit, " ".join(cmd)), flush=True)
     rc, text = run_logged(cmd, limit, os.path.join(out_dir, "step_vs_pytorch_%s.log" % name))

@@ -1,6 +1,6 @@
 // Median time of one full training step (autoencoder + discriminator, official rule).
 //   train_step --device cpu --resolution 128 --batch 8 --steps 5 [--warmup 1] [--sep 25]
-//   train_step --device cuda --math bf16 --graph [--conv-algo disco|cudnn] ...
+//   train_step --device cuda --math bf16 --graph [--conv-algo disco|cudnn|auto] ...
 // Prints each step's milliseconds and a line `median_ms: X` (every step reads its losses
 // back, so each timed step has finished); then `pipelined_ms: X`, the mean of the same
 // number of steps run back to back with only the last one read back (what a training loop
@@ -164,8 +164,9 @@ int main(int argc, char** argv) {
         return 2;
       }
       if (conv_algo == "cudnn") cs.algo = disco::cuda::ConvAlgo::Cudnn;
+      else if (conv_algo == "auto") cs.algo = disco::cuda::ConvAlgo::Auto;
       else if (!conv_algo.empty() && conv_algo != "disco") {
-        std::cerr << "train_step: --conv-algo " << conv_algo << " is not disco or cudnn\n";
+        std::cerr << "train_step: --conv-algo " << conv_algo << " is not disco, cudnn or auto\n";
         return 2;
       }
       disco::cuda::reset_peak_memory();

@@ -161,8 +161,8 @@ inline void ensure_dir(const std::string& dir) {
 template <class F>
 auto on_device(const std::string& device, const std::string& conv_algo, const std::string& math,
                const char* default_math, const std::string& extra_cuda_only, F&& run) {
-  DISCO_CHECK(conv_algo.empty() || conv_algo == "disco" || conv_algo == "cudnn", "--conv-algo: '", conv_algo,
-              "' is not disco or cudnn");
+  DISCO_CHECK(conv_algo.empty() || conv_algo == "disco" || conv_algo == "cudnn" || conv_algo == "auto",
+              "--conv-algo: '", conv_algo, "' is not disco, cudnn or auto");
   DISCO_CHECK(math.empty() || math == "fp32" || math == "tf32" || math == "bf16", "--math: '", math,
               "' is not fp32, tf32 or bf16");
   if (device == "cpu") {
@@ -176,7 +176,9 @@ auto on_device(const std::string& device, const std::string& conv_algo, const st
     DISCO_CHECK(cuda::device_available(), "--device cuda: no usable CUDA device found (driver or GPU missing); "
                                           "use --device cpu");
     const std::string m = math.empty() ? std::string(default_math) : math;
-    cuda::conv_settings().algo = conv_algo == "cudnn" ? cuda::ConvAlgo::Cudnn : cuda::ConvAlgo::Custom;
+    cuda::conv_settings().algo = conv_algo == "cudnn"  ? cuda::ConvAlgo::Cudnn
+                                 : conv_algo == "auto" ? cuda::ConvAlgo::Auto
+                                                       : cuda::ConvAlgo::Custom;
     cuda::conv_settings().mode =
         m == "fp32" ? cuda::MathMode::FP32 : (m == "bf16" ? cuda::MathMode::BF16 : cuda::MathMode::TF32);
     if (conv_algo == "cudnn") DISCO_CHECK(cuda::cudnn_available(), "--conv-algo cudnn: this build of disco has no cuDNN");

@@ -76,7 +76,7 @@ void add_step(CLI::App& app) {
   cmd->add_option("--lr", o->cfg.lr)->capture_default_str();
   cmd->add_option("--disc-lr", o->cfg.disc_lr)->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--conv-algo", o->conv_algo, "--device cuda: convolutions by disco's kernels or cudnn (default disco)");
+  cmd->add_option("--conv-algo", o->conv_algo, "--device cuda: convolutions by disco's kernels, cudnn, or auto (per layer the faster of the two, timed once) (default disco)");
   cmd->add_option("--math", o->math, "--device cuda: fp32, tf32 or bf16 for convolutions and GEMMs (default fp32)");
   cmd->callback([o] { run_step(*o); });
 }

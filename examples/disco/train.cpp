@@ -234,7 +234,7 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--loader-threads", o.loader_threads, "background image-loading threads")->capture_default_str();
   cmd->add_flag("--train-prenorm-biases", o.model.train_prenorm_biases,
                 "also update the conv biases an InstanceNorm cancels (the official code does; no effect on outputs)");
-  cmd->add_option("--conv-algo", o.conv_algo, "--device cuda: convolutions by disco's kernels or cudnn (default disco)");
+  cmd->add_option("--conv-algo", o.conv_algo, "--device cuda: convolutions by disco's kernels, cudnn, or auto (per layer the faster of the two, timed once) (default disco)");
   cmd->add_option("--math", o.math,
                   "--device cuda: fp32, tf32 or bf16 (tensor cores) for convolutions and GEMMs (default tf32)");
   cmd->add_flag("--cuda-graph", o.cuda_graph,

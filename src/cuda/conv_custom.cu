@@ -1,6 +1,7 @@
 // disco::cuda convolutions: instantiations of the implicit-GEMM kernel
 // (kernels/conv2d_igemm.cuh) and the public conv2d_fprop / dgrad / wgrad entry points,
-// which dispatch to these kernels (ConvAlgo::Custom) or to cuDNN (cudnn_conv.cpp).
+// which dispatch to these kernels (ConvAlgo::Custom), to cuDNN (cudnn_conv.cpp), or to the
+// faster of the two per problem (ConvAlgo::Auto).
 // 3 directions x 3 math modes x 3 tile shapes = 27 kernels, + 3 directions x {TF32, BF16} of the
 // large tile with the paired A layout (a tuning candidate only) = 33, + 3 split-K reductions, and
 // the launch plans (tile shape, split-K): a heuristic, or per-layer tuning (conv_autotune).
@@ -297,13 +298,10 @@ bool stream_is_capturing() {
   return st != cudaStreamCaptureStatusNone;
 }
 
-// Times each candidate on the current stream (one warm-up run, then the median of 3) into a
-// scratch output, so the real output -- which may be accumulated into -- is untouched.
-template <class View>
-LaunchPlan tune(const convidx::ConvGemmParams& g, const float* a, const float* b, size_t out_elems, ConvMath math) {
-  const std::vector<LaunchPlan> cand = plan_candidates(g, math);
-  if (cand.size() == 1) return cand[0];
-  detail::Scratch scratch(sizeof(float) * out_elems);
+// Milliseconds of f() on the current stream: one warm-up run (which may tune or search and
+// synchronize), then the median of 3 runs timed with events. Throws what f throws.
+template <class F>
+float median_of_3_ms(F&& f) {
   cudaEvent_t ev[2] = {nullptr, nullptr};
   struct Events {
     cudaEvent_t* e;
@@ -313,27 +311,39 @@ LaunchPlan tune(const convidx::ConvGemmParams& g, const float* a, const float* b
     }
   } guard{ev};
   for (auto& e : ev) DISCO_CUDA_CHECK(cudaEventCreate(&e));
+  f();  // warm-up
+  float t[3];
+  for (float& ti : t) {
+    DISCO_CUDA_CHECK(cudaEventRecord(ev[0], detail::stream()));
+    f();
+    DISCO_CUDA_CHECK(cudaEventRecord(ev[1], detail::stream()));
+    DISCO_CUDA_CHECK(cudaEventSynchronize(ev[1]));
+    DISCO_CUDA_CHECK(cudaEventElapsedTime(&ti, ev[0], ev[1]));
+  }
+  std::sort(t, t + 3);
+  return t[1];
+}
+
+// Times each candidate on the current stream (median_of_3_ms) into a scratch output, so the
+// real output -- which may be accumulated into -- is untouched.
+template <class View>
+LaunchPlan tune(const convidx::ConvGemmParams& g, const float* a, const float* b, size_t out_elems, ConvMath math) {
+  const std::vector<LaunchPlan> cand = plan_candidates(g, math);
+  if (cand.size() == 1) return cand[0];
+  detail::Scratch scratch(sizeof(float) * out_elems);
   LaunchPlan best = cand[0];
   float best_ms = INFINITY;
   for (const LaunchPlan& pl : cand) {
-    float t[3];
+    float ms;
     try {
-      run_custom_launch<View>(g, pl, a, b, scratch.as<float>(), nullptr, false, math);  // warm-up
-      for (float& ti : t) {
-        DISCO_CUDA_CHECK(cudaEventRecord(ev[0], detail::stream()));
-        run_custom_launch<View>(g, pl, a, b, scratch.as<float>(), nullptr, false, math);
-        DISCO_CUDA_CHECK(cudaEventRecord(ev[1], detail::stream()));
-        DISCO_CUDA_CHECK(cudaEventSynchronize(ev[1]));
-        DISCO_CUDA_CHECK(cudaEventElapsedTime(&ti, ev[0], ev[1]));
-      }
+      ms = median_of_3_ms([&] { run_custom_launch<View>(g, pl, a, b, scratch.as<float>(), nullptr, false, math); });
     } catch (const Error&) {
       // a candidate that cannot run here (e.g. no memory for its split-K partials) is
       // skipped; the heuristic plan (cand[0]) is kept unless another one ran faster
       (void)cudaGetLastError();
       continue;
     }
-    std::sort(t, t + 3);
-    if (t[1] < best_ms) best_ms = t[1], best = pl;
+    if (ms < best_ms) best_ms = ms, best = pl;
   }
   return best;
 }
@@ -419,44 +429,118 @@ std::string plan_string(const LaunchPlan& pl) {
   return std::string(tile_name(pl.tile)) + (pl.splits > 1 ? " split " + std::to_string(pl.splits) : "");
 }
 
+// ---- ConvAlgo::Auto: disco's kernels or cuDNN, whichever ran this problem faster ----------------
+using AutoKey = std::array<int, 18>;
+AutoKey auto_key(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
+  return {int(dir), p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.P, p.Q, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
+          p.dil_h, p.dil_w, int(mode), current_device_id()};
+}
+struct AutoCache {
+  std::mutex mu;
+  std::map<AutoKey, ConvAlgo> choice;
+};
+AutoCache& auto_cache() {
+  static AutoCache* c = new AutoCache;  // never destroyed: used until exit
+  return *c;
+}
+bool cached_auto(const AutoKey& key, ConvAlgo& algo) {
+  AutoCache& c = auto_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto it = c.choice.find(key);
+  if (it == c.choice.end()) return false;
+  algo = it->second;
+  return true;
+}
+
+// The implementation ConvAlgo::Auto runs: the cached choice; else, when tuning is on, cuDNN
+// exists and the stream is not being captured, the faster of the two on this problem (each
+// timed whole -- all dgrad phase launches, split-K reductions, cuDNN's BF16 conversions and
+// fprop's bias -- by median_of_3_ms into a scratch output; the custom side's warm-up tunes its
+// plans, cuDNN's runs its algorithm search), cached; else disco's kernels.
+// run(algo, out) runs the convolution into `out` without accumulating.
+template <class Run>
+ConvAlgo auto_algo(ConvDir dir, const Conv2dProblem& p, MathMode mode, size_t out_elems, Run&& run) {
+  if (!cudnn_available()) return ConvAlgo::Custom;
+  const AutoKey key = auto_key(dir, p, mode);
+  ConvAlgo algo;
+  if (cached_auto(key, algo)) return algo;
+  if (!autotune_flag().load() || stream_is_capturing()) return ConvAlgo::Custom;
+  detail::Scratch scratch(sizeof(float) * out_elems);
+  const float custom_ms = median_of_3_ms([&] { run(ConvAlgo::Custom, scratch.as<float>()); });
+  float cudnn_ms = INFINITY;
+  try {
+    cudnn_ms = median_of_3_ms([&] { run(ConvAlgo::Cudnn, scratch.as<float>()); });
+  } catch (const Error&) {  // e.g. no algorithm for this problem, or no memory for its workspace
+    (void)cudaGetLastError();
+  }
+  algo = cudnn_ms < custom_ms ? ConvAlgo::Cudnn : ConvAlgo::Custom;
+  AutoCache& c = auto_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.choice[key] = algo;
+  return algo;
+}
+
 }  // namespace
 
 void conv2d_fprop(const Conv2dProblem& p, const float* x, const float* w, const float* bias, float* y, ConvAlgo algo,
                   MathMode mode) {
   check_problem(p, "conv2d_fprop");
-  if (algo == ConvAlgo::Custom) {
-    run_custom(ConvKind::Fprop, p, x, w, y, bias, false, mode);
-  } else {
-    detail::cudnn_conv_f32(ConvDir::Fprop, p, x, w, y, false, mode);
-    if (bias) add_channel_bias(y, bias, y, p.N, p.K, int64_t(p.P) * p.Q);
-  }
+  const auto run = [&](ConvAlgo a, float* out) {
+    if (a == ConvAlgo::Custom) {
+      run_custom(ConvKind::Fprop, p, x, w, out, bias, false, mode);
+    } else {
+      detail::cudnn_conv_f32(ConvDir::Fprop, p, x, w, out, false, mode);
+      if (bias) add_channel_bias(out, bias, out, p.N, p.K, int64_t(p.P) * p.Q);
+    }
+  };
+  run(algo == ConvAlgo::Auto ? auto_algo(ConvDir::Fprop, p, mode, size_t(p.y_size()), run) : algo, y);
 }
 
 void conv2d_dgrad(const Conv2dProblem& p, const float* dy, const float* w, float* dx, bool accumulate, ConvAlgo algo,
                   MathMode mode) {
   check_problem(p, "conv2d_dgrad");
-  if (algo == ConvAlgo::Custom)
-    run_custom(ConvKind::Dgrad, p, dy, w, dx, nullptr, accumulate, mode);
-  else
-    detail::cudnn_conv_f32(ConvDir::Dgrad, p, dy, w, dx, accumulate, mode);
+  const auto run = [&](ConvAlgo a, float* out, bool acc) {
+    if (a == ConvAlgo::Custom)
+      run_custom(ConvKind::Dgrad, p, dy, w, out, nullptr, acc, mode);
+    else
+      detail::cudnn_conv_f32(ConvDir::Dgrad, p, dy, w, out, acc, mode);
+  };
+  if (algo == ConvAlgo::Auto)
+    algo = auto_algo(ConvDir::Dgrad, p, mode, size_t(p.x_size()), [&](ConvAlgo a, float* out) { run(a, out, false); });
+  run(algo, dx, accumulate);
 }
 
 void conv2d_wgrad(const Conv2dProblem& p, const float* x, const float* dy, float* dw, bool accumulate, ConvAlgo algo,
                   MathMode mode) {
   check_problem(p, "conv2d_wgrad");
-  if (algo == ConvAlgo::Custom)
-    run_custom(ConvKind::Wgrad, p, dy, x, dw, nullptr, accumulate, mode);
-  else
-    detail::cudnn_conv_f32(ConvDir::Wgrad, p, x, dy, dw, accumulate, mode);
+  const auto run = [&](ConvAlgo a, float* out, bool acc) {
+    if (a == ConvAlgo::Custom)
+      run_custom(ConvKind::Wgrad, p, dy, x, out, nullptr, acc, mode);
+    else
+      detail::cudnn_conv_f32(ConvDir::Wgrad, p, x, dy, out, acc, mode);
+  };
+  if (algo == ConvAlgo::Auto)
+    algo = auto_algo(ConvDir::Wgrad, p, mode, size_t(p.w_size()), [&](ConvAlgo a, float* out) { run(a, out, false); });
+  run(algo, dw, accumulate);
+}
+
+const char* conv_auto_choice(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
+  ConvAlgo algo;
+  return cached_auto(auto_key(dir, p, mode), algo) ? to_string(algo) : "";
 }
 
 // ---- per-layer tuning -----------------------------------------------------------------------------
 void set_conv_autotune(bool on) { autotune_flag().store(on); }
 bool conv_autotune() { return autotune_flag().load(); }
 void clear_conv_plans() {
-  PlanCache& c = plan_cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  c.plans.clear();
+  {
+    PlanCache& c = plan_cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.plans.clear();
+  }
+  AutoCache& a = auto_cache();
+  std::lock_guard<std::mutex> lock(a.mu);
+  a.choice.clear();
 }
 
 std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode) {

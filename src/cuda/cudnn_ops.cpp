@@ -189,6 +189,9 @@ void cudnn_mul(const float* a, const float* b, float* y, int64_t n) {
 
 void cudnn_reduce(ReferenceReduce r, const float* x, int64_t n, float* out) {
   check_n("cudnn_reduce", n);
+  // seen on an H200 with cuDNN 9 (2026-11-28): a [1,1,1,1] -> [1,1,1,1] reduction, where
+  // nothing is reduced, fails with CUDNN_STATUS_BAD_PARAM; say so plainly instead
+  DISCO_CHECK(n >= 2, "cudnn_reduce: cuDNN does not reduce a single element (n = 1): compare n >= 2");
   std::lock_guard<std::mutex> lock(g_mu);
   static cudnnReduceTensorDescriptor_t descs[3] = {nullptr, nullptr, nullptr};
   static cudnnTensorDescriptor_t one_desc = nullptr;

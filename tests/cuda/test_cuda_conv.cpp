@@ -79,9 +79,12 @@ Refs make_refs(const Conv2dProblem& p) {
   return r;
 }
 
+// Custom first; cuDNN second when built with it (the disco-vs-cuDNN comparison below reads
+// outs[d][0] and outs[d][1]); Auto last: whichever of the two it picks must be right too.
 std::vector<dc::ConvAlgo> algos() {
   std::vector<dc::ConvAlgo> a = {dc::ConvAlgo::Custom};
   if (dc::cudnn_available()) a.push_back(dc::ConvAlgo::Cudnn);
+  a.push_back(dc::ConvAlgo::Auto);
   return a;
 }
 
@@ -115,7 +118,7 @@ TEST_CASE("convolutions match the double reference", "[cuda][conv]") {
         outs[2].push_back(hdw);
       }
       // disco against cuDNN at the same precision
-      if (outs[0].size() == 2) {
+      if (dc::cudnn_available()) {
         INFO(c.name << " | " << dc::to_string(mode) << " | disco vs cudnn");
         for (int d = 0; d < 3; ++d) CHECK(rel_l2(outs[d][0], outs[d][1]) <= tol);
       }
@@ -142,6 +145,40 @@ TEST_CASE("convolution gradients accumulate", "[cuda][conv]") {
         CHECK(rel_l2(download(dw), want_dw) <= dtest::tolerance(mode));
       }
   }
+}
+
+TEST_CASE("ConvAlgo::Auto times both implementations once and keeps the faster", "[cuda][conv][auto]") {
+  const Conv2dProblem p = disco::make_conv2d_problem(3, 24, 12, 12, 40, 4, 4, 2, 1);
+  auto x = upload(randu(size_t(p.x_size()))), w = upload(randu(size_t(p.w_size()))),
+       dy = upload(randu(size_t(p.y_size())));
+  auto y = poisoned(size_t(p.y_size())), dx = poisoned(size_t(p.x_size())), dw = poisoned(size_t(p.w_size()));
+  dc::clear_conv_plans();
+  const bool tune_was = dc::conv_autotune();
+  for (bool tune : {false, true}) {
+    INFO("tuning " << (tune ? "on" : "off"));
+    dc::set_conv_autotune(tune);
+    for (dc::MathMode mode : {dc::MathMode::FP32, dc::MathMode::BF16}) {
+      dc::conv2d_fprop(p, x.data(), w.data(), nullptr, y.data(), dc::ConvAlgo::Auto, mode);
+      dc::conv2d_dgrad(p, dy.data(), w.data(), dx.data(), false, dc::ConvAlgo::Auto, mode);
+      dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), false, dc::ConvAlgo::Auto, mode);
+      for (dc::ConvDir dir : {dc::ConvDir::Fprop, dc::ConvDir::Dgrad, dc::ConvDir::Wgrad}) {
+        const std::string choice = dc::conv_auto_choice(dir, p, mode);
+        INFO(dc::to_string(dir) << " " << dc::to_string(mode) << ": '" << choice << "'");
+        if (tune && dc::cudnn_available())
+          CHECK((choice == "disco" || choice == "cudnn"));  // decided, and kept
+        else
+          CHECK(choice.empty());  // nothing to choose from, or not allowed to time: disco's kernels
+      }
+    }
+  }
+  // a choice survives tuning being switched off, and clear_conv_plans forgets it
+  dc::set_conv_autotune(false);
+  dc::conv2d_fprop(p, x.data(), w.data(), nullptr, y.data(), dc::ConvAlgo::Auto, dc::MathMode::FP32);
+  CHECK((std::string(dc::conv_auto_choice(dc::ConvDir::Fprop, p, dc::MathMode::FP32)).empty() !=
+         dc::cudnn_available()));
+  dc::clear_conv_plans();
+  CHECK(std::string(dc::conv_auto_choice(dc::ConvDir::Fprop, p, dc::MathMode::FP32)).empty());
+  dc::set_conv_autotune(tune_was);
 }
 
 TEST_CASE("disco's FP32 convolutions are deterministic", "[cuda][conv]") {

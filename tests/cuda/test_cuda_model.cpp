@@ -628,6 +628,7 @@ TEST_CASE("ContentDisentangler<CUDA> trains like ContentDisentangler<CPU>", "[cu
       modes.push_back({dc::ConvAlgo::Cudnn, dc::MathMode::FP32});
       modes.push_back({dc::ConvAlgo::Cudnn, dc::MathMode::TF32});
     }
+    modes.push_back({dc::ConvAlgo::Auto, dc::MathMode::TF32});  // per layer, either of the two
     TC want = mc.transfer(TC::from_vector(base, shp), TC::from_vector(guide, shp));
     for (const auto& m : modes) {
       INFO(dc::to_string(m.algo) << " " << dc::to_string(m.mode));

@@ -12,6 +12,10 @@
 // ConvAlgo::Cudnn runs cuDNN's fastest algorithm from cudnnFind*AlgorithmEx (searched once
 // per problem, direction and math mode, then cached). FP32 forbids TF32 (CUDNN_FMA_MATH);
 // BF16 converts the inputs to bfloat16 and the bf16 result back to float.
+// ConvAlgo::Auto runs, per problem (direction, shapes, math mode, device), whichever of the two
+// was faster the first time the problem was seen: both are timed whole on that call (which
+// synchronizes) and the choice is cached (conv_auto_choice). Without cuDNN, with tuning off,
+// or while a graph is being captured before the choice was made, disco's kernels run.
 // Per-layer tuning (ConvAlgo::Custom, on by default): the first call of each problem
 // (direction, shapes, math mode) times the candidate launch plans -- tile shape 128x128,
 // 64x64 or 128x32, times split-K factors -- on the current stream and keeps the fastest for
@@ -42,7 +46,7 @@ void conv2d_wgrad(const Conv2dProblem& p, const float* x, const float* dy, float
 // ---- per-layer tuning of ConvAlgo::Custom ------------------------------------------------
 void set_conv_autotune(bool on);
 bool conv_autotune();
-// Forget every tuned (or set) plan.
+// Forget every tuned (or set) plan, and ConvAlgo::Auto's choices.
 void clear_conv_plans();
 // The plan the custom kernels use for this problem, e.g. "128x128", "64x64 split 6" (dgrad
 // with several phase launches: "a + b"): the tuned one if tuned, else the heuristic's.
@@ -51,6 +55,10 @@ std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode);
 // clamped to the last) as if tuning had chosen it -- for tests and benchmarks.
 int conv_plan_candidates(ConvDir dir, const Conv2dProblem& p);
 void set_conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, int candidate);
+
+// What ConvAlgo::Auto chose for this problem: "disco", "cudnn", or "" when it has not chosen
+// (not run yet, or it ran without timing: no cuDNN, tuning off, or during a graph capture).
+const char* conv_auto_choice(ConvDir dir, const Conv2dProblem& p, MathMode mode);
 
 // Was disco::cuda built with cuDNN? (ConvAlgo::Cudnn throws disco::Error otherwise.)
 bool cudnn_available();

@@ -10,9 +10,11 @@ namespace cuda {
 //   BF16  tensor cores, inputs rounded to bfloat16 (8-bit mantissa), FP32 accumulation
 enum class MathMode { FP32, TF32, BF16 };
 
-// Which implementation runs a convolution: disco's own implicit-GEMM kernels or cuDNN
-// (the fastest algorithm of cudnnFind*AlgorithmEx, cached per problem).
-enum class ConvAlgo { Custom, Cudnn };
+// Which implementation runs a convolution: disco's own implicit-GEMM kernels, cuDNN (the
+// fastest algorithm of cudnnFind*AlgorithmEx, cached per problem), or Auto: whichever of the
+// two ran the problem faster when it was first seen (timed once, cached; disco's kernels
+// without cuDNN, with tuning off, or while a CUDA graph is being captured before the choice).
+enum class ConvAlgo { Custom, Cudnn, Auto };
 
 // The three directions of a convolution (a transposed convolution's forward is Dgrad).
 enum class ConvDir { Fprop, Dgrad, Wgrad };
@@ -31,7 +33,14 @@ inline const char* to_string(MathMode m) {
   }
   return "?";
 }
-inline const char* to_string(ConvAlgo a) { return a == ConvAlgo::Custom ? "disco" : "cudnn"; }
+inline const char* to_string(ConvAlgo a) {
+  switch (a) {
+    case ConvAlgo::Custom: return "disco";
+    case ConvAlgo::Cudnn: return "cudnn";
+    case ConvAlgo::Auto: return "auto";
+  }
+  return "?";
+}
 inline const char* to_string(ConvDir d) {
   switch (d) {
     case ConvDir::Fprop: return "fprop";
