@@ -3,7 +3,8 @@
 // which dispatch to these kernels (ConvAlgo::Custom), to cuDNN (cudnn_conv.cpp), or to the
 // faster of the two per problem (ConvAlgo::Auto).
 // 3 directions x 3 math modes x 3 tile shapes = 27 kernels, + 3 directions x {TF32, BF16} of the
-// large tile with the paired A layout (a tuning candidate only) = 33, + 3 split-K reductions, and
+// large tile with the paired A layout (a tuning candidate only) = 33, + the thin kernel for GEMMs of
+// <= 4 columns (fprop, dgrad; FP32 FMA in every mode) = 35, + 3 split-K reductions, and
 // the launch plans (tile shape, split-K): a heuristic, or per-layer tuning (conv_autotune).
 #include <algorithm>
 #include <array>
@@ -88,7 +89,7 @@ void launch_math(ConvMath math, const kern::ConvKernelArgs& args, dim3 grid) {
 // LargePaired: the large tile with the paired A layout (ConvTileLargePaired, conv2d_igemm.cuh):
 // TF32 / BF16 only (FP32 has no paired layout, and no kernel is instantiated for it), offered by
 // tuning only -- the heuristic never picks it.
-enum class TileKind : int { Large = 0, Small = 1, Narrow = 2, LargePaired = 3 };
+enum class TileKind : int { Large = 0, Small = 1, Narrow = 2, LargePaired = 3, Thin = 4 };
 
 struct TileDims {
   int bm, bn, bk;
@@ -100,6 +101,7 @@ TileDims tile_dims(TileKind t) {
       return {kern::ConvTileLargePaired::BM, kern::ConvTileLargePaired::BN, kern::ConvTileLargePaired::BK};
     case TileKind::Small: return {kern::ConvTileSmall::BM, kern::ConvTileSmall::BN, kern::ConvTileSmall::BK};
     case TileKind::Narrow: return {kern::ConvTileNarrow::BM, kern::ConvTileNarrow::BN, kern::ConvTileNarrow::BK};
+    case TileKind::Thin: return {kern::kThinThreads, kern::kThinN, 1};
   }
   return {64, 64, 16};
 }
@@ -109,6 +111,7 @@ const char* tile_name(TileKind t) {
     case TileKind::Small: return "64x64";
     case TileKind::Narrow: return "128x32";
     case TileKind::LargePaired: return "128x128p";
+    case TileKind::Thin: return "thin";
   }
   return "?";
 }
@@ -167,11 +170,22 @@ bool large_tile_fits_device() {
   return fits;
 }
 
-// Large tiles when they alone give every SM a block; the narrow tile when the GEMM has at most
-// 32 columns (no MMA work on columns that do not exist); else the small tile.
+// Can the thin kernel (kernels/conv2d_igemm.cuh) run this launch? fprop / dgrad GEMMs of at
+// most kThinN columns whose B fits its shared memory.
+bool thin_fits(const convidx::ConvGemmParams& g) {
+  return g.kind != int(ConvKind::Wgrad) && g.gemm_n <= kern::kThinN && g.max_kred <= kern::kThinMaxB / kern::kThinN;
+}
+
+// The thin kernel for GEMMs of <= 4 columns (see thin_fits); large tiles when they alone give
+// every SM a block; the narrow tile when the GEMM has at most 32 columns (no MMA work on
+// columns that do not exist); else the small tile.
 LaunchPlan plan_heuristic(const convidx::ConvGemmParams& g) {
   const int sms = device_sm_count();
   LaunchPlan pl;
+  if (thin_fits(g)) {
+    pl.tile = TileKind::Thin;  // never split
+    return pl;
+  }
   if (large_tile_fits_device() && output_tiles(g, TileKind::Large) >= sms && g.gemm_n > 32)
     pl.tile = TileKind::Large;
   else if (g.gemm_n <= 32)
@@ -193,6 +207,7 @@ std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMa
     const LaunchPlan pl{t, int(s)};
     if (std::find(c.begin(), c.end(), pl) == c.end()) c.push_back(pl);
   };
+  if (thin_fits(g)) add(TileKind::Thin, 1);
   for (TileKind t : {TileKind::Large, TileKind::Small, TileKind::Narrow}) {
     if (t == TileKind::Narrow && g.gemm_n > 64) continue;  // too many column tiles to pay
     if (t == TileKind::Large && !large_tile_fits_device()) continue;
@@ -222,6 +237,7 @@ void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
         launch_tile<View, MATH, kern::ConvTileLargePaired>(args, grid);
       }
       break;
+    case TileKind::Thin: DISCO_CHECK(false, "conv (custom): the thin kernel is not a tile"); break;
   }
 }
 
@@ -231,6 +247,25 @@ void run_custom_launch(const convidx::ConvGemmParams& g, const LaunchPlan& pl, c
   if (g.max_m <= 0 || g.gemm_n <= 0 || g.num_slots <= 0) return;
   const TileDims d = tile_dims(pl.tile);
   kern::ConvKernelArgs args{};
+  if (pl.tile == TileKind::Thin) {
+    if constexpr (View::kAKFast) {
+      DISCO_CHECK(false, "conv (custom): no thin kernel for this direction");
+    } else {
+      DISCO_CHECK(thin_fits(g) && pl.splits == 1, "conv (custom): the thin kernel cannot run this problem");
+      args.g = g;
+      args.a_src = a;
+      args.b_src = b;
+      args.out = out;
+      args.bias = bias;
+      args.accumulate = accumulate ? 1 : 0;
+      args.splits = 1;
+      const dim3 grid(unsigned((g.max_m + kern::kThinThreads - 1) / kern::kThinThreads), 1, unsigned(g.num_slots));
+      const size_t smem = kern::conv_thin_smem_bytes(g);
+      kern::conv_thin_kernel<View><<<grid, kern::kThinThreads, smem, detail::stream()>>>(args);
+      DISCO_CUDA_CHECK_LAUNCH();
+    }
+    return;
+  }
   args.g = g;
   args.a_src = a;
   args.b_src = b;

@@ -220,13 +220,26 @@ struct PlanGuard {
 TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][conv][plans]") {
   PlanGuard guard;
   // Shapes with several candidates: the narrow tile (N <= 32), split-K in wgrad and in the
-  // 2x2 map's fprop, a 4-phase dgrad, a transposed conv with 3 output channels.
+  // 2x2 map's fprop, a 4-phase dgrad, a transposed conv with 3 output channels, the thin
+  // kernel (dgrad into 3 channels, fprop to 3 channels, with bias).
   const std::vector<Case> cs = {
       {"3->32 k4s2p1 @16, batch 2", disco::make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1)},
       {"96->25 k4s2p1 @4, batch 1", disco::make_conv2d_problem(1, 96, 4, 4, 25, 4, 4, 2, 1)},
       {"convT 48->3 4x4 -> 8x8, batch 2", disco::make_conv_transpose2d_problem(2, 48, 4, 4, 3, 4, 4, 2, 1, 0)},
       {"40->72 k3s1p1 2x2, batch 1", disco::make_conv2d_problem(1, 40, 2, 2, 72, 3, 3, 1, 1)},
+      {"9->3 k3s1p1 @7, batch 2 (thin fprop)", disco::make_conv2d_problem(2, 9, 7, 7, 3, 3, 3, 1, 1)},
   };
+  // GEMMs of <= 4 columns (dgrad into 3 channels, fprop to 3 channels) get the thin kernel by
+  // the heuristic (candidate 0); the others never
+  for (size_t i = 0; i < cs.size(); ++i)
+    for (dc::ConvDir dir : {dc::ConvDir::Fprop, dc::ConvDir::Dgrad, dc::ConvDir::Wgrad}) {
+      const Conv2dProblem& p = cs[i].p;
+      const int cols = dir == dc::ConvDir::Fprop ? p.K : p.C;
+      const bool thin = dir != dc::ConvDir::Wgrad && cols <= 4;
+      dc::set_conv_plan(dir, p, dc::MathMode::TF32, 0);
+      INFO(cs[i].name << " | " << dc::to_string(dir) << ": " << dc::conv_plan(dir, p, dc::MathMode::TF32));
+      CHECK((dc::conv_plan(dir, p, dc::MathMode::TF32).find("thin") != std::string::npos) == thin);
+    }
   for (const Case& c : cs) {
     const Conv2dProblem& p = c.p;
     const Refs r = make_refs(p);
