@@ -39,6 +39,7 @@ QUICK=0
 CUDA_ONLY=0
 BUDGET=0
 ONLY="tests,sanitizers,parity,conv,ops,step,ncu"
+COMMAND_LINE="tools/gpu_check.sh $*"
 while [ $# -gt 0 ]; do
   case "$1" in
     --deps) DEPS="$2"; shift 2 ;;
@@ -100,6 +101,7 @@ step() {
 # ---- environment -------------------------------------------------------------------------------
 {
   echo "date: $(date -u)"; echo "host: $(hostname)"; echo "repo: $ROOT"; echo "deps: $DEPS"
+  echo "command: $COMMAND_LINE"
   nvidia-smi || true
   nvcc --version || /usr/local/cuda/bin/nvcc --version || true
   cmake --version | head -n1; ninja --version || true

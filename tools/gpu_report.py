@@ -197,6 +197,13 @@ def environment(R, args):
         m = re.search(r"^([0-9a-f]{7,40}) (.+)$", env, re.M)
         if m:
             v["commit"] = "%s (%s)" % (m.group(1), m.group(2).strip())
+            # `git status --short` follows the commit line: a copied working tree may carry changes
+            changed = [l for l in env[m.end():].splitlines() if re.match(r"^(?:[ MADRCU?!]{2}) \S", l)]
+            if changed:
+                v["commit"] += " + %d changed file%s in the working tree" % (len(changed), "" if len(changed) == 1 else "s")
+        m = re.search(r"^command: (.+)$", env, re.M)
+        if m:
+            v["command"] = m.group(1).strip()
     summ = R.read("summary.txt") or ""
     m = re.search(r"^device:[ \t]*(\S.*)$", summ, re.M)
     if m:  # nvidia-smi --query-gpu=name,driver_version
@@ -251,7 +258,7 @@ def environment(R, args):
     R.p("Card %s, driver %s, CUDA %s (nvcc), cuDNN %s, PyTorch %s; date %s; commit %s; `%s`%s." % (
         card or "unknown (no nvidia-smi output)", driver, v.get("cuda", "unknown"), ", ".join(cudnn) or "unknown",
         torch or v.get("torch_note", "unknown"),
-        date, v.get("commit", "unknown"), args.command or DEFAULT_COMMAND,
+        date, v.get("commit", "unknown"), args.command or v.get("command") or DEFAULT_COMMAND,
         "" if env is not None else " (no env.log)"))
     R.p()
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace disco::cli {
@@ -158,6 +159,20 @@ inline void ensure_dir(const std::string& dir) {
 // --device / --conv-algo / --math of `train` and `step`: checks them and calls run(CPU{}) or,
 // after applying the convolution / GEMM settings, run(CUDA{}). An empty math is
 // default_math. extra_cuda_only: a flag of the command that needs --device cuda ("" if none).
+// ", conv auto, math tf32" for the CUDA backend (the settings on_device applied), "" for the CPU.
+template <class B>
+std::string cuda_settings_note() {
+#ifdef DISCO_WITH_CUDA
+  if constexpr (std::is_same_v<B, CUDA>) {
+    const cuda::ConvSettings& s = cuda::conv_settings();
+    std::string algo = cuda::to_string(s.algo);
+    if (s.algo == cuda::ConvAlgo::Auto && !cuda::cudnn_available()) algo += " (no cuDNN in this build: disco's kernels)";
+    return ", conv " + algo + ", math " + cuda::to_string(s.mode);
+  }
+#endif
+  return "";
+}
+
 template <class F>
 auto on_device(const std::string& device, const std::string& conv_algo, const std::string& math,
                const char* default_math, const std::string& extra_cuda_only, F&& run) {

@@ -127,6 +127,7 @@ std::string train_on(const TrainOptions& o) {
               << " (A " << train_set->size(data::Domain::A) << ", B " << train_set->size(data::Domain::B)
               << " images), device " << B::name
               << (std::is_same_v<B, CPU> ? "" : (o.no_cuda_graph ? " (eager steps)" : " (steps as CUDA graphs)"))
+              << cuda_settings_note<B>()
               << ", out " << o.out << "\n";
 
   const std::map<std::string, std::string> meta = {{"data_seed", std::to_string(data_seed)},
@@ -234,7 +235,9 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--loader-threads", o.loader_threads, "background image-loading threads")->capture_default_str();
   cmd->add_flag("--train-prenorm-biases", o.model.train_prenorm_biases,
                 "also update the conv biases an InstanceNorm cancels (the official code does; no effect on outputs)");
-  cmd->add_option("--conv-algo", o.conv_algo, "--device cuda: convolutions by disco's kernels, cudnn, or auto (per layer the faster of the two, timed once) (default disco)");
+  cmd->add_option("--conv-algo", o.conv_algo,
+                  "--device cuda: convolutions by disco's kernels, cudnn, or auto (per layer the faster of the two, "
+                  "timed on its first call; disco's kernels without cuDNN) (default auto)");
   cmd->add_option("--math", o.math,
                   "--device cuda: fp32, tf32 or bf16 (tensor cores) for convolutions and GEMMs (default tf32)");
   cmd->add_flag("--cuda-graph", o.cuda_graph,
@@ -255,7 +258,10 @@ std::string run_training(TrainOptions o) {
   DISCO_CHECK(o.progress_iter >= 1 && o.display_iter >= 1 && o.save_iter >= 1,
               "--progress_iter, --display_iter and --save_iter must be >= 1");
   DISCO_CHECK(!(o.cuda_graph && o.no_cuda_graph), "--cuda-graph and --no-cuda-graph contradict each other");
-  return on_device(o.device, o.conv_algo, o.math, "tf32",
+  // training on the GPU defaults to the fastest convolutions: per layer disco's kernels or
+  // cuDNN (ConvAlgo::Auto; measured on an H200, 7.7 ms against 10.35 ms a TF32 graphed step)
+  const std::string conv_algo = o.device == "cuda" && o.conv_algo.empty() ? "auto" : o.conv_algo;
+  return on_device(o.device, conv_algo, o.math, "tf32",
                    o.cuda_graph ? "--cuda-graph" : (o.no_cuda_graph ? "--no-cuda-graph" : ""),
                    [&](auto backend) { return train_on<decltype(backend)>(o); });
 }

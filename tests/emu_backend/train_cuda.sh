@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# emu.cli.train_cuda: `disco train --device cuda` (BF16, the step as a CUDA graph by default) on the
+# emu.cli.train_cuda: `disco train --device cuda` (BF16, the step as a CUDA graph and --conv-algo auto by default) on the
 # emulated backend for 6 steps, then the CPU tool resumes its checkpoint for 2 more; then
 # `eval` with --device cuda (FP32) scores what the CPU tool scores, and `remove` / `transfer`
 # run with --device cuda.
@@ -13,6 +13,7 @@ small=(--synthetic --resize 64 --base-channels 8 --code-channels 32 --sep 4 --di
   2> "$work.cuda.txt" || { cat "$work.cuda.txt"; echo "FAIL: disco train --device cuda"; exit 1; }
 if grep -q "capture failed" "$work.cuda.txt"; then cat "$work.cuda.txt"; echo "FAIL: the CUDA graph fell back"; exit 1; fi
 grep -q "steps as CUDA graphs" "$work.cuda.txt" || { cat "$work.cuda.txt"; echo "FAIL: CUDA graphs are not the default"; exit 1; }
+grep -q "conv auto" "$work.cuda.txt" || { cat "$work.cuda.txt"; echo "FAIL: --conv-algo auto is not train's default"; exit 1; }
 rows=$(tail -n +2 "$work/log.csv" | wc -l)
 [ "$rows" -eq 6 ] || { echo "FAIL: $rows log rows, expected 6"; exit 1; }
 if tail -n +2 "$work/log.csv" | grep -qiE "nan|inf"; then echo "FAIL: non-finite losses"; cat "$work/log.csv"; exit 1; fi
