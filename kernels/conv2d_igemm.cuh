@@ -683,6 +683,97 @@ __global__ void __launch_bounds__(kThinThreads) conv_thin_kernel(const __grid_co
   }
 }
 
+// ---- weight gradients with a small output -----------------------------------------------------
+// The first encoder layers and the last decoder layer (3 image channels, 32 filters, 4x4) have
+// a weight gradient of 32 x 48 values reduced over N*P*Q = 131072 at 128 px batch 32. The GEMM
+// tiles waste most of their rows and columns there and need 64 split-K partials (0.16 ms on an
+// H200, 2.6x cuDNN). This kernel gives one block a whole M x N output (<= 64 x 64, at most
+// 2048 values: <= 8 per thread) and a range of the reduction: per 32-deep slice the block stages
+// dy (As[k][m]) and the gathered x (Bs[k][n], column addresses from the per-block table Bt)
+// in shared memory -- a thread keeps one reduction index per slice, so the row / column
+// decoding happens once per slice -- and each thread adds its outputs' products in FP32 FMAs
+// (every math mode). Grid z = splits of the reduction; with several, each block writes its
+// partial M x N to the workspace and conv_splitk_reduce_kernel sums them in split order.
+constexpr int kSmallOutThreads = 256;
+constexpr int kSmallOutBK = 32;
+constexpr int kSmallOutMaxDim = 64;    // M and N
+constexpr int kSmallOutMaxOut = 2048;  // M * N
+constexpr int kSmallOutPerThread = kSmallOutMaxOut / kSmallOutThreads;
+constexpr int kSmallOutStride = kSmallOutMaxDim + 1;
+// Dynamic shared memory of one conv_wgrad_smallout_kernel block: Bt, As, Bs.
+constexpr size_t kSmallOutSmemBytes =
+    sizeof(int4) * kSmallOutMaxDim + 2 * sizeof(float) * kSmallOutBK * kSmallOutStride;
+static_assert(kSmallOutSmemBytes <= kSmemDefaultLimit, "no opt-in for the small-output wgrad kernel");
+static_assert(kSmallOutThreads % kSmallOutBK == 0, "one reduction index per thread and slice");
+
+template <class View>
+__global__ void __launch_bounds__(kSmallOutThreads)
+    conv_wgrad_smallout_kernel(const __grid_constant__ ConvKernelArgs args) {
+  static_assert(View::kAKFast && View::kBTable, "small-output kernel: the wgrad view");
+  DISCO_DYNAMIC_SMEM(smem);
+  int4* const Bt = reinterpret_cast<int4*>(smem);
+  float(*const As)[kSmallOutStride] = reinterpret_cast<float(*)[kSmallOutStride]>(smem + sizeof(int4) * kSmallOutMaxDim);
+  float(*const Bs)[kSmallOutStride] = As + kSmallOutBK;
+  const convidx::ConvGemmParams& g = args.g;
+  const int M = View::gemm_m(g, 0), N = g.gemm_n, Kred = View::gemm_k(g, 0), MN = M * N;
+  const int split = int(blockIdx.z);
+  int kt_begin, kt_end;
+  convidx::splitk_range((Kred + kSmallOutBK - 1) / kSmallOutBK, args.splits, split, kt_begin, kt_end);
+  const int tid = int(threadIdx.x);
+  for (int t = tid; t < N; t += kSmallOutThreads) {
+    const typename View::BEntry e = View::b_entry(g, t);
+    Bt[t] = make_int4(e.c, e.rd, e.sd, e.valid);
+  }
+  constexpr int RSTEP = kSmallOutThreads / kSmallOutBK;
+  const int kk = tid % kSmallOutBK, r0 = tid / kSmallOutBK;
+  // this thread's outputs o = tid + 256 j: row o / N, column o % N (decoded once)
+  int om[kSmallOutPerThread], on[kSmallOutPerThread];
+  float acc[kSmallOutPerThread];
+#pragma unroll
+  for (int j = 0; j < kSmallOutPerThread; ++j) {
+    const int o = tid + kSmallOutThreads * j;
+    om[j] = o < MN ? o / N : 0;
+    on[j] = o < MN ? o - om[j] * N : 0;
+    acc[j] = 0.f;
+  }
+  __syncthreads();
+  for (int kt = kt_begin; kt < kt_end; ++kt) {
+    const int kr = kt * kSmallOutBK + kk;  // past Kred: the views return -1, the slice row is 0
+    const typename View::ACol acol = View::a_col(g, 0, kr);
+    const typename View::BCol bcol = View::b_col(g, 0, kr);
+    for (int m = r0; m < M; m += RSTEP) {
+      const int64_t off = View::a_elem(g, 0, acol, m);
+      As[kk][m] = off >= 0 ? args.a_src[off] : 0.f;
+    }
+    for (int n = r0; n < N; n += RSTEP) {
+      const int4 e = Bt[n];
+      const int64_t off = View::b_elem_at(g, bcol, typename View::BEntry{e.x, e.y, e.z, e.w});
+      Bs[kk][n] = off >= 0 ? args.b_src[off] : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < kSmallOutPerThread; ++j) {
+      if (tid + kSmallOutThreads * j >= MN) break;
+#pragma unroll 8
+      for (int k2 = 0; k2 < kSmallOutBK; ++k2) acc[j] = fmaf(As[k2][om[j]], Bs[k2][on[j]], acc[j]);
+    }
+    __syncthreads();
+  }
+  // every block writes all of its outputs (an empty reduction range writes zeros)
+  const bool direct = args.splits == 1;
+#pragma unroll
+  for (int j = 0; j < kSmallOutPerThread; ++j) {
+    if (tid + kSmallOutThreads * j >= MN) break;
+    const float v = acc[j];
+    if (direct) {
+      const int64_t o = View::c_off(g, 0, om[j], on[j]);
+      args.out[o] = args.accumulate ? args.out[o] + v : v;
+    } else {
+      args.ws[int64_t(split) * args.ws_slice + int64_t(om[j]) * N + on[j]] = v;
+    }
+  }
+}
+
 }  // namespace kern
 }  // namespace cuda
 }  // namespace disco

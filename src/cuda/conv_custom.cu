@@ -4,7 +4,8 @@
 // faster of the two per problem (ConvAlgo::Auto).
 // 3 directions x 3 math modes x 3 tile shapes = 27 kernels, + 3 directions x {TF32, BF16} of the
 // large tile with the paired A layout (a tuning candidate only) = 33, + the thin kernel for GEMMs of
-// <= 4 columns (fprop, dgrad; FP32 FMA in every mode) = 35, + 3 split-K reductions, and
+// <= 4 columns (fprop, dgrad; FP32 FMA in every mode) = 35, + the small-output wgrad kernel = 36,
+// + 3 split-K reductions, and
 // the launch plans (tile shape, split-K): a heuristic, or per-layer tuning (conv_autotune).
 #include <algorithm>
 #include <array>
@@ -89,7 +90,7 @@ void launch_math(ConvMath math, const kern::ConvKernelArgs& args, dim3 grid) {
 // LargePaired: the large tile with the paired A layout (ConvTileLargePaired, conv2d_igemm.cuh):
 // TF32 / BF16 only (FP32 has no paired layout, and no kernel is instantiated for it), offered by
 // tuning only -- the heuristic never picks it.
-enum class TileKind : int { Large = 0, Small = 1, Narrow = 2, LargePaired = 3, Thin = 4 };
+enum class TileKind : int { Large = 0, Small = 1, Narrow = 2, LargePaired = 3, Thin = 4, SmallOut = 5 };
 
 struct TileDims {
   int bm, bn, bk;
@@ -102,6 +103,7 @@ TileDims tile_dims(TileKind t) {
     case TileKind::Small: return {kern::ConvTileSmall::BM, kern::ConvTileSmall::BN, kern::ConvTileSmall::BK};
     case TileKind::Narrow: return {kern::ConvTileNarrow::BM, kern::ConvTileNarrow::BN, kern::ConvTileNarrow::BK};
     case TileKind::Thin: return {kern::kThinThreads, kern::kThinN, 1};
+    case TileKind::SmallOut: return {kern::kSmallOutMaxDim, kern::kSmallOutMaxDim, kern::kSmallOutBK};
   }
   return {64, 64, 16};
 }
@@ -112,6 +114,7 @@ const char* tile_name(TileKind t) {
     case TileKind::Narrow: return "128x32";
     case TileKind::LargePaired: return "128x128p";
     case TileKind::Thin: return "thin";
+    case TileKind::SmallOut: return "smallout";
   }
   return "?";
 }
@@ -123,15 +126,17 @@ struct LaunchPlan {
 bool operator==(const LaunchPlan& a, const LaunchPlan& b) { return a.tile == b.tile && a.splits == b.splits; }
 
 int64_t output_tiles(const convidx::ConvGemmParams& g, TileKind t) {
+  if (t == TileKind::SmallOut) return g.num_slots;  // one block holds the whole output
   const TileDims d = tile_dims(t);
   return int64_t((g.max_m + d.bm - 1) / d.bm) * ((g.gemm_n + d.bn - 1) / d.bn) * g.num_slots;
 }
 int64_t k_tiles(const convidx::ConvGemmParams& g, TileKind t) { return (g.max_kred + tile_dims(t).bk - 1) / tile_dims(t).bk; }
 
-// The largest split-K factor allowed: each split keeps >= 2 k-tiles, <= 64 splits, <= 256 MiB
-// of partials, grid z within 65535.
+// The largest split-K factor allowed: each split keeps >= 2 k-tiles, <= 64 splits (1024 for the
+// small-output wgrad kernel, whose splits are its only parallelism), <= 256 MiB of partials,
+// grid z within 65535.
 int64_t max_splits(const convidx::ConvGemmParams& g, TileKind t) {
-  int64_t s = std::min<int64_t>(k_tiles(g, t) / 2, 64);
+  int64_t s = std::min<int64_t>(k_tiles(g, t) / 2, t == TileKind::SmallOut ? 1024 : 64);
   const int64_t slice = int64_t(g.max_m) * g.gemm_n * g.num_slots;
   s = std::min<int64_t>(s, (int64_t(256) << 20) / (4 * std::max<int64_t>(slice, 1)));
   s = std::min<int64_t>(s, 65535 / std::max(g.num_slots, 1));
@@ -176,7 +181,19 @@ bool thin_fits(const convidx::ConvGemmParams& g) {
   return g.kind != int(ConvKind::Wgrad) && g.gemm_n <= kern::kThinN && g.max_kred <= kern::kThinMaxB / kern::kThinN;
 }
 
-// The thin kernel for GEMMs of <= 4 columns (see thin_fits); large tiles when they alone give
+// Can the small-output wgrad kernel run this launch? wgrad with M, N <= 64 and M * N <= 2048.
+bool smallout_fits(const convidx::ConvGemmParams& g) {
+  return g.kind == int(ConvKind::Wgrad) && g.num_slots == 1 && g.max_m <= kern::kSmallOutMaxDim &&
+         g.gemm_n <= kern::kSmallOutMaxDim && int64_t(g.max_m) * g.gemm_n <= kern::kSmallOutMaxOut;
+}
+// Its splits: about four blocks per SM, each split keeping >= 4 k-tiles.
+int smallout_splits(const convidx::ConvGemmParams& g, int sms) {
+  const int64_t s = std::min<int64_t>(4 * int64_t(sms), k_tiles(g, TileKind::SmallOut) / 4);
+  return int(std::max<int64_t>(std::min(s, max_splits(g, TileKind::SmallOut)), 1));
+}
+
+// The thin kernel for GEMMs of <= 4 columns (see thin_fits), the small-output kernel for
+// wgrads of <= 2048 values (smallout_fits); large tiles when they alone give
 // every SM a block; the narrow tile when the GEMM has at most 32 columns (no MMA work on
 // columns that do not exist); else the small tile.
 LaunchPlan plan_heuristic(const convidx::ConvGemmParams& g) {
@@ -184,6 +201,11 @@ LaunchPlan plan_heuristic(const convidx::ConvGemmParams& g) {
   LaunchPlan pl;
   if (thin_fits(g)) {
     pl.tile = TileKind::Thin;  // never split
+    return pl;
+  }
+  if (smallout_fits(g)) {
+    pl.tile = TileKind::SmallOut;
+    pl.splits = smallout_splits(g, sms);
     return pl;
   }
   if (large_tile_fits_device() && output_tiles(g, TileKind::Large) >= sms && g.gemm_n > 32)
@@ -208,6 +230,12 @@ std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMa
     if (std::find(c.begin(), c.end(), pl) == c.end()) c.push_back(pl);
   };
   if (thin_fits(g)) add(TileKind::Thin, 1);
+  if (smallout_fits(g)) {
+    const int h = smallout_splits(g, sms);
+    add(TileKind::SmallOut, h);
+    add(TileKind::SmallOut, h / 2);
+    add(TileKind::SmallOut, 2 * int64_t(h));
+  }
   for (TileKind t : {TileKind::Large, TileKind::Small, TileKind::Narrow}) {
     if (t == TileKind::Narrow && g.gemm_n > 64) continue;  // too many column tiles to pay
     if (t == TileKind::Large && !large_tile_fits_device()) continue;
@@ -237,7 +265,8 @@ void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
         launch_tile<View, MATH, kern::ConvTileLargePaired>(args, grid);
       }
       break;
-    case TileKind::Thin: DISCO_CHECK(false, "conv (custom): the thin kernel is not a tile"); break;
+    case TileKind::Thin:
+    case TileKind::SmallOut: DISCO_CHECK(false, "conv (custom): not a tile kernel: ", tile_name(t)); break;
   }
 }
 
@@ -245,27 +274,7 @@ template <class View>
 void run_custom_launch(const convidx::ConvGemmParams& g, const LaunchPlan& pl, const float* a, const float* b,
                        float* out, const float* bias, bool accumulate, ConvMath math) {
   if (g.max_m <= 0 || g.gemm_n <= 0 || g.num_slots <= 0) return;
-  const TileDims d = tile_dims(pl.tile);
   kern::ConvKernelArgs args{};
-  if (pl.tile == TileKind::Thin) {
-    if constexpr (View::kAKFast) {
-      DISCO_CHECK(false, "conv (custom): no thin kernel for this direction");
-    } else {
-      DISCO_CHECK(thin_fits(g) && pl.splits == 1, "conv (custom): the thin kernel cannot run this problem");
-      args.g = g;
-      args.a_src = a;
-      args.b_src = b;
-      args.out = out;
-      args.bias = bias;
-      args.accumulate = accumulate ? 1 : 0;
-      args.splits = 1;
-      const dim3 grid(unsigned((g.max_m + kern::kThinThreads - 1) / kern::kThinThreads), 1, unsigned(g.num_slots));
-      const size_t smem = kern::conv_thin_smem_bytes(g);
-      kern::conv_thin_kernel<View><<<grid, kern::kThinThreads, smem, detail::stream()>>>(args);
-      DISCO_CUDA_CHECK_LAUNCH();
-    }
-    return;
-  }
   args.g = g;
   args.a_src = a;
   args.b_src = b;
@@ -277,14 +286,40 @@ void run_custom_launch(const convidx::ConvGemmParams& g, const LaunchPlan& pl, c
   args.ws_slice = int64_t(g.max_m) * g.gemm_n;
   detail::Scratch ws(pl.splits > 1 ? sizeof(float) * size_t(args.ws_slice) * g.num_slots * pl.splits : 0);
   args.ws = ws.as<float>();
-  const int64_t gx = (g.max_m + d.bm - 1) / d.bm, gy = (g.gemm_n + d.bn - 1) / d.bn;
-  DISCO_CHECK(gy <= 65535, "conv (custom): output has too many channels (", g.gemm_n, ") for the grid");
-  DISCO_CHECK(gx < (int64_t(1) << 31), "conv (custom): GEMM M too large");
-  const dim3 grid(unsigned(gx), unsigned(gy), unsigned(g.num_slots * pl.splits));
-  switch (math) {
-    case ConvMath::FP32: launch_tile_kind<View, ConvMath::FP32>(pl.tile, args, grid); break;
-    case ConvMath::TF32: launch_tile_kind<View, ConvMath::TF32>(pl.tile, args, grid); break;
-    case ConvMath::BF16: launch_tile_kind<View, ConvMath::BF16>(pl.tile, args, grid); break;
+  if (pl.tile == TileKind::Thin) {
+    if constexpr (View::kAKFast) {
+      DISCO_CHECK(false, "conv (custom): no thin kernel for this direction");
+    } else {
+      DISCO_CHECK(thin_fits(g) && pl.splits == 1, "conv (custom): the thin kernel cannot run this problem");
+      const dim3 grid(unsigned((g.max_m + kern::kThinThreads - 1) / kern::kThinThreads), 1, unsigned(g.num_slots));
+      const size_t smem = kern::conv_thin_smem_bytes(g);
+      kern::conv_thin_kernel<View><<<grid, kern::kThinThreads, smem, detail::stream()>>>(args);
+      DISCO_CUDA_CHECK_LAUNCH();
+    }
+    return;
+  }
+  if (pl.tile == TileKind::SmallOut) {
+    if constexpr (!View::kAKFast || !View::kBTable) {
+      DISCO_CHECK(false, "conv (custom): the small-output kernel is for weight gradients only");
+    } else {
+      DISCO_CHECK(smallout_fits(g) && pl.splits >= 1 && pl.splits <= 65535,
+                  "conv (custom): the small-output kernel cannot run this problem");
+      const dim3 grid(1, 1, unsigned(pl.splits));
+      const size_t smem = kern::kSmallOutSmemBytes;
+      kern::conv_wgrad_smallout_kernel<View><<<grid, kern::kSmallOutThreads, smem, detail::stream()>>>(args);
+      DISCO_CUDA_CHECK_LAUNCH();
+    }
+  } else {
+    const TileDims d = tile_dims(pl.tile);
+    const int64_t gx = (g.max_m + d.bm - 1) / d.bm, gy = (g.gemm_n + d.bn - 1) / d.bn;
+    DISCO_CHECK(gy <= 65535, "conv (custom): output has too many channels (", g.gemm_n, ") for the grid");
+    DISCO_CHECK(gx < (int64_t(1) << 31), "conv (custom): GEMM M too large");
+    const dim3 grid(unsigned(gx), unsigned(gy), unsigned(g.num_slots * pl.splits));
+    switch (math) {
+      case ConvMath::FP32: launch_tile_kind<View, ConvMath::FP32>(pl.tile, args, grid); break;
+      case ConvMath::TF32: launch_tile_kind<View, ConvMath::TF32>(pl.tile, args, grid); break;
+      case ConvMath::BF16: launch_tile_kind<View, ConvMath::BF16>(pl.tile, args, grid); break;
+    }
   }
   if (pl.splits > 1) {
     const int64_t total = args.ws_slice * g.num_slots;

@@ -221,24 +221,31 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
   PlanGuard guard;
   // Shapes with several candidates: the narrow tile (N <= 32), split-K in wgrad and in the
   // 2x2 map's fprop, a 4-phase dgrad, a transposed conv with 3 output channels, the thin
-  // kernel (dgrad into 3 channels, fprop to 3 channels, with bias).
+  // kernel (dgrad into 3 channels, fprop to 3 channels, with bias), the small-output wgrad
+  // kernel (one split writing the output, several through the split-K reduction).
   const std::vector<Case> cs = {
       {"3->32 k4s2p1 @16, batch 2", disco::make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1)},
       {"96->25 k4s2p1 @4, batch 1", disco::make_conv2d_problem(1, 96, 4, 4, 25, 4, 4, 2, 1)},
       {"convT 48->3 4x4 -> 8x8, batch 2", disco::make_conv_transpose2d_problem(2, 48, 4, 4, 3, 4, 4, 2, 1, 0)},
       {"40->72 k3s1p1 2x2, batch 1", disco::make_conv2d_problem(1, 40, 2, 2, 72, 3, 3, 1, 1)},
       {"9->3 k3s1p1 @7, batch 2 (thin fprop)", disco::make_conv2d_problem(2, 9, 7, 7, 3, 3, 3, 1, 1)},
+      {"3->32 k4s2p1 @32, batch 4 (small-output wgrad, 4-16 splits)", disco::make_conv2d_problem(4, 3, 32, 32, 32, 4, 4, 2, 1)},
   };
   // GEMMs of <= 4 columns (dgrad into 3 channels, fprop to 3 channels) get the thin kernel by
-  // the heuristic (candidate 0); the others never
+  // the heuristic (candidate 0), weight gradients of <= 64 x 64 (<= 2048) values the
+  // small-output kernel; the others neither
   for (size_t i = 0; i < cs.size(); ++i)
     for (dc::ConvDir dir : {dc::ConvDir::Fprop, dc::ConvDir::Dgrad, dc::ConvDir::Wgrad}) {
       const Conv2dProblem& p = cs[i].p;
       const int cols = dir == dc::ConvDir::Fprop ? p.K : p.C;
       const bool thin = dir != dc::ConvDir::Wgrad && cols <= 4;
+      const int64_t crs = int64_t(p.C) * p.R * p.S;
+      const bool smallout = dir == dc::ConvDir::Wgrad && p.K <= 64 && crs <= 64 && p.K * crs <= 2048;
       dc::set_conv_plan(dir, p, dc::MathMode::TF32, 0);
-      INFO(cs[i].name << " | " << dc::to_string(dir) << ": " << dc::conv_plan(dir, p, dc::MathMode::TF32));
-      CHECK((dc::conv_plan(dir, p, dc::MathMode::TF32).find("thin") != std::string::npos) == thin);
+      const std::string plan = dc::conv_plan(dir, p, dc::MathMode::TF32);
+      INFO(cs[i].name << " | " << dc::to_string(dir) << ": " << plan);
+      CHECK((plan.find("thin") != std::string::npos) == thin);
+      CHECK((plan.find("smallout") != std::string::npos) == smallout);
     }
   for (const Case& c : cs) {
     const Conv2dProblem& p = c.p;
