@@ -595,38 +595,44 @@ __global__ void __launch_bounds__(kBlock) conv_splitk_reduce_kernel(const __grid
   }
 }
 
-// ---- thin GEMMs: at most kThinN columns -----------------------------------------------------------
+// ---- thin GEMMs: at most NT (4 or 32) columns ------------------------------------------------------
 // A convolution whose GEMM has <= 4 columns -- dgrad into the 3 image channels, i.e. the
 // decoder's last ConvTranspose2d forward -- would waste 28 of the narrow tile's 32 columns on
 // tensor-core work for columns that do not exist (measured on an H200: 0.33 ms for 0.4 GFLOP,
 // 4x cuDNN). The thin kernel gives each thread one GEMM row and all of its columns: the
-// slot's whole B (Kred x kThinN floats, zero past N; at most kThinMaxB floats) is staged in
+// slot's whole B (Kred x NT floats, zero past N; at most kThinMaxB floats) is staged in
 // shared memory once per block, A is read from global memory with the views' incremental
 // cursor (consecutive threads take consecutive rows: coalesced for fprop and dgrad), and the
-// products are FP32 FMAs in every math mode (exact, and the work is memory-bound anyway).
-// Views whose A walks along k (wgrad) are not thin candidates. No split-K: grid z = slots.
+// products are FP32 FMAs in every math mode (exact). NT = 4 is the heuristic's plan for
+// GEMMs of <= 4 columns; NT = 32 ("thin32", 32 accumulators per thread) is a tuning candidate
+// for 5-32 columns with a short reduction (the 32-channel dgrads, where the loader-bound tiles
+// ran at 2.4x cuDNN's time on an H200). Views whose A walks along k (wgrad) are not thin
+// candidates. No split-K: grid z = slots.
 constexpr int kThinN = 4;
+constexpr int kThinWideN = 32;
 constexpr int kThinThreads = 256;
-constexpr int kThinMaxB = 8192;  // floats of B in shared memory: 32 KB, no opt-in needed
-constexpr int kThinUnroll = 8;   // reduction steps whose A loads are issued together
-static_assert(kThinN == 4, "the thin kernel reads a B row as one float4");
-// Dynamic shared memory of one conv_thin_kernel block.
-inline size_t conv_thin_smem_bytes(const convidx::ConvGemmParams& g) {
-  return sizeof(float) * size_t(g.max_kred) * kThinN;
+constexpr int kThinMaxB = 12288;  // floats of B in shared memory: 48 KB, no opt-in needed
+constexpr int kThinUnroll = 8;    // reduction steps whose A loads are issued together
+static_assert(sizeof(float) * kThinMaxB <= kSmemDefaultLimit, "the thin kernel needs no opt-in");
+// Dynamic shared memory of one conv_thin_kernel<View, NT> block.
+inline size_t conv_thin_smem_bytes(const convidx::ConvGemmParams& g, int nt) {
+  return sizeof(float) * size_t(g.max_kred) * size_t(nt);
 }
 
-template <class View>
+template <class View, int NT>
 __global__ void __launch_bounds__(kThinThreads) conv_thin_kernel(const __grid_constant__ ConvKernelArgs args) {
   static_assert(!View::kAKFast, "thin kernel: A must be walkable along m (fprop / dgrad views)");
+  static_assert(NT % 4 == 0, "B rows are read as float4");
+  constexpr int NQ = NT / 4;
   DISCO_DYNAMIC_SMEM(smem);
-  float* const Bs = reinterpret_cast<float*>(smem);  // Bs[kr * kThinN + n]
+  float* const Bs = reinterpret_cast<float*>(smem);  // Bs[kr * NT + n]
   const convidx::ConvGemmParams& g = args.g;
   const int slot = int(blockIdx.z);
   const int M = View::gemm_m(g, slot), N = g.gemm_n, Kred = View::gemm_k(g, slot);
   const int m0 = int(blockIdx.x) * kThinThreads;
   if (m0 >= M) return;  // whole block: this slot's GEMM is shorter than the grid
-  for (int i = int(threadIdx.x); i < Kred * kThinN; i += kThinThreads) {
-    const int kr = i / kThinN, n = i - kr * kThinN;
+  for (int i = int(threadIdx.x); i < Kred * NT; i += kThinThreads) {
+    const int kr = i / NT, n = i - kr * NT;
     const int64_t off = View::b_elem(g, slot, View::b_col(g, slot, kr), n);
     Bs[i] = off >= 0 ? args.b_src[off] : 0.f;
   }
@@ -635,13 +641,23 @@ __global__ void __launch_bounds__(kThinThreads) conv_thin_kernel(const __grid_co
   if (m >= M) return;
   const typename View::ARow row = View::a_row(g, slot, m);
   typename View::ACursor cur = View::a_cursor(g, slot, 0);
-  float acc[kThinN];
+  float acc[NT];
 #pragma unroll
-  for (int n = 0; n < kThinN; ++n) acc[n] = 0.f;
+  for (int n = 0; n < NT; ++n) acc[n] = 0.f;
   // kThinUnroll independent loads in flight per thread (the first version issued one load per
   // iteration behind the cursor update and was latency-bound: 0.18 ms for 0.4 GFLOP on an
   // H200); the products stay in kr order, so the result is bitwise that of the plain loop.
   const float4* const B4 = reinterpret_cast<const float4*>(Bs);
+  const auto fma_row = [&](float a, int kr) {
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      const float4 b = B4[kr * NQ + q];
+      acc[4 * q + 0] = fmaf(a, b.x, acc[4 * q + 0]);
+      acc[4 * q + 1] = fmaf(a, b.y, acc[4 * q + 1]);
+      acc[4 * q + 2] = fmaf(a, b.z, acc[4 * q + 2]);
+      acc[4 * q + 3] = fmaf(a, b.w, acc[4 * q + 3]);
+    }
+  };
   int kr = 0;
   for (; kr + kThinUnroll <= Kred; kr += kThinUnroll) {
     int64_t off[kThinUnroll];
@@ -654,26 +670,15 @@ __global__ void __launch_bounds__(kThinThreads) conv_thin_kernel(const __grid_co
 #pragma unroll
     for (int u = 0; u < kThinUnroll; ++u) a[u] = off[u] >= 0 ? args.a_src[off[u]] : 0.f;
 #pragma unroll
-    for (int u = 0; u < kThinUnroll; ++u) {
-      const float4 b = B4[kr + u];
-      acc[0] = fmaf(a[u], b.x, acc[0]);
-      acc[1] = fmaf(a[u], b.y, acc[1]);
-      acc[2] = fmaf(a[u], b.z, acc[2]);
-      acc[3] = fmaf(a[u], b.w, acc[3]);
-    }
+    for (int u = 0; u < kThinUnroll; ++u) fma_row(a[u], kr + u);
   }
   for (; kr < Kred; ++kr) {
     const int64_t off = View::a_elem_at(g, slot, row, cur);
-    const float a = off >= 0 ? args.a_src[off] : 0.f;
-    const float4 b = B4[kr];
-    acc[0] = fmaf(a, b.x, acc[0]);
-    acc[1] = fmaf(a, b.y, acc[1]);
-    acc[2] = fmaf(a, b.z, acc[2]);
-    acc[3] = fmaf(a, b.w, acc[3]);
+    fma_row(off >= 0 ? args.a_src[off] : 0.f, kr);
     View::a_advance(g, slot, cur, 1);
   }
 #pragma unroll
-  for (int n = 0; n < kThinN; ++n) {
+  for (int n = 0; n < NT; ++n) {
     if (n >= N) break;
     const int64_t o = View::c_off(g, slot, m, n);
     float v = acc[n];

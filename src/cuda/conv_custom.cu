@@ -4,7 +4,8 @@
 // faster of the two per problem (ConvAlgo::Auto).
 // 3 directions x 3 math modes x 3 tile shapes = 27 kernels, + 3 directions x {TF32, BF16} of the
 // large tile with the paired A layout (a tuning candidate only) = 33, + the thin kernel for GEMMs of
-// <= 4 columns (fprop, dgrad; FP32 FMA in every mode) = 35, + the small-output wgrad kernel = 36,
+// <= 4 columns and its 32-column form (fprop, dgrad; FP32 FMA in every mode) = 37, + the
+// small-output wgrad kernel = 38,
 // + 3 split-K reductions, and
 // the launch plans (tile shape, split-K): a heuristic, or per-layer tuning (conv_autotune).
 #include <algorithm>
@@ -90,7 +91,7 @@ void launch_math(ConvMath math, const kern::ConvKernelArgs& args, dim3 grid) {
 // LargePaired: the large tile with the paired A layout (ConvTileLargePaired, conv2d_igemm.cuh):
 // TF32 / BF16 only (FP32 has no paired layout, and no kernel is instantiated for it), offered by
 // tuning only -- the heuristic never picks it.
-enum class TileKind : int { Large = 0, Small = 1, Narrow = 2, LargePaired = 3, Thin = 4, SmallOut = 5 };
+enum class TileKind : int { Large = 0, Small = 1, Narrow = 2, LargePaired = 3, Thin = 4, SmallOut = 5, Thin32 = 6 };
 
 struct TileDims {
   int bm, bn, bk;
@@ -103,6 +104,7 @@ TileDims tile_dims(TileKind t) {
     case TileKind::Small: return {kern::ConvTileSmall::BM, kern::ConvTileSmall::BN, kern::ConvTileSmall::BK};
     case TileKind::Narrow: return {kern::ConvTileNarrow::BM, kern::ConvTileNarrow::BN, kern::ConvTileNarrow::BK};
     case TileKind::Thin: return {kern::kThinThreads, kern::kThinN, 1};
+    case TileKind::Thin32: return {kern::kThinThreads, kern::kThinWideN, 1};
     case TileKind::SmallOut: return {kern::kSmallOutMaxDim, kern::kSmallOutMaxDim, kern::kSmallOutBK};
   }
   return {64, 64, 16};
@@ -114,6 +116,7 @@ const char* tile_name(TileKind t) {
     case TileKind::Narrow: return "128x32";
     case TileKind::LargePaired: return "128x128p";
     case TileKind::Thin: return "thin";
+    case TileKind::Thin32: return "thin32";
     case TileKind::SmallOut: return "smallout";
   }
   return "?";
@@ -175,10 +178,10 @@ bool large_tile_fits_device() {
   return fits;
 }
 
-// Can the thin kernel (kernels/conv2d_igemm.cuh) run this launch? fprop / dgrad GEMMs of at
-// most kThinN columns whose B fits its shared memory.
-bool thin_fits(const convidx::ConvGemmParams& g) {
-  return g.kind != int(ConvKind::Wgrad) && g.gemm_n <= kern::kThinN && g.max_kred <= kern::kThinMaxB / kern::kThinN;
+// Can the thin kernel (kernels/conv2d_igemm.cuh) with nt columns run this launch? fprop /
+// dgrad GEMMs of at most nt columns whose B (Kred x nt) fits its shared memory.
+bool thin_fits(const convidx::ConvGemmParams& g, int nt = kern::kThinN) {
+  return g.kind != int(ConvKind::Wgrad) && g.gemm_n <= nt && int64_t(g.max_kred) * nt <= kern::kThinMaxB;
 }
 
 // Can the small-output wgrad kernel run this launch? wgrad with M, N <= 64 and M * N <= 2048.
@@ -230,6 +233,7 @@ std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMa
     if (std::find(c.begin(), c.end(), pl) == c.end()) c.push_back(pl);
   };
   if (thin_fits(g)) add(TileKind::Thin, 1);
+  if (g.gemm_n > kern::kThinN && thin_fits(g, kern::kThinWideN)) add(TileKind::Thin32, 1);  // tuning only
   if (smallout_fits(g)) {
     const int h = smallout_splits(g, sms);
     add(TileKind::SmallOut, h);
@@ -266,6 +270,7 @@ void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
       }
       break;
     case TileKind::Thin:
+    case TileKind::Thin32:
     case TileKind::SmallOut: DISCO_CHECK(false, "conv (custom): not a tile kernel: ", tile_name(t)); break;
   }
 }
@@ -286,14 +291,20 @@ void run_custom_launch(const convidx::ConvGemmParams& g, const LaunchPlan& pl, c
   args.ws_slice = int64_t(g.max_m) * g.gemm_n;
   detail::Scratch ws(pl.splits > 1 ? sizeof(float) * size_t(args.ws_slice) * g.num_slots * pl.splits : 0);
   args.ws = ws.as<float>();
-  if (pl.tile == TileKind::Thin) {
+  if (pl.tile == TileKind::Thin || pl.tile == TileKind::Thin32) {
     if constexpr (View::kAKFast) {
       DISCO_CHECK(false, "conv (custom): no thin kernel for this direction");
     } else {
-      DISCO_CHECK(thin_fits(g) && pl.splits == 1, "conv (custom): the thin kernel cannot run this problem");
+      const bool wide = pl.tile == TileKind::Thin32;
+      const int nt = wide ? kern::kThinWideN : kern::kThinN;
+      DISCO_CHECK(thin_fits(g, nt) && pl.splits == 1, "conv (custom): the thin kernel cannot run this problem");
       const dim3 grid(unsigned((g.max_m + kern::kThinThreads - 1) / kern::kThinThreads), 1, unsigned(g.num_slots));
-      const size_t smem = kern::conv_thin_smem_bytes(g);
-      kern::conv_thin_kernel<View><<<grid, kern::kThinThreads, smem, detail::stream()>>>(args);
+      const size_t smem = kern::conv_thin_smem_bytes(g, nt);
+      if (wide) {
+        kern::conv_thin_kernel<View, kern::kThinWideN><<<grid, kern::kThinThreads, smem, detail::stream()>>>(args);
+      } else {
+        kern::conv_thin_kernel<View, kern::kThinN><<<grid, kern::kThinThreads, smem, detail::stream()>>>(args);
+      }
       DISCO_CUDA_CHECK_LAUNCH();
     }
     return;

@@ -222,8 +222,9 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
   PlanGuard guard;
   // Shapes with several candidates: the narrow tile (N <= 32), split-K in wgrad and in the
   // 2x2 map's fprop, a 4-phase dgrad, a transposed conv with 3 output channels, the thin
-  // kernel (dgrad into 3 channels, fprop to 3 channels, with bias), the small-output wgrad
-  // kernel (one split writing the output, several through the split-K reduction).
+  // kernel (dgrad into 3 channels, fprop to 3 channels, with bias; its 32-column form on the
+  // 32-channel fprops and the 9-channel dgrad), the small-output wgrad kernel (one split
+  // writing the output, several through the split-K reduction).
   const std::vector<Case> cs = {
       {"3->32 k4s2p1 @16, batch 2", disco::make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1)},
       {"96->25 k4s2p1 @4, batch 1", disco::make_conv2d_problem(1, 96, 4, 4, 25, 4, 4, 2, 1)},
