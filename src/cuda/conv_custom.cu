@@ -355,22 +355,35 @@ PlanKey plan_key(ConvKind kind, const Conv2dProblem& p, ConvMath math, int phase
   return {int(kind), p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.P, p.Q, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
           p.dil_h, p.dil_w, int(math), phase_base, current_device_id(), 0};
 }
-struct PlanCache {
-  std::mutex mu;
-  std::map<PlanKey, LaunchPlan> plans;  // tuned (or forced by a test)
+// A process-wide map from PlanKey to V, guarded by a mutex.
+template <class V>
+class KeyedCache {
+ public:
+  // The cached value of `key` into `v`; false when there is none.
+  bool get(const PlanKey& key, V& v) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end()) return false;
+    v = it->second;
+    return true;
+  }
+  void put(const PlanKey& key, const V& v) {
+    std::lock_guard<std::mutex> lock(mu_);
+    map_[key] = v;
+  }
+  void clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    map_.clear();
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<PlanKey, V> map_;
 };
-PlanCache& plan_cache() {
-  static PlanCache* c = new PlanCache;  // never destroyed: used until exit
+// The launch plans: tuned, or forced by a test.
+KeyedCache<LaunchPlan>& plan_cache() {
+  static auto* c = new KeyedCache<LaunchPlan>;  // never destroyed: used until exit
   return *c;
-}
-// The cached plan of `key` into `pl`; false when there is none.
-bool cached_plan(const PlanKey& key, LaunchPlan& pl) {
-  PlanCache& c = plan_cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  auto it = c.plans.find(key);
-  if (it == c.plans.end()) return false;
-  pl = it->second;
-  return true;
 }
 
 bool stream_is_capturing() {
@@ -437,12 +450,10 @@ LaunchPlan plan_for(ConvKind kind, const Conv2dProblem& p, const convidx::ConvGe
                     const float* a, const float* b, size_t out_elems, ConvMath math) {
   const PlanKey key = plan_key(kind, p, math, phase_base);
   LaunchPlan pl;
-  if (cached_plan(key, pl)) return pl;
+  if (plan_cache().get(key, pl)) return pl;
   if (!autotune_flag().load() || stream_is_capturing()) return plan_heuristic(g);
   pl = tune<View>(g, a, b, out_elems, math);
-  PlanCache& c = plan_cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  c.plans[key] = pl;
+  plan_cache().put(key, pl);
   return pl;
 }
 
@@ -511,26 +522,13 @@ std::string plan_string(const LaunchPlan& pl) {
 }
 
 // ---- ConvAlgo::Auto: disco's kernels or cuDNN, whichever ran this problem faster ----------------
-using AutoKey = std::array<int, 18>;
-AutoKey auto_key(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
-  return {int(dir), p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.P, p.Q, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
-          p.dil_h, p.dil_w, int(mode), current_device_id()};
+// Its choices, keyed like the plans (one per direction, problem, math mode and device).
+PlanKey auto_key(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
+  return plan_key(to_kind(dir), p, to_math(mode), 0);
 }
-struct AutoCache {
-  std::mutex mu;
-  std::map<AutoKey, ConvAlgo> choice;
-};
-AutoCache& auto_cache() {
-  static AutoCache* c = new AutoCache;  // never destroyed: used until exit
+KeyedCache<ConvAlgo>& auto_cache() {
+  static auto* c = new KeyedCache<ConvAlgo>;  // never destroyed: used until exit
   return *c;
-}
-bool cached_auto(const AutoKey& key, ConvAlgo& algo) {
-  AutoCache& c = auto_cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  auto it = c.choice.find(key);
-  if (it == c.choice.end()) return false;
-  algo = it->second;
-  return true;
 }
 
 // The implementation ConvAlgo::Auto runs: the cached choice; else, when tuning is on, cuDNN
@@ -542,9 +540,9 @@ bool cached_auto(const AutoKey& key, ConvAlgo& algo) {
 template <class Run>
 ConvAlgo auto_algo(ConvDir dir, const Conv2dProblem& p, MathMode mode, size_t out_elems, Run&& run) {
   if (!cudnn_available()) return ConvAlgo::Custom;
-  const AutoKey key = auto_key(dir, p, mode);
+  const PlanKey key = auto_key(dir, p, mode);
   ConvAlgo algo;
-  if (cached_auto(key, algo)) return algo;
+  if (auto_cache().get(key, algo)) return algo;
   if (!autotune_flag().load() || stream_is_capturing()) return ConvAlgo::Custom;
   detail::Scratch scratch(sizeof(float) * out_elems);
   const float custom_ms = median_of_3_ms([&] { run(ConvAlgo::Custom, scratch.as<float>()); });
@@ -555,9 +553,7 @@ ConvAlgo auto_algo(ConvDir dir, const Conv2dProblem& p, MathMode mode, size_t ou
     (void)cudaGetLastError();
   }
   algo = cudnn_ms < custom_ms ? ConvAlgo::Cudnn : ConvAlgo::Custom;
-  AutoCache& c = auto_cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  c.choice[key] = algo;
+  auto_cache().put(key, algo);
   return algo;
 }
 
@@ -607,21 +603,15 @@ void conv2d_wgrad(const Conv2dProblem& p, const float* x, const float* dy, float
 
 const char* conv_auto_choice(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
   ConvAlgo algo;
-  return cached_auto(auto_key(dir, p, mode), algo) ? to_string(algo) : "";
+  return auto_cache().get(auto_key(dir, p, mode), algo) ? to_string(algo) : "";
 }
 
 // ---- per-layer tuning -----------------------------------------------------------------------------
 void set_conv_autotune(bool on) { autotune_flag().store(on); }
 bool conv_autotune() { return autotune_flag().load(); }
 void clear_conv_plans() {
-  {
-    PlanCache& c = plan_cache();
-    std::lock_guard<std::mutex> lock(c.mu);
-    c.plans.clear();
-  }
-  AutoCache& a = auto_cache();
-  std::lock_guard<std::mutex> lock(a.mu);
-  a.choice.clear();
+  plan_cache().clear();
+  auto_cache().clear();
 }
 
 std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
@@ -630,7 +620,7 @@ std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
   std::string out;
   for_each_launch(kind, p, [&](int base, const convidx::ConvGemmParams& g) {
     LaunchPlan pl;
-    if (!cached_plan(plan_key(kind, p, to_math(mode), base), pl)) pl = plan_heuristic(g);
+    if (!plan_cache().get(plan_key(kind, p, to_math(mode), base), pl)) pl = plan_heuristic(g);
     out += (out.empty() ? "" : " + ") + plan_string(pl);
   });
   return out;
@@ -652,9 +642,7 @@ void set_conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, int candi
   const ConvKind kind = to_kind(dir);
   for_each_launch(kind, p, [&](int base, const convidx::ConvGemmParams& g) {
     const std::vector<LaunchPlan> c = plan_candidates(g, to_math(mode));
-    PlanCache& cache = plan_cache();
-    std::lock_guard<std::mutex> lock(cache.mu);
-    cache.plans[plan_key(kind, p, to_math(mode), base)] = c[std::min<size_t>(size_t(candidate), c.size() - 1)];
+    plan_cache().put(plan_key(kind, p, to_math(mode), base), c[std::min<size_t>(size_t(candidate), c.size() - 1)]);
   });
 }
 
