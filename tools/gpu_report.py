@@ -801,7 +801,8 @@ def self_test():
         want = [
             "### NVIDIA H100 80GB HBM3, 2026-11-28",
             "driver 570.86.15", "CUDA 13.0.88 (nvcc)", "9.10.2 (disco)", "9.1.0 (PyTorch)", "2.5.1+cu124 (CUDA 12.4)",
-            "commit 8f1ffd2 (docs/formats.md: disco step --device cuda)", "`tools/gpu_check.sh /tmp/o --quick`",
+            "commit 8f1ffd2 (docs/formats.md: disco step --device cuda) + 1 changed file in the working tree",
+            "`tools/gpu_check.sh /tmp/o --quick`",
             "| sanitizer_racecheck | TIMEOUT | 90 |  |", "| ops_cuda | FAIL(1) | 12 |  |",
             "| sanitizer_synccheck | SKIPPED | 0 | no time left (--budget 540) |",
             "ctest -L gpu: 100% tests passed, 0 tests failed out of 9",
@@ -852,6 +853,15 @@ def self_test():
                   "conv kernels: not measured (no ncu_conv.csv)", "| configure | PASS | 9 |  |"]:
             expect(w in text, "partial folder: %r in the report" % w)
         expect(rc == 0 and "Traceback" not in text, "partial folder: exit 0, no traceback")
+        # the command line gpu_check recorded in env.log names the run when --command is not given
+        cmd = os.path.join(tmp, "command")
+        os.makedirs(cmd)
+        put(cmd, "env.log", "command: tools/gpu_check.sh /tmp/c --only tests\n" + ENV_LOG.replace(" M tools/gpu_check.sh\n", ""))
+        put(cmd, "summary.txt", SUMMARY)
+        rc, text = run_report([cmd])
+        expect(rc == 0 and "`tools/gpu_check.sh /tmp/c --only tests`" in text, "command folder: env.log's command line",
+               text)
+        expect("changed file" not in text, "command folder: a clean checkout names no changed files", text)
 
         # garbled and truncated files: reported, never a crash
         bad = os.path.join(tmp, "garbled")
