@@ -32,6 +32,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "common.cuh"
 #include "disco/problem/conv2d_index.hpp"
@@ -44,11 +45,17 @@ enum class ConvMath : int { FP32 = 0, TF32 = 1, BF16 = 2 };
 
 // PAIRED_A: the "paired" A layout of the tensor-core modes (ConvSmem below): each thread's
 // A fragment is read as 8-byte pairs. FP32 keeps the plain layout (its reads are per k).
-template <int BM_, int BN_, int BK_, int WARPS_M_, int WARPS_N_, int STAGES_ = 2, bool PAIRED_A_ = false>
+// GROUPED: the grouped loaders, for problems whose view has groups_ok: fprop / dgrad load A
+// four consecutive rows per thread and reduction index (ATileLoaderGrouped below), wgrad
+// loads B four consecutive reduction indices per thread and column (load_b_tile).
+template <int BM_, int BN_, int BK_, int WARPS_M_, int WARPS_N_, int STAGES_ = 2, bool PAIRED_A_ = false,
+          bool GROUPED_ = false>
 struct ConvTile {
   static constexpr int BM = BM_, BN = BN_, BK = BK_;
   static constexpr int STAGES = STAGES_;  // shared-memory buffers of the cp.async pipeline
   static constexpr bool kPairedA = PAIRED_A_;
+  static constexpr bool kGrouped = GROUPED_;
+  static_assert(!(PAIRED_A_ && GROUPED_), "the grouped A loader writes the plain layout");
   static_assert(STAGES >= 2, "at least double buffering");
   static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
   static constexpr int kThreads = WARPS_M * WARPS_N * 32;
@@ -76,6 +83,11 @@ using ConvTileLargePaired = ConvTile<128, 128, 32, 2, 4, 3, true>;
 using ConvTileSmall = ConvTile<64, 64, 16, 2, 2, 3>;    // 128 threads, warp tile 32 x 32
 using ConvTileNarrow = ConvTile<128, 32, 16, 4, 1, 3>;  // 128 threads, warp tile 32 x 32: GEMMs with N <= 32
                                                         // (3, 25 and 32 output channels)
+// The three tiles with the grouped loaders: tuning candidates ("128x128g", "64x64g",
+// "128x32g"), same shared memory as the plain tiles.
+using ConvTileLargeGrouped = ConvTile<128, 128, 32, 2, 4, 3, false, true>;
+using ConvTileSmallGrouped = ConvTile<64, 64, 16, 2, 2, 3, false, true>;
+using ConvTileNarrowGrouped = ConvTile<128, 32, 16, 4, 1, 3, false, true>;
 
 struct ConvKernelArgs {
   convidx::ConvGemmParams g;
@@ -332,6 +344,66 @@ struct ATileLoader<View, Tile, Smem, true> {
     }
   }
 };
+// One group of four (convidx: a_group_at / b_group_at) into four consecutive words of shared
+// memory (16-byte aligned): one 16-byte cp.async where the sources are contiguous (step 1), all
+// in [0, lim) and 16-byte aligned; otherwise four 4-byte ones, zero-filled where out of range.
+__device__ __forceinline__ void cp_async_group4(float* dst, const float* src, const convidx::GroupElem& e, int step,
+                                                int lim) {
+  const bool all = e.valid && e.w >= 0 && e.w + 3 * step < lim;
+  if (step == 1 && all && (reinterpret_cast<uintptr_t>(src + e.off) & 15u) == 0) {
+    cp_async_f32x4(dst, src + e.off, true);
+    return;
+  }
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int w = e.w + j * step;
+    const bool v = e.valid && w >= 0 && w < lim;
+    cp_async_f32(dst + j, src + (v ? e.off + int64_t(j) * step : 0), v);
+  }
+}
+
+// Grouped m-fast (Tile::kGrouped; views with groups_ok, launcher-checked): each thread owns
+// four consecutive rows m .. m+3 of one image row (m % 4 == 0) and walks its reduction
+// indices like the m-fast loader, KSTEP = kThreads / (BM / 4) apart. Per index, the cursor
+// step, the row / reduction / h tests and the address are computed once for the four rows
+// (View::a_group_at; rows m + j are a_group_step elements apart and only their column test
+// differs): the m-fast loader's per-element index work, a quarter as often. Where the four
+// sources are contiguous (step 1: dgrad, stride-1 fprop), all in range and 16-byte aligned --
+// half of a k4 s2 dgrad's taps -- they are one 16-byte cp.async; otherwise four 4-byte ones.
+// The destination is the plain layout's four consecutive words (k, m .. m+3), 16-byte
+// aligned. A warp's lanes are consecutive groups of one k: the 16-byte copies store 512
+// contiguous bytes (conflict-free), the 4-byte ones are 4-way bank conflicts.
+template <class View, class Tile, class Smem>
+struct ATileLoaderGrouped {
+  static constexpr int MG = 4;  // rows per group (cp_async_group4)
+  static constexpr int GROUPS = Tile::BM / MG;
+  static constexpr int KSTEP = Tile::kThreads / GROUPS;
+  static_assert(!View::kAKFast, "row groups: a view walked along m (fprop / dgrad)");
+  static_assert(Smem::kAPair == 0 && Smem::AME == 1, "row groups: the plain A layout");
+  static_assert(Tile::kThreads % GROUPS == 0 && Tile::BK % KSTEP == 0 && (KSTEP & (KSTEP - 1)) == 0,
+                "grouped A loader: whole groups per thread count, KSTEP a power of two dividing BK");
+  typename View::ARow row;
+  typename View::ACursor cur;
+  int a_off;  // word of (k_local0, first row of the group) in a stage: a multiple of 4
+  __device__ __forceinline__ ATileLoaderGrouped(const convidx::ConvGemmParams& g, int slot, int m0, int tid,
+                                                int kbase0) {
+    const int m_local = (tid % GROUPS) * MG;
+    const int k_local0 = tid / GROUPS;
+    a_off = Smem::a_word(k_local0) + m_local;
+    row = View::a_row(g, slot, m0 + m_local);
+    cur = View::a_cursor(g, slot, kbase0 + k_local0);
+  }
+  __device__ __forceinline__ void load(const convidx::ConvGemmParams& g, int slot, const float* src, float* As, int,
+                                       int) {
+    const int step = View::a_group_step(g), lim = View::a_group_limit(g);
+#pragma unroll
+    for (int it = 0; it < Tile::BK / KSTEP; ++it) {
+      cp_async_group4(As + a_off + Smem::a_word(it * KSTEP), src, View::a_group_at(g, slot, row, cur), step, lim);
+      View::a_advance(g, slot, cur, KSTEP);
+    }
+  }
+};
+
 // B tile -> Bs[n][k], always k-fast. Views with kBTable (wgrad) read the per-column part of
 // the address from Bt, the block's column table (View::b_entry, built once per block).
 template <class View, class Tile, int BST>
@@ -353,6 +425,26 @@ __device__ __forceinline__ void load_b_tile(const convidx::ConvGemmParams& g, in
       }
       return;
     }
+  }
+  if constexpr (Tile::kGrouped && View::kBTable) {
+    // wgrad's grouped B loader (views with groups_ok, launcher-checked): four consecutive
+    // reduction indices -- four q of one output row -- per thread and column, sharing the
+    // column's table entry, the h test and the address (cp_async_group4). Bs[n][k4 .. k4+3]
+    // is 16-byte aligned (BST % 4 == 0).
+    constexpr int KG = Tile::BK / 4, NSTEP4 = Tile::kThreads / KG;
+    static_assert(Tile::BK % 4 == 0 && Tile::kThreads % KG == 0 && Tile::BN % NSTEP4 == 0, "grouped B loader");
+    static_assert(BST % 4 == 0, "shared B rows must keep 16-byte alignment");
+    const int k4 = (tid % KG) * 4, n_local0 = tid / KG;
+    const typename View::BCol col = View::b_col(g, slot, kbase + k4);
+    const int step = View::b_group_step(g), lim = View::b_group_limit(g);
+#pragma unroll
+    for (int it = 0; it < Tile::BN / NSTEP4; ++it) {
+      const int nl = n_local0 + it * NSTEP4;
+      const int4 e = Bt[nl];
+      cp_async_group4(&Bs[nl][k4], src, View::b_group_at(g, col, typename View::BEntry{e.x, e.y, e.z, e.w}), step,
+                      lim);
+    }
+    return;
   }
   constexpr int NSTEP = Tile::kThreads / Tile::BK;
   const int k_local = tid % Tile::BK, n_local0 = tid / Tile::BK;
@@ -504,7 +596,9 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
   const int wm0 = (warp / Tile::WARPS_N) * Tile::WM;
   const int wn0 = (warp % Tile::WARPS_N) * Tile::WN;
 
-  ATileLoader<View, Tile, Smem> aload(g, slot, m0, tid, kt_begin * BK);
+  using ALoader = std::conditional_t<Tile::kGrouped && !View::kAKFast, ATileLoaderGrouped<View, Tile, Smem>,
+                                     ATileLoader<View, Tile, Smem>>;
+  ALoader aload(g, slot, m0, tid, kt_begin * BK);
   // the wgrad column table
   if constexpr (View::kBTable) {
     for (int t = tid; t < BN; t += Tile::kThreads) {

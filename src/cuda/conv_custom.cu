@@ -5,7 +5,8 @@
 // 3 directions x 3 math modes x 3 tile shapes = 27 kernels, + 3 directions x {TF32, BF16} of the
 // large tile with the paired A layout (a tuning candidate only) = 33, + the thin kernel for GEMMs of
 // <= 4 columns and its 32-column form (fprop, dgrad; FP32 FMA in every mode) = 37, + the
-// small-output wgrad kernel = 38,
+// small-output wgrad kernel = 38, + 3 directions x 3 math modes x the 3 tiles with the grouped
+// loaders (tuning candidates) = 65,
 // + 3 split-K reductions, and
 // the launch plans (tile shape, split-K): a heuristic, or per-layer tuning (conv_autotune).
 #include <algorithm>
@@ -91,7 +92,31 @@ void launch_math(ConvMath math, const kern::ConvKernelArgs& args, dim3 grid) {
 // LargePaired: the large tile with the paired A layout (ConvTileLargePaired, conv2d_igemm.cuh):
 // TF32 / BF16 only (FP32 has no paired layout, and no kernel is instantiated for it), offered by
 // tuning only -- the heuristic never picks it.
-enum class TileKind : int { Large = 0, Small = 1, Narrow = 2, LargePaired = 3, Thin = 4, SmallOut = 5, Thin32 = 6 };
+// LargeGrouped / SmallGrouped / NarrowGrouped: the three tiles with the grouped loaders
+// (conv2d_igemm.cuh: fprop / dgrad's A in groups of four rows, wgrad's B in groups of four
+// reduction indices), for problems whose view has groups (groups_ok), every math mode; tuning
+// only.
+enum class TileKind : int {
+  Large = 0,
+  Small = 1,
+  Narrow = 2,
+  LargePaired = 3,
+  Thin = 4,
+  SmallOut = 5,
+  Thin32 = 6,
+  LargeGrouped = 7,
+  SmallGrouped = 8,
+  NarrowGrouped = 9
+};
+// The grouped form of a plain tile (itself for the others).
+TileKind grouped(TileKind t) {
+  switch (t) {
+    case TileKind::Large: return TileKind::LargeGrouped;
+    case TileKind::Small: return TileKind::SmallGrouped;
+    case TileKind::Narrow: return TileKind::NarrowGrouped;
+    default: return t;
+  }
+}
 
 struct TileDims {
   int bm, bn, bk;
@@ -99,6 +124,12 @@ struct TileDims {
 TileDims tile_dims(TileKind t) {
   switch (t) {
     case TileKind::Large: return {kern::ConvTileLarge::BM, kern::ConvTileLarge::BN, kern::ConvTileLarge::BK};
+    case TileKind::LargeGrouped:
+      return {kern::ConvTileLargeGrouped::BM, kern::ConvTileLargeGrouped::BN, kern::ConvTileLargeGrouped::BK};
+    case TileKind::SmallGrouped:
+      return {kern::ConvTileSmallGrouped::BM, kern::ConvTileSmallGrouped::BN, kern::ConvTileSmallGrouped::BK};
+    case TileKind::NarrowGrouped:
+      return {kern::ConvTileNarrowGrouped::BM, kern::ConvTileNarrowGrouped::BN, kern::ConvTileNarrowGrouped::BK};
     case TileKind::LargePaired:
       return {kern::ConvTileLargePaired::BM, kern::ConvTileLargePaired::BN, kern::ConvTileLargePaired::BK};
     case TileKind::Small: return {kern::ConvTileSmall::BM, kern::ConvTileSmall::BN, kern::ConvTileSmall::BK};
@@ -115,6 +146,9 @@ const char* tile_name(TileKind t) {
     case TileKind::Small: return "64x64";
     case TileKind::Narrow: return "128x32";
     case TileKind::LargePaired: return "128x128p";
+    case TileKind::LargeGrouped: return "128x128g";
+    case TileKind::SmallGrouped: return "64x64g";
+    case TileKind::NarrowGrouped: return "128x32g";
     case TileKind::Thin: return "thin";
     case TileKind::Thin32: return "thin32";
     case TileKind::SmallOut: return "smallout";
@@ -170,6 +204,10 @@ bool large_tile_fits_device() {
     static_assert(kern::conv_igemm_smem_bytes<convidx::WgradView, ConvMath::BF16, ConvTileLargePaired>() <= need &&
                       kern::conv_igemm_smem_bytes<convidx::WgradView, ConvMath::TF32, ConvTileLargePaired>() <= need,
                   "the paired large tile needs no more shared memory than the plain one");
+    static_assert(kern::conv_igemm_smem_bytes<convidx::DgradView, ConvMath::BF16, kern::ConvTileLargeGrouped>() <= need &&
+                      kern::conv_igemm_smem_bytes<convidx::FpropView, ConvMath::FP32, kern::ConvTileLargeGrouped>() <= need &&
+                      kern::conv_igemm_smem_bytes<convidx::WgradView, ConvMath::FP32, kern::ConvTileLargeGrouped>() <= need,
+                  "the grouped large tile needs no more shared memory than the plain one");
     int dev = 0, optin = 0;
     DISCO_CUDA_CHECK(cudaGetDevice(&dev));
     DISCO_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
@@ -221,9 +259,20 @@ LaunchPlan plan_heuristic(const convidx::ConvGemmParams& g) {
   return pl;
 }
 
-// What tuning tries: every tile at no split, its heuristic split, and half / twice that; for
-// TF32 / BF16 then the paired large tile at the large tile's splits (appended, so candidate i
-// names the same plan in every math mode for i below the FP32 count).
+// Can the launch use the grouped loaders (its view's groups_ok)?
+bool groups_ok(const convidx::ConvGemmParams& g) {
+  switch (ConvKind(g.kind)) {
+    case ConvKind::Fprop: return convidx::FpropView::groups_ok(g);
+    case ConvKind::Dgrad: return convidx::DgradView::groups_ok(g);
+    case ConvKind::Wgrad: return convidx::WgradView::groups_ok(g);
+  }
+  return false;
+}
+
+// What tuning tries: every tile at no split, its heuristic split, and half / twice that; where
+// the view has groups (groups_ok), the grouped form of each of these tile plans; for
+// TF32 / BF16 then the paired large tile at the large tile's splits (appended last, so
+// candidate i names the same plan in every math mode for i below the FP32 count).
 std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMath math) {
   const int sms = device_sm_count();
   std::vector<LaunchPlan> c = {plan_heuristic(g)};
@@ -248,6 +297,11 @@ std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMa
     add(t, h);
     if (h > 1) add(t, h / 2), add(t, 2 * int64_t(h));
   }
+  if (groups_ok(g)) {
+    const size_t n = c.size();
+    for (size_t i = 0; i < n; ++i)
+      if (grouped(c[i].tile) != c[i].tile) add(grouped(c[i].tile), c[i].splits);
+  }
   if (math != ConvMath::FP32) {
     const size_t n = c.size();
     for (size_t i = 0; i < n; ++i)
@@ -268,6 +322,17 @@ void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
       } else {
         launch_tile<View, MATH, kern::ConvTileLargePaired>(args, grid);
       }
+      break;
+    case TileKind::LargeGrouped:
+    case TileKind::SmallGrouped:
+    case TileKind::NarrowGrouped:
+      DISCO_CHECK(View::groups_ok(args.g), "conv (custom): ", tile_name(t), " needs output rows in groups of 4");
+      if (t == TileKind::LargeGrouped)
+        launch_tile<View, MATH, kern::ConvTileLargeGrouped>(args, grid);
+      else if (t == TileKind::SmallGrouped)
+        launch_tile<View, MATH, kern::ConvTileSmallGrouped>(args, grid);
+      else
+        launch_tile<View, MATH, kern::ConvTileNarrowGrouped>(args, grid);
       break;
     case TileKind::Thin:
     case TileKind::Thin32:

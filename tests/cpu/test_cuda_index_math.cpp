@@ -274,15 +274,62 @@ void check_a_cursor(const ConvGemmParams& g, int slot, int step) {
   }
 }
 
+// The row groups of the grouped A loader: for every group (m % 4 == 0) and reduction index,
+// row m + j's element is a_group_at's offset plus j steps where its column is in range, and a
+// zero (-1) exactly where the direct accessor says so.
+template <class View>
+void check_a_groups(const ConvGemmParams& g, int slot) {
+  REQUIRE(View::groups_ok(g));
+  const int M = View::gemm_m(g, slot), K = View::gemm_k(g, slot);
+  const int step = View::a_group_step(g), lim = View::a_group_limit(g);
+  for (int m = 0; m <= M; m += 4) {  // M: an invalid group
+    const auto row = View::a_row(g, slot, m);
+    auto cur = View::a_cursor(g, slot, 0);
+    for (int kr = 0; kr < K + 5; ++kr) {
+      const GroupElem e = View::a_group_at(g, slot, row, cur);
+      for (int j = 0; j < 4; ++j) {
+        INFO("m " << m << " j " << j << " kr " << kr << " slot " << slot);
+        const int w = e.w + j * step;
+        const int64_t got = e.valid && w >= 0 && w < lim ? e.off + int64_t(j) * step : -1;
+        REQUIRE(got == View::a_elem(g, slot, View::a_row(g, slot, m + j), kr));
+      }
+      View::a_advance(g, slot, cur, 1);
+    }
+  }
+}
+
 void check_incremental_forms(const Conv2dProblem& p) {
   const ConvGemmParams f = make_conv_gemm_params(p, ConvKind::Fprop);
   for (int step : {1, 2, 3, 8}) check_a_cursor<FpropView>(f, 0, step);
+  REQUIRE(FpropView::groups_ok(f) == (p.Q % 4 == 0));
+  if (FpropView::groups_ok(f)) check_a_groups<FpropView>(f, 0);
   for (int base = 0; base < dgrad_num_phases(p); base += kMaxPhasesPerLaunch) {
     const ConvGemmParams d = make_conv_gemm_params(p, ConvKind::Dgrad, base);
     for (int slot = 0; slot < d.num_slots; ++slot)
       for (int step : {1, 2, 5}) check_a_cursor<DgradView>(d, slot, step);
+    bool groups = true;
+    for (int slot = 0; slot < d.num_slots; ++slot) groups = groups && d.ph[slot].w.count % 4 == 0;
+    REQUIRE(DgradView::groups_ok(d) == groups);
+    if (groups)
+      for (int slot = 0; slot < d.num_slots; ++slot) check_a_groups<DgradView>(d, slot);
   }
   const ConvGemmParams w = make_conv_gemm_params(p, ConvKind::Wgrad);
+  REQUIRE(WgradView::groups_ok(w) == (p.Q % 4 == 0));
+  if (WgradView::groups_ok(w)) {  // B's groups of four reduction indices, every column
+    const int step = WgradView::b_group_step(w), lim = WgradView::b_group_limit(w);
+    for (int kr = 0; kr <= w.max_kred; kr += 4) {  // max_kred: an invalid group
+      const auto col = WgradView::b_col(w, 0, kr);
+      for (int n = 0; n <= w.gemm_n; ++n) {
+        const GroupElem e = WgradView::b_group_at(w, col, WgradView::b_entry(w, n));
+        for (int j = 0; j < 4; ++j) {
+          INFO("wgrad group kr " << kr << " j " << j << " n " << n);
+          const int x = e.w + j * step;
+          const int64_t got = e.valid && x >= 0 && x < lim ? e.off + int64_t(j) * step : -1;
+          REQUIRE(got == WgradView::b_elem(w, 0, WgradView::b_col(w, 0, kr + j), n));
+        }
+      }
+    }
+  }
   for (int kr : {0, 1, w.max_kred / 2, w.max_kred - 1, w.max_kred}) {
     const auto col = WgradView::b_col(w, 0, kr);
     for (int n = 0; n <= w.gemm_n + 3; ++n) {
@@ -302,4 +349,9 @@ TEST_CASE("the loaders' incremental cursors and column tables match the direct i
   check_incremental_forms(make_problem(1, 2, 12, 11, 2, 3, 3, 5, 5, 1, 1, 1, 1));   // 25 phases
   check_incremental_forms(make_problem(1, 3, 9, 6, 2, 3, 2, 2, 1, 1, 0, 1, 1));     // non-square
   check_incremental_forms(make_conv_transpose2d_problem(1, 3, 3, 2, 2, 4, 4, 2, 1, 1));
+  // row groups: stride 1 (fprop's groups are contiguous), 16 wide; k4 s2 p1 at 16 (dgrad
+  // phases 8 wide); k3 s2 p1 at 15 (fprop groups of 8 wide rows, dgrad phases 8 and 7 wide: none)
+  check_incremental_forms(make_problem(2, 2, 5, 16, 3, 3, 3, 1, 1, 1, 1, 1, 1));
+  check_incremental_forms(make_problem(1, 2, 6, 16, 3, 4, 4, 2, 2, 1, 1, 1, 1));
+  check_incremental_forms(make_problem(1, 2, 4, 15, 2, 3, 3, 2, 2, 1, 1, 1, 1));
 }

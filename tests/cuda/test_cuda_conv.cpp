@@ -13,6 +13,7 @@
 #include "disco/backend/cuda/conv.hpp"
 #include "disco/backend/cuda/ops.hpp"
 #include "disco/core/error.hpp"
+#include "disco/problem/conv2d_index.hpp"
 #include "reference/conv_ref.hpp"
 
 namespace dc = disco::cuda;
@@ -232,6 +233,20 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       {"40->72 k3s1p1 2x2, batch 1", disco::make_conv2d_problem(1, 40, 2, 2, 72, 3, 3, 1, 1)},
       {"9->3 k3s1p1 @7, batch 2 (thin fprop)", disco::make_conv2d_problem(2, 9, 7, 7, 3, 3, 3, 1, 1)},
       {"3->32 k4s2p1 @32, batch 4 (small-output wgrad, 4-16 splits)", disco::make_conv2d_problem(4, 3, 32, 32, 32, 4, 4, 2, 1)},
+      {"8->40 k3s1p1 @8, batch 2 (grouped fprop and dgrad, contiguous)", disco::make_conv2d_problem(2, 8, 8, 8, 40, 3, 3, 1, 1)},
+  };
+  // The grouped loaders ("128x128g", "64x64g", "128x32g") are candidates exactly where the
+  // view has groups of four: fprop and wgrad with Q % 4 == 0, dgrad with every phase's width a
+  // multiple of 4 (3->32 @16 / @32, convT 48->3, 8->40 @8; not the 4x4 / 2x2 / 7x7 maps).
+  const auto groups_expected = [](dc::ConvDir dir, const Conv2dProblem& p) {
+    if (dir != dc::ConvDir::Dgrad) return p.Q % 4 == 0;
+    for (int ph = 0; ph < disco::convidx::dgrad_num_phases(p); ++ph)
+      if (disco::convidx::make_dgrad_phase(p, ph).w.count % 4 != 0) return false;
+    return true;
+  };
+  const auto is_grouped = [](const std::string& plan) {
+    return plan.find("128x128g") != std::string::npos || plan.find("64x64g") != std::string::npos ||
+           plan.find("128x32g") != std::string::npos;
   };
   // GEMMs of <= 4 columns (dgrad into 3 channels, fprop to 3 channels) get the thin kernel by
   // the heuristic (candidate 0), weight gradients of <= 64 x 64 (<= 2048) values the
@@ -257,12 +272,13 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       const int n = dc::conv_plan_candidates(dir, p);
       CHECK(n >= 2);
       // the paired 128x128 tile ("128x128p") is a candidate for TF32 / BF16, never for FP32
-      bool paired[3] = {false, false, false};
+      bool paired[3] = {false, false, false}, grouped[3] = {false, false, false};
       for (int i = 0; i < n; ++i)
         for (dc::MathMode mode : {dc::MathMode::FP32, dc::MathMode::TF32, dc::MathMode::BF16}) {
           dc::set_conv_plan(dir, p, mode, i);
           const std::string plan = dc::conv_plan(dir, p, mode);
           paired[int(mode)] = paired[int(mode)] || plan.find("128x128p") != std::string::npos;
+          grouped[int(mode)] = grouped[int(mode)] || is_grouped(plan);
           INFO(c.name << " | " << dc::to_string(dir) << " | " << dc::to_string(mode) << " | plan " << i << ": "
                       << plan);
           if (dir == dc::ConvDir::Fprop) {
@@ -283,6 +299,7 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       CHECK(!paired[int(dc::MathMode::FP32)]);
       CHECK(paired[int(dc::MathMode::TF32)]);
       CHECK(paired[int(dc::MathMode::BF16)]);
+      for (bool gm : grouped) CHECK(gm == groups_expected(dir, p));
     }
   }
   CHECK_THROWS_AS(dc::set_conv_plan(dc::ConvDir::Fprop, cs[0].p, dc::MathMode::FP32, -1), disco::Error);

@@ -24,6 +24,17 @@
 //          A[k, (n,p,q)] = dy[n, k, p, q]    B[(n,p,q), crs] = x[n, c, h(p,r), w(q,s)]
 //          C[k, crs] -> dw[k, crs]
 //
+// Groups of four (the grouped loaders, kernels/conv2d_igemm.cuh), where groups_ok(g):
+//  * fprop / dgrad: four consecutive GEMM rows m .. m+3 (m % 4 == 0) of A. The output rows
+//    (fprop: Q, dgrad: every phase's w count) are multiples of 4, so a group never straddles
+//    an image row; the four rows share the reduction cursor's (c, r, s) / (k, th, tw), the
+//    row test and the address up to a_group_step elements each (fprop: stride_w, dgrad: 1).
+//    a_group_at gives row m's part, a_group_limit the column extent that bounds each row.
+//  * wgrad: four consecutive reduction indices kr .. kr+3 (kr % 4 == 0) of B, i.e. four
+//    consecutive q of one output row (Q % 4 == 0); per column they share the table entry, the
+//    h test and the address up to stride_w elements each (b_group_at, b_group_step,
+//    b_group_limit).
+//
 // Offsets are int64; GEMM coordinates (m, n, kr) are int and must stay below 2^31
 // (conv_gemm_fits_int32 checks that on the host).
 #include <cstdint>
@@ -215,6 +226,15 @@ inline ConvGemmParams make_conv_gemm_params(const Conv2dProblem& p, ConvKind kin
   return g;
 }
 
+// The first element of a group of four (a_group_at / b_group_at): the image column w and the
+// offset, meaningful when valid and 0 <= w < the view's group limit; element j of the group
+// is at w + j step, off + j step.
+struct GroupElem {
+  int64_t off;
+  int w;
+  bool valid;
+};
+
 // ---- fprop ------------------------------------------------------------------------------
 struct FpropView {
   static constexpr bool kAKFast = false;  // A tiles are loaded along m (coalesced over q)
@@ -283,6 +303,23 @@ struct FpropView {
     const int w = row.wb + cur.s * g.p.dil_w;
     if (h < 0 || h >= g.p.H || w < 0 || w >= g.p.W) return -1;
     return row.base + (int64_t(cur.c) * g.p.H + h) * g.p.W + w;
+  }
+  // Row groups (see the top of this file): four rows of one output row, q .. q+3.
+  DISCO_HOST_DEVICE static bool groups_ok(const ConvGemmParams& g) { return g.p.Q % 4 == 0; }
+  DISCO_HOST_DEVICE static int a_group_step(const ConvGemmParams& g) { return g.p.stride_w; }
+  DISCO_HOST_DEVICE static int a_group_limit(const ConvGemmParams& g) { return g.p.W; }
+  // Row m's element at the cursor, without the column test: valid is false when the row, the
+  // reduction index or the input row h is out of range; otherwise off is the element's offset
+  // when its column w is in [0, W). Row m + j of the group: w + j step, off + j step.
+  DISCO_HOST_DEVICE static GroupElem a_group_at(const ConvGemmParams& g, int, const ARow& row, const ACursor& cur) {
+    GroupElem e{0, 0, false};
+    if (!row.valid || cur.kr >= g.max_kred) return e;
+    const int h = row.hb + cur.r * g.p.dil_h;
+    if (h < 0 || h >= g.p.H) return e;
+    e.w = row.wb + cur.s * g.p.dil_w;
+    e.off = row.base + (int64_t(cur.c) * g.p.H + h) * g.p.W + e.w;
+    e.valid = true;
+    return e;
   }
   DISCO_HOST_DEVICE static BCol b_col(const ConvGemmParams& g, int, int kr) {
     return BCol{kr, kr >= 0 && kr < g.max_kred};
@@ -369,6 +406,27 @@ struct DgradView {
     const int qq = row.j + ph.w.in0 - cur.tw * ph.w.in_step;
     if (pp < 0 || pp >= g.p.P || qq < 0 || qq >= g.p.Q) return -1;
     return row.base + (int64_t(cur.k) * g.p.P + pp) * g.p.Q + qq;
+  }
+  // Row groups (see the top of this file): four consecutive j of one phase row i, so four
+  // consecutive dy columns qq.
+  DISCO_HOST_DEVICE static bool groups_ok(const ConvGemmParams& g) {
+    for (int slot = 0; slot < g.num_slots; ++slot)
+      if (g.ph[slot].w.count % 4 != 0) return false;
+    return true;
+  }
+  DISCO_HOST_DEVICE static int a_group_step(const ConvGemmParams&) { return 1; }
+  DISCO_HOST_DEVICE static int a_group_limit(const ConvGemmParams& g) { return g.p.Q; }
+  DISCO_HOST_DEVICE static GroupElem a_group_at(const ConvGemmParams& g, int slot, const ARow& row,
+                                                 const ACursor& cur) {
+    const DgradPhase& ph = g.ph[slot];
+    GroupElem e{0, 0, false};
+    if (!row.valid || cur.kr >= ph.Kred) return e;
+    const int pp = row.i + ph.h.in0 - cur.th * ph.h.in_step;
+    if (pp < 0 || pp >= g.p.P) return e;
+    e.w = row.j + ph.w.in0 - cur.tw * ph.w.in_step;
+    e.off = row.base + (int64_t(cur.k) * g.p.P + pp) * g.p.Q + e.w;
+    e.valid = true;
+    return e;
   }
   DISCO_HOST_DEVICE static BCol b_col(const ConvGemmParams& g, int slot, int kr) {
     const DgradPhase& ph = g.ph[slot];
@@ -462,6 +520,20 @@ struct WgradView {
     const int w = col.wb + e.sd;
     if (h < 0 || h >= g.p.H || w < 0 || w >= g.p.W) return -1;
     return col.base + (int64_t(e.c) * g.p.H + h) * g.p.W + w;
+  }
+  // Groups of four reduction indices (see the top of this file): col = b_col(kr), kr % 4 == 0.
+  DISCO_HOST_DEVICE static bool groups_ok(const ConvGemmParams& g) { return g.p.Q % 4 == 0; }
+  DISCO_HOST_DEVICE static int b_group_step(const ConvGemmParams& g) { return g.p.stride_w; }
+  DISCO_HOST_DEVICE static int b_group_limit(const ConvGemmParams& g) { return g.p.W; }
+  DISCO_HOST_DEVICE static GroupElem b_group_at(const ConvGemmParams& g, const BCol& col, const BEntry& e) {
+    GroupElem r{0, 0, false};
+    if (!col.valid || !e.valid) return r;
+    const int h = col.hb + e.rd;
+    if (h < 0 || h >= g.p.H) return r;
+    r.w = col.wb + e.sd;
+    r.off = col.base + (int64_t(e.c) * g.p.H + h) * g.p.W + r.w;
+    r.valid = true;
+    return r;
   }
   DISCO_HOST_DEVICE static int64_t b_elem(const ConvGemmParams& g, int, const BCol& col, int n) {
     if (!col.valid || n < 0 || n >= g.gemm_n) return -1;
