@@ -5,7 +5,12 @@
 // event timing after warm-up, median of --iters runs, L2 flushed before every run.
 //
 //   conv_vs_cudnn [--size 128|256] [--batch 32] [--iters 20] [--warmup 3] [--math tf32,bf16]
-//                 [--only SUBSTR[,SUBSTR...]] [--csv PATH] [--no-tune] [--self-test] [--list]
+//                 [--only SUBSTR[,SUBSTR...]] [--csv PATH] [--tuning-csv PATH] [--no-tune]
+//                 [--self-test] [--list]
+//
+// --tuning-csv: every candidate launch plan per-layer tuning timed on each case's first call
+// (conv_tuning_times), one row each; the summary also compares the grouped-loader tiles
+// ("...g") with the other plans: per case, the best grouped time over the best other time.
 //
 // Without a CUDA device it prints a skip line and exits 77. --self-test checks the layer table
 // and the FLOP arithmetic on the CPU (a ctest). Directions are those of the Conv2dProblem: for
@@ -64,6 +69,37 @@ const char* role(const Layer& l, dc::ConvDir d) {
   return fwd ? "forward" : "bwd-data";
 }
 
+struct Row {
+  std::string layer, dir, role, math, cudnn_algo, disco_plan;
+  double gflop, t_disco, t_cudnn, err;
+  bool ok;
+  std::vector<dc::ConvPlanTiming> tuning;  // what per-layer tuning timed (empty: not tuned)
+};
+
+// A plan of the grouped-loader tiles: "128x128g", "64x64g", "128x32g" (+ " split N").
+bool grouped_plan(const std::string& plan) {
+  const std::string tile = plan.substr(0, plan.find(' '));
+  return !tile.empty() && tile.back() == 'g';
+}
+// From tuning's timings: the best grouped plan's time and the best other plan's time, summed
+// over the case's launches; NaN where a launch has no finite time of that kind.
+void grouped_vs_other(const std::vector<dc::ConvPlanTiming>& t, double& grouped, double& other) {
+  grouped = other = 0;
+  int launches = 0;
+  for (const auto& e : t) launches = std::max(launches, e.launch + 1);
+  if (launches == 0) grouped = other = NAN;
+  for (int l = 0; l < launches; ++l) {
+    double bg = INFINITY, bo = INFINITY;
+    for (const auto& e : t) {
+      if (e.launch != l || !std::isfinite(e.ms)) continue;
+      double& b = grouped_plan(e.plan) ? bg : bo;
+      b = std::min(b, double(e.ms));
+    }
+    grouped += std::isfinite(bg) ? bg : NAN;
+    other += std::isfinite(bo) ? bo : NAN;
+  }
+}
+
 int self_test() {
   int fails = 0;
   auto expect = [&](bool ok, const std::string& what) {
@@ -102,6 +138,21 @@ int self_test() {
   std::printf("conv FLOPs per image, forward, 128 px: %.1f MFLOP (x3 with backward: %.2f GFLOP)\n", fwd / 1e6,
               3 * fwd / 1e9);
   expect(fwd > 0.8e9 && fwd < 0.9e9, "forward conv FLOPs per image about 0.85 GFLOP");
+  // the tuning comparison: best grouped vs best other plan, per launch, summed
+  {
+    double g = 0, o = 0;
+    grouped_vs_other({{0, "128x128", 2.f, false}, {0, "128x128g split 2", 1.5f, true}, {0, "64x64g", 3.f, false},
+                      {0, "thin", NAN, false}, {1, "64x64", 1.f, true}, {1, "128x32g", 4.f, false}},
+                     g, o);
+    expect(g == 1.5 + 4.0 && o == 2.0 + 1.0, "grouped_vs_other sums the per-launch minima");
+    grouped_vs_other({{0, "128x128", 2.f, true}, {0, "thin", 1.f, false}}, g, o);
+    expect(std::isnan(g) && o == 1.0, "no grouped candidate: NaN");
+    grouped_vs_other({}, g, o);
+    expect(std::isnan(g) && std::isnan(o), "not tuned: NaN");
+    expect(grouped_plan("128x32g split 4") && grouped_plan("64x64g") && !grouped_plan("128x128p split 2") &&
+               !grouped_plan("smallout split 64") && !grouped_plan("thin"),
+           "grouped plan names");
+  }
   std::printf(fails ? "self-test: %d failure(s)\n" : "self-test: ok\n", fails);
   return fails ? 1 : 0;
 }
@@ -185,17 +236,11 @@ std::vector<float> random_host(size_t n, unsigned seed) {
   return v;
 }
 
-struct Row {
-  std::string layer, dir, role, math, cudnn_algo, disco_plan;
-  double gflop, t_disco, t_cudnn, err;
-  bool ok;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
   int size = 128, batch = 32, iters = 20, warmup = 3;
-  std::string csv, only, maths = "tf32,bf16";
+  std::string csv, tuning_csv, only, maths = "tf32,bf16";
   bool list = false, tune = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -214,12 +259,13 @@ int main(int argc, char** argv) {
     else if (a == "--math") maths = next();
     else if (a == "--only") only = next();
     else if (a == "--csv") csv = next();
+    else if (a == "--tuning-csv") tuning_csv = next();
     else if (a == "--list") list = true;
     else if (a == "--no-tune") tune = false;
     else {
       std::fprintf(stderr,
                    "usage: conv_vs_cudnn [--size 128|256] [--batch N] [--iters N] [--warmup N] [--math tf32,bf16,fp32]"
-                   " [--only SUBSTR[,SUBSTR...]] [--csv PATH] [--no-tune] [--self-test] [--list]\n"
+                   " [--only SUBSTR[,SUBSTR...]] [--csv PATH] [--tuning-csv PATH] [--no-tune] [--self-test] [--list]\n"
                    "  --no-tune: disco's heuristic launch plans instead of per-layer tuning\n");
       return 2;
     }
@@ -314,6 +360,7 @@ int main(int argc, char** argv) {
             run_disco();  // the first call of a problem tunes its plan
             dc::memcpy_d2h(got.data(), o1.data(), o1.bytes());
             r.disco_plan = dc::conv_plan(dir, p, mode);
+            r.tuning = dc::conv_tuning_times(dir, p, mode);
             for (float v : got) r.ok = r.ok && std::isfinite(v);
           } catch (const std::exception& e) {
             r.ok = false;
@@ -382,6 +429,24 @@ int main(int argc, char** argv) {
                   dc::to_string(mode), std::exp(log_sum / cnt), dir_cnt[0] ? std::exp(dir_log[0] / dir_cnt[0]) : NAN,
                   dir_cnt[1] ? std::exp(dir_log[1] / dir_cnt[1]) : NAN,
                   dir_cnt[2] ? std::exp(dir_log[2] / dir_cnt[2]) : NAN, peak, src.c_str());
+    // the grouped loaders against the other plans, from tuning's own timings
+    double glog[4] = {0, 0, 0, 0};
+    int gcnt[4] = {0, 0, 0, 0}, chosen = 0, tuned = 0;
+    for (const Row& r : rows) {
+      if (r.math != dc::to_string(mode) || r.tuning.empty()) continue;
+      ++tuned;
+      chosen += grouped_plan(r.disco_plan) ? 1 : 0;
+      double g, o;
+      grouped_vs_other(r.tuning, g, o);
+      if (!(std::isfinite(g) && std::isfinite(o) && g > 0 && o > 0)) continue;
+      const int d = r.dir == "fprop" ? 0 : (r.dir == "dgrad" ? 1 : 2);
+      for (int k : {d, 3}) glog[k] += std::log(g / o), ++gcnt[k];
+    }
+    const auto gm = [&](int k) { return gcnt[k] ? std::exp(glog[k] / gcnt[k]) : NAN; };
+    if (tuned)
+      std::printf("grouped loaders (%s, tuning times): best grouped / best other plan geomean %.3f over %d case(s) "
+                  "[fprop %.3f, dgrad %.3f, wgrad %.3f]; kept in %d of %d tuned case(s)\n\n",
+                  dc::to_string(mode), gm(3), gcnt[3], gm(0), gm(1), gm(2), chosen, tuned);
   }
   if (!csv.empty()) {
     std::ofstream f(csv);
@@ -393,6 +458,16 @@ int main(int argc, char** argv) {
         << r.gflop / r.t_cudnn << ',' << r.t_disco / r.t_cudnn << ',' << r.err << ',' << (r.ok ? 1 : 0) << ",\""
         << r.cudnn_algo << "\",\"" << r.disco_plan << "\"\n";
     std::printf("wrote %s\n", csv.c_str());
+  }
+  if (!tuning_csv.empty()) {
+    std::ofstream f(tuning_csv);
+    f << "device,size,batch,layer,dir,math,launch,plan,ms,chosen,grouped\n";
+    for (const Row& r : rows)
+      for (const auto& t : r.tuning)
+        f << '"' << dc::device_name() << "\"," << size << ',' << batch << ',' << r.layer << ',' << r.dir << ','
+          << r.math << ',' << t.launch << ",\"" << t.plan << "\"," << t.ms << ',' << (t.chosen ? 1 : 0) << ','
+          << (grouped_plan(t.plan) ? 1 : 0) << '\n';
+    std::printf("wrote %s\n", tuning_csv.c_str());
   }
   if (failures) std::printf("%d case(s) where disco and cuDNN disagree\n", failures);
   return failures ? 1 : 0;

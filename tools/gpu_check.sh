@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # gpu_check.sh [OUTDIR] [--deps DIR] [--build DIR] [--jobs N] [--quick] [--cuda-only] [--budget S]
-#              [--only GROUPS]
+#              [--only GROUPS] [--dry-run]
 #
 # The whole GPU verification of disco in one go, for a short slot on an H100 / H200 machine
 # without apt or network (nvcc 13, cmake, ninja, PyTorch, compute-sanitizer):
@@ -27,6 +27,10 @@
 # configure + build always run; an existing --build folder is reused, so a second call on a
 # warm machine only rebuilds what changed): e.g. one call with --only tests,sanitizers,parity
 # and one with --only conv,ops,step when a single call cannot fit everything. Default: all.
+# --dry-run: run nothing (no configure, build or check; binaries are taken as built), record each
+# step as DRY with the command it would run in its log, then write the summary and report as
+# usual: the script's own logic -- options, order, budget, summary -- checked without a GPU
+# (ctest cli.gpu_check_dry_run).
 # Exit status: 0 when every step that ran passed.
 set -uo pipefail
 
@@ -39,6 +43,7 @@ QUICK=0
 CUDA_ONLY=0
 BUDGET=0
 ONLY="tests,sanitizers,parity,conv,ops,step,ncu"
+DRY=0
 COMMAND_LINE="tools/gpu_check.sh $*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -49,6 +54,7 @@ while [ $# -gt 0 ]; do
     --cuda-only) CUDA_ONLY=1; shift ;;
     --budget) BUDGET="$2"; shift 2 ;;
     --only) ONLY="$2"; shift 2 ;;
+    --dry-run) DRY=1; shift ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
     -*) echo "gpu_check: unknown option $1" >&2; exit 2 ;;
     *) OUT="$1"; shift ;;
@@ -84,6 +90,12 @@ step() {
     [ $left -lt "$limit" ] && limit=$left
   fi
   echo "== [$name] $*" | tee "$log"
+  if [ $DRY -eq 1 ]; then
+    echo "== [$name] DRY (--dry-run: not run)"
+    record "$name" "DRY" 0 "${STEP_NOTE:-}"
+    STEP_NOTE=""
+    return 0
+  fi
   t0=$(date +%s)
   timeout --signal=TERM --kill-after=10 "$limit" "$@" >>"$log" 2>&1
   rc=$?
@@ -156,7 +168,7 @@ CUDNN_DIR="$(sed -n 's/^DISCO_CUDNN_LIBRARY_DIR:INTERNAL=//p' "$BUILD/CMakeCache
 
 CUDA_TARGETS=(disco_cuda disco_cuda_tests conv_vs_cudnn ops_cuda train_step)
 # the `disco` tool too when examples are configured (parity_cuda runs `disco step --device cuda`)
-cmake --build "$BUILD" --target help 2>/dev/null | grep -q "disco_tool" && CUDA_TARGETS+=(disco_tool)
+if [ $DRY -eq 1 ] || cmake --build "$BUILD" --target help 2>/dev/null | grep -q "disco_tool"; then CUDA_TARGETS+=(disco_tool); fi
 if [ $CUDA_ONLY -eq 1 ]; then
   step build_cuda 900 cmake --build "$BUILD" -j "$JOBS" --target "${CUDA_TARGETS[@]}"
 else
@@ -167,6 +179,8 @@ else
 fi
 
 # ---- the checks, one function per step; the order they run in is chosen below -------------------
+# is this program there to run? (--dry-run: taken as built)
+have() { [ $DRY -eq 1 ] || [ -x "$1" ]; }
 TESTS_BIN="$BUILD/tests/disco_cuda_tests"
 DISCO_BIN="$BUILD/examples/disco"
 BENCH="$BUILD/benchmarks/conv_vs_cudnn"
@@ -179,7 +193,7 @@ CTEST_LIMIT=1200; CTEST_EACH=900; SAN_LIMIT=900
 
 # GPU tests: every kernel against double references and cuDNN, the GPU step against the CPU one
 do_tests() {
-  if [ ! -x "$TESTS_BIN" ]; then record ctest_gpu "NOT BUILT" 0 "$TESTS_BIN missing"; return; fi
+  if ! have "$TESTS_BIN"; then record ctest_gpu "NOT BUILT" 0 "$TESTS_BIN missing"; return; fi
   step ctest_gpu "$CTEST_LIMIT" ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout "$CTEST_EACH"
   # also the CPU test suite's CUDA index-math checks and the benchmark self-test
   # (with --cuda-only the CPU test binary is not built: CI runs the index-math test anyway)
@@ -192,7 +206,7 @@ do_tests() {
 # the sanitizer): they already cover the three tile shapes (3-stage pipelines, dynamic shared memory
 # over 48 KB for 128x128), split-K and dgrad phases on these problems
 do_sanitizer() {
-  if [ ! -x "$TESTS_BIN" ] || [ ! -x "$SAN" ]; then
+  if ! have "$TESTS_BIN" || ! have "$SAN"; then
     record "sanitizer_$1" "SKIPPED" 0 "no compute-sanitizer or no test binary"; return
   fi
   step "sanitizer_$1" "$SAN_LIMIT" env DISCO_CONV_AUTOTUNE=0 "$SAN" --tool "$1" --error-exitcode 3 "$TESTS_BIN" "[sanitize]"
@@ -205,13 +219,13 @@ do_sanitizer() {
 PARITY=(python3 "$ROOT/tools/parity_check.py" --disco "$DISCO_BIN" --device cuda
         --resolution 64 --sep 8 --code-channels 64 --base-channels 16 --batch 2 --threads 8)
 do_parity() {
-  if [ ! -x "$DISCO_BIN" ]; then record parity_cuda "NOT BUILT" 0 "$DISCO_BIN missing"; return; fi
+  if ! have "$DISCO_BIN"; then record parity_cuda "NOT BUILT" 0 "$DISCO_BIN missing"; return; fi
   step parity_cuda 240 "${PARITY[@]}"
 }
 # the tensor-core modes, for the record: how far a TF32 / BF16 step lands from the official
 # float32 semantics (no pass / fail: --tol 1 accepts all, the log's worst error is the figure)
 do_parity_modes() {
-  [ -x "$DISCO_BIN" ] || return
+  have "$DISCO_BIN" || return
   local m
   for m in tf32 bf16; do
     STEP_NOTE="informational (worst error only)" step "parity_cuda_$m" 120 "${PARITY[@]}" --math "$m" --tol 1 \
@@ -220,18 +234,21 @@ do_parity_modes() {
 }
 
 do_conv() {
-  if [ ! -x "$BENCH" ]; then record conv_vs_cudnn "NOT BUILT" 0 "$BENCH missing"; return; fi
+  if ! have "$BENCH"; then record conv_vs_cudnn "NOT BUILT" 0 "$BENCH missing"; return; fi
   if [ $QUICK -eq 1 ]; then
-    step conv_vs_cudnn_128 900 "$BENCH" --size 128 --iters 10 --csv "$OUT/conv_vs_cudnn_128.csv"
+    step conv_vs_cudnn_128 900 "$BENCH" --size 128 --iters 10 --csv "$OUT/conv_vs_cudnn_128.csv" \
+      --tuning-csv "$OUT/conv_tuning_128.csv"
   else
-    step conv_vs_cudnn_128 900 "$BENCH" --size 128 --iters 20 --csv "$OUT/conv_vs_cudnn_128.csv"
-    step conv_vs_cudnn_256 900 "$BENCH" --size 256 --iters 20 --csv "$OUT/conv_vs_cudnn_256.csv"
+    step conv_vs_cudnn_128 900 "$BENCH" --size 128 --iters 20 --csv "$OUT/conv_vs_cudnn_128.csv" \
+      --tuning-csv "$OUT/conv_tuning_128.csv"
+    step conv_vs_cudnn_256 900 "$BENCH" --size 256 --iters 20 --csv "$OUT/conv_vs_cudnn_256.csv" \
+      --tuning-csv "$OUT/conv_tuning_256.csv"
   fi
 }
 
 # memory-bound kernels against a device-to-device copy of the same bytes (< 30 s)
 do_ops() {
-  if [ ! -x "$OPS" ]; then record ops_cuda "NOT BUILT" 0 "$OPS missing"; return; fi
+  if ! have "$OPS"; then record ops_cuda "NOT BUILT" 0 "$OPS missing"; return; fi
   if [ $QUICK -eq 1 ]; then
     step ops_cuda 240 "$OPS" --quick --iters 10 --csv "$OUT/ops_cuda.csv"
   else
@@ -250,7 +267,7 @@ do_step() {
       step step_vs_pytorch 900 env DISCO_BUILD_DIR="$BUILD" DISCO_OUT_DIR="$OUT" python3 "$ROOT/benchmarks/step_vs_pytorch.py"
     fi
   fi
-  if [ $QUICK -eq 0 ] && [ -x "$BUILD/benchmarks/train_step" ]; then
+  if [ $QUICK -eq 0 ] && have "$BUILD/benchmarks/train_step"; then
     step train_step_cuda 600 "$BUILD/benchmarks/train_step" --device cuda
   fi
 }
@@ -260,7 +277,7 @@ do_step() {
 # kernels: duration, SM and memory throughput, achieved occupancy, registers. What limits each
 # kernel, for docs/benchmarks.md. Clocks are left alone (--clock-control none).
 do_ncu() {
-  if [ -z "$NCU" ] || [ ! -x "$BENCH" ]; then record ncu "SKIPPED" 0 "no ncu on this machine"; return; fi
+  if [ $DRY -eq 0 ] && { [ -z "$NCU" ] || [ ! -x "$BENCH" ]; }; then record ncu "SKIPPED" 0 "no ncu on this machine"; return; fi
   # optional: an ncu that cannot read the counters here (e.g. under gVisor) must not fail the check
   local args=(bash -c '"$@"; rc=$?; echo "ncu: exit status $rc (ignored: profiling is optional)"; exit 0' ncu
               "$NCU" --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats
@@ -268,7 +285,7 @@ do_ncu() {
   STEP_NOTE="optional" step ncu_conv 150 "${args[@]}" --kernel-name regex:"conv_igemm|conv_splitk" --launch-count 30 \
     --log-file "$OUT/ncu_conv.csv" "$BENCH" --size 128 --math bf16 --no-tune --iters 1 --warmup 0 \
     --only E1.conv2,E1.conv5,D.convT3
-  if [ -x "$OPS" ]; then
+  if have "$OPS"; then
     STEP_NOTE="optional" step ncu_ops 90 "${args[@]}" --kernel-name regex:"reduce_finalize|instance_norm|adam" --launch-count 16 \
       --log-file "$OUT/ncu_ops.csv" "$OPS" --quick --iters 1 --warmup 0
   fi
@@ -311,7 +328,7 @@ done
     [ -f "$OUT/sanitizer_$tool.log" ] && echo "$tool: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.log" | tail -n1)"
   done
   for s in 128 256; do
-    [ -f "$OUT/conv_vs_cudnn_$s.log" ] && { echo "conv_vs_cudnn $s px:"; grep -E "^geomean|MISMATCH|disagree|ERROR" "$OUT/conv_vs_cudnn_$s.log" | sed 's/^/  /'; }
+    [ -f "$OUT/conv_vs_cudnn_$s.log" ] && { echo "conv_vs_cudnn $s px:"; grep -E "^geomean|^grouped loaders|MISMATCH|disagree|ERROR" "$OUT/conv_vs_cudnn_$s.log" | sed 's/^/  /'; }
   done
   [ -f "$OUT/ops_cuda.log" ] && { echo "ops_cuda (GB/s against the device copy bandwidth):"; grep -E "^copy peak:|^fused_loss_fraction_of_copy:|^(instance_norm|elementwise)_vs_cudnn:|MISMATCH|ERROR|^ops_cuda: (no CUDA|error)" "$OUT/ops_cuda.log" | sed 's/^/  /'; }
   [ -f "$OUT/step_vs_pytorch.md" ] && { echo "training step, disco vs PyTorch:"; grep -E "^\|" "$OUT/step_vs_pytorch.md" | sed 's/^/  /'; }
@@ -328,6 +345,6 @@ python3 "$ROOT/tools/gpu_report.py" "$OUT" > "$OUT/report.md" 2>&1 && echo "repo
   echo "gpu_report.py failed (see $OUT/report.md)"
 
 for s in "${states[@]}"; do
-  case "$s" in PASS|SKIPPED) ;; *) exit 1 ;; esac
+  case "$s" in PASS|SKIPPED|DRY) ;; *) exit 1 ;; esac
 done
 exit 0

@@ -483,11 +483,20 @@ float median_of_3_ms(F&& f) {
   return t[1];
 }
 
+// What tuning measured per launch (conv_tuning_times): each candidate and its time.
+using PlanTimes = std::vector<std::pair<LaunchPlan, float>>;
+KeyedCache<PlanTimes>& tuning_times() {
+  static auto* c = new KeyedCache<PlanTimes>;  // never destroyed: used until exit
+  return *c;
+}
+
 // Times each candidate on the current stream (median_of_3_ms) into a scratch output, so the
-// real output -- which may be accumulated into -- is untouched.
+// real output -- which may be accumulated into -- is untouched. The times go to `times`.
 template <class View>
-LaunchPlan tune(const convidx::ConvGemmParams& g, const float* a, const float* b, size_t out_elems, ConvMath math) {
+LaunchPlan tune(const convidx::ConvGemmParams& g, const float* a, const float* b, size_t out_elems, ConvMath math,
+                PlanTimes& times) {
   const std::vector<LaunchPlan> cand = plan_candidates(g, math);
+  times.clear();
   if (cand.size() == 1) return cand[0];
   detail::Scratch scratch(sizeof(float) * out_elems);
   LaunchPlan best = cand[0];
@@ -500,8 +509,10 @@ LaunchPlan tune(const convidx::ConvGemmParams& g, const float* a, const float* b
       // a candidate that cannot run here (e.g. no memory for its split-K partials) is
       // skipped; the heuristic plan (cand[0]) is kept unless another one ran faster
       (void)cudaGetLastError();
+      times.emplace_back(pl, NAN);
       continue;
     }
+    times.emplace_back(pl, ms);
     if (ms < best_ms) best_ms = ms, best = pl;
   }
   return best;
@@ -517,8 +528,10 @@ LaunchPlan plan_for(ConvKind kind, const Conv2dProblem& p, const convidx::ConvGe
   LaunchPlan pl;
   if (plan_cache().get(key, pl)) return pl;
   if (!autotune_flag().load() || stream_is_capturing()) return plan_heuristic(g);
-  pl = tune<View>(g, a, b, out_elems, math);
+  PlanTimes times;
+  pl = tune<View>(g, a, b, out_elems, math, times);
   plan_cache().put(key, pl);
+  tuning_times().put(key, times);
   return pl;
 }
 
@@ -677,6 +690,23 @@ bool conv_autotune() { return autotune_flag().load(); }
 void clear_conv_plans() {
   plan_cache().clear();
   auto_cache().clear();
+  tuning_times().clear();
+}
+
+std::vector<ConvPlanTiming> conv_tuning_times(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
+  check_problem(p, "conv_tuning_times");
+  const ConvKind kind = to_kind(dir);
+  std::vector<ConvPlanTiming> out;
+  int launch = 0;
+  for_each_launch(kind, p, [&](int base, const convidx::ConvGemmParams&) {
+    const PlanKey key = plan_key(kind, p, to_math(mode), base);
+    PlanTimes times;
+    LaunchPlan chosen;
+    if (tuning_times().get(key, times) && plan_cache().get(key, chosen))
+      for (const auto& t : times) out.push_back({launch, plan_string(t.first), t.second, t.first == chosen});
+    ++launch;
+  });
+  return out;
 }
 
 std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
@@ -707,7 +737,9 @@ void set_conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, int candi
   const ConvKind kind = to_kind(dir);
   for_each_launch(kind, p, [&](int base, const convidx::ConvGemmParams& g) {
     const std::vector<LaunchPlan> c = plan_candidates(g, to_math(mode));
-    plan_cache().put(plan_key(kind, p, to_math(mode), base), c[std::min<size_t>(size_t(candidate), c.size() - 1)]);
+    const PlanKey key = plan_key(kind, p, to_math(mode), base);
+    plan_cache().put(key, c[std::min<size_t>(size_t(candidate), c.size() - 1)]);
+    tuning_times().put(key, {});  // set, not tuned
   });
 }
 

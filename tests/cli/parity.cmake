@@ -8,6 +8,8 @@
 #   cli.convert_checkpoint_selftest  tools/convert_official_checkpoint.py --self-test
 #   cli.ncu_summary_selftest         tools/ncu_summary.py --self-test (no torch needed)
 #   cli.gpu_report_selftest          tools/gpu_report.py --self-test (no torch needed)
+#   cli.gpu_check_dry_run            tools/gpu_check.sh --dry-run: its options, step order, budget,
+#                                    summary and report, without a GPU (tests/cli/gpu_check_dry_run.sh)
 #
 # The scripts re-run themselves under another python3 on the machine that has torch when
 # the first python3 on PATH lacks it (e.g. a pyenv shim in front of Debian's python3-torch).
@@ -31,7 +33,10 @@ if(DISCO_PYTHON3)
   # gpu_check's report for docs/benchmarks.md: its parsers on sample output folders (full, partial, garbled)
   add_test(NAME cli.gpu_report_selftest COMMAND ${DISCO_PYTHON3} ${_disco_tools_dir}/gpu_report.py --self-test)
   set_tests_properties(cli.gpu_report_selftest PROPERTIES TIMEOUT 60 LABELS cli)
+  # gpu_check.sh itself (bash; it calls gpu_report.py for the report)
+  add_test(NAME cli.gpu_check_dry_run COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/gpu_check_dry_run.sh)
+  set_tests_properties(cli.gpu_check_dry_run PROPERTIES TIMEOUT 120 LABELS cli)
 else()
-  message(STATUS "disco: no python3 found; cli.parity_pytorch, cli.convert_checkpoint_selftest and "
-                 "cli.ncu_summary_selftest, cli.gpu_report_selftest not added")
+  message(STATUS "disco: no python3 found; cli.parity_pytorch, cli.convert_checkpoint_selftest, "
+                 "cli.ncu_summary_selftest, cli.gpu_report_selftest and cli.gpu_check_dry_run not added")
 endif()

@@ -6,6 +6,7 @@
 // old values.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -329,6 +330,27 @@ TEST_CASE("per-layer tuning: tunes once, leaves accumulated outputs alone, never
   dc::conv2d_wgrad(p, x.data(), dy.data(), b2.data(), false, dc::ConvAlgo::Custom, dc::MathMode::FP32);
   CHECK(download(a) == download(b2));
   CHECK(dc::conv_plan(dc::ConvDir::Wgrad, p, dc::MathMode::FP32) == tuned);
+  // what tuning measured: every FP32 candidate once, in candidate order, the kept one marked
+  // (the test shape has groups, Q = 4: the grouped tiles are among them)
+  {
+    const auto times = dc::conv_tuning_times(dc::ConvDir::Wgrad, p, dc::MathMode::FP32);
+    int chosen = 0;
+    bool grouped = false;
+    for (const auto& t : times) {
+      INFO(t.plan << " " << t.ms << " ms" << (t.chosen ? " (chosen)" : ""));
+      CHECK(t.launch == 0);
+      CHECK((std::isfinite(t.ms) && t.ms >= 0.f));
+      chosen += t.chosen ? 1 : 0;
+      if (t.chosen) CHECK(t.plan == tuned);
+      grouped = grouped || t.plan.find("g") != std::string::npos;
+    }
+    CHECK(times.size() >= 2);
+    CHECK(chosen == 1);
+    CHECK(grouped);
+    CHECK(dc::conv_tuning_times(dc::ConvDir::Wgrad, p, dc::MathMode::TF32).empty());  // not tuned
+    dc::set_conv_plan(dc::ConvDir::Wgrad, p, dc::MathMode::FP32, 0);                  // set: no longer tuned
+    CHECK(dc::conv_tuning_times(dc::ConvDir::Wgrad, p, dc::MathMode::FP32).empty());
+  }
 
   // an untuned problem inside a capture: no timing, no synchronization (that would break the
   // capture and throw); the heuristic plan is captured and replays correctly

@@ -26,6 +26,7 @@
 // All calls are asynchronous on the current stream; workspace comes from the caching
 // allocator. Errors throw disco::Error.
 #include <string>
+#include <vector>
 
 #include "disco/backend/cuda/types.hpp"
 #include "disco/problem/conv2d_problem.hpp"
@@ -55,6 +56,19 @@ std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode);
 // clamped to the last) as if tuning had chosen it -- for tests and benchmarks.
 int conv_plan_candidates(ConvDir dir, const Conv2dProblem& p);
 void set_conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, int candidate);
+
+// What per-layer tuning measured for this problem: every candidate plan it timed (median of 3
+// runs, ms; NaN for a candidate that could not run) in candidate order, for each launch of
+// the problem (dgrad with more than 16 phases has several). Empty when this problem was not
+// tuned in this process (tuning off, a graph capture, set_conv_plan, or not run yet). For
+// benchmarks: conv_vs_cudnn --tuning-csv compares the tile variants from these figures.
+struct ConvPlanTiming {
+  int launch;        // 0 .. launches - 1
+  std::string plan;  // as conv_plan names it
+  float ms;
+  bool chosen;       // the plan tuning kept for this launch
+};
+std::vector<ConvPlanTiming> conv_tuning_times(ConvDir dir, const Conv2dProblem& p, MathMode mode);
 
 // What ConvAlgo::Auto chose for this problem: "disco", "cudnn", or "" when it has not chosen
 // (not run yet, or it ran without timing: no cuDNN, tuning off, or during a graph capture).

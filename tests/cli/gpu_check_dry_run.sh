@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# ctest cli.gpu_check_dry_run: tools/gpu_check.sh's own logic without a GPU (--dry-run runs
+# no step). Checks the step order of --quick and of a full run with --only, that the conv
+# benchmark gets its CSV and tuning-CSV paths, the recorded command line, the summary and
+# report being written, --budget skipping what no longer fits, and bad options exiting 2.
+set -u
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
+GC="$ROOT/tools/gpu_check.sh"
+fail() { echo "FAIL: $*"; exit 1; }
+# the "step result sec note" table of a summary.txt: "name:state" per step, in order
+steps() { awk '/^step +result/{f=1; next} f && NF == 0 {exit} f {printf "%s:%s ", $1, $2}' "$1/summary.txt"; }
+
+# 1. --quick: correctness and the headline figures first
+"$GC" "$OUT/q" --quick --cuda-only --dry-run --build "$OUT/build" --deps "$OUT/nodeps" > "$OUT/q.out" 2>&1 ||
+  { cat "$OUT/q.out"; fail "--quick --dry-run exited $?"; }
+want="configure:DRY build_cuda:DRY ctest_gpu:DRY ctest_index_math:DRY parity_cuda:DRY sanitizer_memcheck:DRY"
+want="$want conv_vs_cudnn_128:DRY ops_cuda:DRY step_vs_pytorch:DRY sanitizer_racecheck:DRY sanitizer_synccheck:DRY"
+want="$want parity_cuda_tf32:DRY parity_cuda_bf16:DRY ncu_conv:DRY ncu_ops:DRY "
+got="$(steps "$OUT/q")"
+[ "$got" = "$want" ] || fail "--quick steps: got '$got', want '$want'"
+grep -q -- "--size 128 --iters 10 --csv $OUT/q/conv_vs_cudnn_128.csv --tuning-csv $OUT/q/conv_tuning_128.csv" \
+  "$OUT/q/conv_vs_cudnn_128.log" || fail "conv_vs_cudnn_128 command: $(head -n1 "$OUT/q/conv_vs_cudnn_128.log")"
+grep -q -- "--tool memcheck" "$OUT/q/sanitizer_memcheck.log" || fail "memcheck command"
+grep -q "^command: tools/gpu_check.sh $OUT/q --quick --cuda-only --dry-run" "$OUT/q/env.log" || fail "command line not recorded"
+[ -s "$OUT/q/report.md" ] || fail "no report.md"
+grep -q "^#### Targets" "$OUT/q/report.md" || fail "report.md has no targets section"
+grep -q "not measured (no conv_vs_cudnn_128.csv)" "$OUT/q/report.md" || fail "report.md: conv should be 'not measured'"
+grep -q "disco gpu_check summary" "$OUT/q.out" || fail "summary not printed"
+
+# 2. the natural order, a subset of groups, the full build
+"$GC" "$OUT/f" --only conv,step --dry-run --build "$OUT/build" --deps "$OUT/nodeps" > "$OUT/f.out" 2>&1 ||
+  { cat "$OUT/f.out"; fail "--only conv,step --dry-run exited $?"; }
+want="configure:DRY build:DRY conv_vs_cudnn_128:DRY conv_vs_cudnn_256:DRY step_vs_pytorch:DRY train_step_cuda:DRY "
+got="$(steps "$OUT/f")"
+[ "$got" = "$want" ] || fail "--only conv,step steps: got '$got', want '$want'"
+
+# 3. a budget that is used up: every step recorded as SKIPPED, still exit 0 and a summary
+"$GC" "$OUT/b" --quick --dry-run --budget 30 --only tests --build "$OUT/build" --deps "$OUT/nodeps" > "$OUT/b.out" 2>&1 ||
+  fail "--budget 30 exited $?"
+got="$(steps "$OUT/b")"
+[ "$got" = "configure:SKIPPED build:SKIPPED ctest_gpu:SKIPPED ctest_index_math:SKIPPED " ] ||
+  fail "--budget 30 steps: got '$got'"
+
+# 4. bad options
+"$GC" "$OUT/x" --dry-run --no-such-option > /dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] || fail "unknown option: exit $rc, want 2"
+"$GC" "$OUT/x" --dry-run --only tests,bogus > /dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] || fail "unknown --only group: exit $rc, want 2"
+echo "gpu_check --dry-run: ok"
