@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -274,6 +275,9 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       CHECK(n >= 2);
       // the paired 128x128 tile ("128x128p") is a candidate for TF32 / BF16, never for FP32
       bool paired[3] = {false, false, false}, grouped[3] = {false, false, false};
+      // every output by "mode | plan": a grouped tile only changes how the operands reach shared
+      // memory, so its result must equal the plain tile's (same shape, same split) bit for bit
+      std::map<std::string, std::vector<float>> outs;
       for (int i = 0; i < n; ++i)
         for (dc::MathMode mode : {dc::MathMode::FP32, dc::MathMode::TF32, dc::MathMode::BF16}) {
           dc::set_conv_plan(dir, p, mode, i);
@@ -282,20 +286,37 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
           grouped[int(mode)] = grouped[int(mode)] || is_grouped(plan);
           INFO(c.name << " | " << dc::to_string(dir) << " | " << dc::to_string(mode) << " | plan " << i << ": "
                       << plan);
+          std::vector<float> got;
           if (dir == dc::ConvDir::Fprop) {
             auto y = poisoned(r.y.size());
             dc::conv2d_fprop(p, x.data(), w.data(), b.data(), y.data(), dc::ConvAlgo::Custom, mode);
-            CHECK(rel_l2(download(y), r.y) <= dtest::tolerance(mode));
+            got = download(y);
+            CHECK(rel_l2(got, r.y) <= dtest::tolerance(mode));
           } else if (dir == dc::ConvDir::Dgrad) {
             auto dx = poisoned(r.dx.size());
             dc::conv2d_dgrad(p, dy.data(), w.data(), dx.data(), false, dc::ConvAlgo::Custom, mode);
-            CHECK(rel_l2(download(dx), r.dx) <= dtest::tolerance(mode));
+            got = download(dx);
+            CHECK(rel_l2(got, r.dx) <= dtest::tolerance(mode));
           } else {
             auto dw = poisoned(r.dw.size());
             dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), false, dc::ConvAlgo::Custom, mode);
-            CHECK(rel_l2(download(dw), r.dw) <= dtest::tolerance(mode));
+            got = download(dw);
+            CHECK(rel_l2(got, r.dw) <= dtest::tolerance(mode));
           }
+          outs[std::string(dc::to_string(mode)) + " | " + plan] = std::move(got);
         }
+      int pairs = 0;
+      for (const auto& [key, out] : outs) {
+        const size_t gpos = key.find("g", key.find(" | ") + 3);  // "128x32g split 2" -> "128x32 split 2"
+        if (!is_grouped(key.substr(key.find(" | ") + 3))) continue;
+        const std::string plain = key.substr(0, gpos) + key.substr(gpos + 1);
+        const auto it = outs.find(plain);
+        if (it == outs.end()) continue;
+        INFO(c.name << " | " << dc::to_string(dir) << " | " << key << " vs " << plain);
+        CHECK(out == it->second);
+        ++pairs;
+      }
+      if (groups_expected(dir, p)) CHECK(pairs > 0);
       INFO(c.name << " | " << dc::to_string(dir));
       CHECK(!paired[int(dc::MathMode::FP32)]);
       CHECK(paired[int(dc::MathMode::TF32)]);
