@@ -371,8 +371,9 @@ __device__ __forceinline__ void cp_async_group4(float* dst, const float* src, co
 // sources are contiguous (step 1: dgrad, stride-1 fprop), all in range and 16-byte aligned --
 // half of a k4 s2 dgrad's taps -- they are one 16-byte cp.async; otherwise four 4-byte ones.
 // The destination is the plain layout's four consecutive words (k, m .. m+3), 16-byte
-// aligned. A warp's lanes are consecutive groups of one k: the 16-byte copies store 512
-// contiguous bytes (conflict-free), the 4-byte ones are 4-way bank conflicts.
+// aligned. A warp's lanes are consecutive groups of one k (of two k in the 64x64 tile): the
+// 16-byte copies store 512 (2 x 256) contiguous bytes, conflict-free; the 4-byte ones are
+// 4-way bank conflicts.
 template <class View, class Tile, class Smem>
 struct ATileLoaderGrouped {
   static constexpr int MG = 4;  // rows per group (cp_async_group4)
