@@ -297,12 +297,9 @@ struct FpropView {
       }
     }
   }
-  DISCO_HOST_DEVICE static int64_t a_elem_at(const ConvGemmParams& g, int, const ARow& row, const ACursor& cur) {
-    if (!row.valid || cur.kr >= g.max_kred) return -1;
-    const int h = row.hb + cur.r * g.p.dil_h;
-    const int w = row.wb + cur.s * g.p.dil_w;
-    if (h < 0 || h >= g.p.H || w < 0 || w >= g.p.W) return -1;
-    return row.base + (int64_t(cur.c) * g.p.H + h) * g.p.W + w;
+  DISCO_HOST_DEVICE static int64_t a_elem_at(const ConvGemmParams& g, int slot, const ARow& row, const ACursor& cur) {
+    const GroupElem e = a_group_at(g, slot, row, cur);
+    return e.valid && e.w >= 0 && e.w < g.p.W ? e.off : -1;
   }
   // Row groups (see the top of this file): four rows of one output row, q .. q+3.
   DISCO_HOST_DEVICE static bool groups_ok(const ConvGemmParams& g) { return g.p.Q % 4 == 0; }
@@ -400,12 +397,8 @@ struct DgradView {
     }
   }
   DISCO_HOST_DEVICE static int64_t a_elem_at(const ConvGemmParams& g, int slot, const ARow& row, const ACursor& cur) {
-    const DgradPhase& ph = g.ph[slot];
-    if (!row.valid || cur.kr >= ph.Kred) return -1;
-    const int pp = row.i + ph.h.in0 - cur.th * ph.h.in_step;
-    const int qq = row.j + ph.w.in0 - cur.tw * ph.w.in_step;
-    if (pp < 0 || pp >= g.p.P || qq < 0 || qq >= g.p.Q) return -1;
-    return row.base + (int64_t(cur.k) * g.p.P + pp) * g.p.Q + qq;
+    const GroupElem e = a_group_at(g, slot, row, cur);
+    return e.valid && e.w >= 0 && e.w < g.p.Q ? e.off : -1;
   }
   // Row groups (see the top of this file): four consecutive j of one phase row i, so four
   // consecutive dy columns qq.
