@@ -564,6 +564,39 @@ __device__ __forceinline__ void warp_mma_slice(const float (*As)[AST], const flo
   }
 }
 
+// ---- epilogue ---------------------------------------------------------------------------------------
+// A warp's accumulators (the mma.sync C layout: acc[i][j][e] at row r0 + 16 i + g + 8 (e >> 1),
+// column c0 + 8 j + 2 t + (e & 1)) to the output -- plus bias[col], plus the old value when
+// accumulating -- with one split, or as they are to the split's partial slice of the
+// workspace (ws[row][col]). Rows >= M and columns >= N are skipped. Args: ConvKernelArgs or
+// the channels-last kernel's NhwcConvArgs (out, bias, accumulate, splits, ws, ws_slice).
+template <class View, int MI, int NI, class Args>
+__device__ __forceinline__ void conv_store_tile(const Args& args, int slot, const float (&acc)[MI][NI][4], int r0,
+                                                int c0, int lane, int M, int N) {
+  const int gq = lane >> 2, tq = lane & 3;
+  const bool direct = args.splits == 1;
+  float* ws = direct ? nullptr : args.ws + int64_t(blockIdx.z) * args.ws_slice;
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int row = r0 + 16 * i + gq + 8 * (e >> 1);
+        const int col = c0 + 8 * j + 2 * tq + (e & 1);
+        if (row >= M || col >= N) continue;
+        float v = acc[i][j][e];
+        if (direct) {
+          const int64_t o = View::c_off(args.g, slot, row, col);
+          if (args.bias) v += args.bias[col];
+          if (args.accumulate) v += args.out[o];
+          args.out[o] = v;
+        } else {
+          ws[int64_t(row) * N + col] = v;
+        }
+      }
+}
+
 // ---- the kernel -------------------------------------------------------------------------------------
 template <class View, ConvMath MATH, class Tile>
 __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid_constant__ ConvKernelArgs args) {
@@ -645,29 +678,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
     warp_mma_slice<MATH, Tile, AST, BST, Smem::kAPair>(As[i % STAGES], Bs[i % STAGES], acc, wm0, wn0, lane);
   }
 
-  // epilogue
-  const int gq = lane >> 2, tq = lane & 3;
-  const bool direct = args.splits == 1;
-  float* ws = direct ? nullptr : args.ws + int64_t(blockIdx.z) * args.ws_slice;
-#pragma unroll
-  for (int i = 0; i < MI; ++i)
-#pragma unroll
-    for (int j = 0; j < NI; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int row = m0 + wm0 + 16 * i + gq + 8 * (e >> 1);
-        const int col = n0 + wn0 + 8 * j + 2 * tq + (e & 1);
-        if (row >= M || col >= N) continue;
-        float v = acc[i][j][e];
-        if (direct) {
-          const int64_t o = View::c_off(g, slot, row, col);
-          if (args.bias) v += args.bias[col];
-          if (args.accumulate) v += args.out[o];
-          args.out[o] = v;
-        } else {
-          ws[int64_t(row) * N + col] = v;
-        }
-      }
+  conv_store_tile<View, MI, NI>(args, slot, acc, m0 + wm0, n0 + wn0, lane, M, N);
 }
 
 // Sum the split-K partials in split order and write the output (bias, accumulate).

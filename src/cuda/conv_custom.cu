@@ -6,7 +6,8 @@
 // large tile with the paired A layout (a tuning candidate only) = 33, + the thin kernel for GEMMs of
 // <= 4 columns and its 32-column form (fprop, dgrad; FP32 FMA in every mode) = 37, + the
 // small-output wgrad kernel = 38, + 3 directions x 3 math modes x the 3 tiles with the grouped
-// loaders (tuning candidates) = 65,
+// loaders (tuning candidates) = 65, + the channels-last BF16 fprop kernel in 2 tiles
+// (kernels/conv2d_nhwc.cuh, tuning candidates) = 67, + its 2 pack kernels,
 // + 3 split-K reductions, and
 // the launch plans (tile shape, split-K): a heuristic, or per-layer tuning (conv_autotune).
 #include <algorithm>
@@ -26,6 +27,7 @@
 #include "disco/problem/conv2d_index.hpp"
 #include "internal.hpp"
 #include "kernels/conv2d_igemm.cuh"
+#include "kernels/conv2d_nhwc.cuh"
 
 namespace disco {
 namespace cuda {
@@ -96,6 +98,8 @@ void launch_math(ConvMath math, const kern::ConvKernelArgs& args, dim3 grid) {
 // (conv2d_igemm.cuh: fprop / dgrad's A in groups of four rows, wgrad's B in groups of four
 // reduction indices), for problems whose view has groups (groups_ok), every math mode; tuning
 // only.
+// NhwcLarge / NhwcSmall: the channels-last BF16 fprop kernel (conv2d_nhwc.cuh; x and w packed
+// to BF16 NHWC per launch, which the plan's time includes), BF16 fprop only; tuning only.
 enum class TileKind : int {
   Large = 0,
   Small = 1,
@@ -106,8 +110,11 @@ enum class TileKind : int {
   Thin32 = 6,
   LargeGrouped = 7,
   SmallGrouped = 8,
-  NarrowGrouped = 9
+  NarrowGrouped = 9,
+  NhwcLarge = 10,
+  NhwcSmall = 11
 };
+bool is_nhwc(TileKind t) { return t == TileKind::NhwcLarge || t == TileKind::NhwcSmall; }
 // The grouped form of a plain tile (itself for the others).
 TileKind grouped(TileKind t) {
   switch (t) {
@@ -137,6 +144,8 @@ TileDims tile_dims(TileKind t) {
     case TileKind::Thin: return {kern::kThinThreads, kern::kThinN, 1};
     case TileKind::Thin32: return {kern::kThinThreads, kern::kThinWideN, 1};
     case TileKind::SmallOut: return {kern::kSmallOutMaxDim, kern::kSmallOutMaxDim, kern::kSmallOutBK};
+    case TileKind::NhwcLarge: return {kern::NhwcTileLarge::BM, kern::NhwcTileLarge::BN, kern::NhwcTileLarge::BK};
+    case TileKind::NhwcSmall: return {kern::NhwcTileSmall::BM, kern::NhwcTileSmall::BN, kern::NhwcTileSmall::BK};
   }
   return {64, 64, 16};
 }
@@ -152,6 +161,8 @@ const char* tile_name(TileKind t) {
     case TileKind::Thin: return "thin";
     case TileKind::Thin32: return "thin32";
     case TileKind::SmallOut: return "smallout";
+    case TileKind::NhwcLarge: return "128x128nhwc";
+    case TileKind::NhwcSmall: return "64x64nhwc";
   }
   return "?";
 }
@@ -167,7 +178,11 @@ int64_t output_tiles(const convidx::ConvGemmParams& g, TileKind t) {
   const TileDims d = tile_dims(t);
   return int64_t((g.max_m + d.bm - 1) / d.bm) * ((g.gemm_n + d.bn - 1) / d.bn) * g.num_slots;
 }
-int64_t k_tiles(const convidx::ConvGemmParams& g, TileKind t) { return (g.max_kred + tile_dims(t).bk - 1) / tile_dims(t).bk; }
+// (The channels-last kernel reduces over R S Cp: the channels padded to a multiple of 8.)
+int64_t k_tiles(const convidx::ConvGemmParams& g, TileKind t) {
+  const int64_t kred = is_nhwc(t) ? convidx::NhwcFprop::gemm_k(g.p) : g.max_kred;
+  return (kred + tile_dims(t).bk - 1) / tile_dims(t).bk;
+}
 
 // The largest split-K factor allowed: each split keeps >= 2 k-tiles, <= 64 splits (1024 for the
 // small-output wgrad kernel, whose splits are its only parallelism), <= 256 MiB of partials,
@@ -208,6 +223,8 @@ bool large_tile_fits_device() {
                       kern::conv_igemm_smem_bytes<convidx::FpropView, ConvMath::FP32, kern::ConvTileLargeGrouped>() <= need &&
                       kern::conv_igemm_smem_bytes<convidx::WgradView, ConvMath::FP32, kern::ConvTileLargeGrouped>() <= need,
                   "the grouped large tile needs no more shared memory than the plain one");
+    static_assert(kern::conv_nhwc_smem_bytes<kern::NhwcTileLarge>() <= need,
+                  "the channels-last large tile needs no more shared memory than the plain one");
     int dev = 0, optin = 0;
     DISCO_CUDA_CHECK(cudaGetDevice(&dev));
     DISCO_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
@@ -269,10 +286,19 @@ bool groups_ok(const convidx::ConvGemmParams& g) {
   return false;
 }
 
+// Can the channels-last BF16 fprop kernel run this launch? BF16 fprop whose packed x fits
+// 32-bit pixel indices (the GEMM's own coordinates are checked for every problem).
+bool nhwc_fits(const convidx::ConvGemmParams& g, ConvMath math) {
+  return g.kind == int(ConvKind::Fprop) && math == ConvMath::BF16 &&
+         int64_t(g.p.N) * g.p.H * g.p.W < (int64_t(1) << 31);
+}
+
 // What tuning tries: every tile at no split, its heuristic split, and half / twice that; where
 // the view has groups (groups_ok), the grouped form of each of these tile plans; for
-// TF32 / BF16 then the paired large tile at the large tile's splits (appended last, so
-// candidate i names the same plan in every math mode for i below the FP32 count).
+// TF32 / BF16 then the paired large tile at the large tile's splits (appended after every plan
+// FP32 has, so candidate i names the same plan in every math mode for i below the FP32 count);
+// for BF16 fprop last the channels-last kernel's two tiles at no split, their heuristic split
+// and half / twice that (the large one where it fits the device and N > 32).
 std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMath math) {
   const int sms = device_sm_count();
   std::vector<LaunchPlan> c = {plan_heuristic(g)};
@@ -307,6 +333,15 @@ std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMa
     for (size_t i = 0; i < n; ++i)
       if (c[i].tile == TileKind::Large) add(TileKind::LargePaired, c[i].splits);
   }
+  if (nhwc_fits(g, math)) {
+    for (TileKind t : {TileKind::NhwcLarge, TileKind::NhwcSmall}) {
+      if (t == TileKind::NhwcLarge && (!large_tile_fits_device() || g.gemm_n <= 32)) continue;
+      const int h = heuristic_splits(g, t, sms);
+      add(t, 1);
+      add(t, h);
+      if (h > 1) add(t, h / 2), add(t, 2 * int64_t(h));
+    }
+  }
   return c;
 }
 
@@ -336,8 +371,64 @@ void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
       break;
     case TileKind::Thin:
     case TileKind::Thin32:
-    case TileKind::SmallOut: DISCO_CHECK(false, "conv (custom): not a tile kernel: ", tile_name(t)); break;
+    case TileKind::SmallOut:
+    case TileKind::NhwcLarge:
+    case TileKind::NhwcSmall: DISCO_CHECK(false, "conv (custom): not a tile kernel: ", tile_name(t)); break;
   }
+}
+
+// The channels-last BF16 fprop (kernels/conv2d_nhwc.cuh): pack x and w to BF16 NHWC in
+// scratch, then the kernel on `grid` (its split-K partials into args.ws; the caller reduces).
+template <class Tile>
+void launch_nhwc_tile(const kern::ConvKernelArgs& args, const __nv_bfloat16* xp, const __nv_bfloat16* wp, dim3 grid) {
+  constexpr size_t smem = kern::conv_nhwc_smem_bytes<Tile>();
+  const auto kernel = kern::conv_fprop_nhwc_bf16_kernel<Tile>;
+  if constexpr (smem > kern::kSmemDefaultLimit) {
+    static std::atomic<uint64_t> opted_in{0};  // as launch_tile
+    const int dev = current_device_id();
+    const uint64_t bit = dev >= 0 && dev < 64 ? uint64_t(1) << dev : 0;
+    if (!bit || !(opted_in.load(std::memory_order_acquire) & bit)) {
+      DISCO_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      opted_in.fetch_or(bit, std::memory_order_release);
+    }
+  }
+  kern::NhwcConvArgs na{};
+  na.g = args.g;
+  na.xp = xp;
+  na.wp = wp;
+  na.out = args.out;
+  na.bias = args.bias;
+  na.ws = args.ws;
+  na.ws_slice = args.ws_slice;
+  na.splits = args.splits;
+  na.accumulate = args.accumulate;
+  kern::conv_fprop_nhwc_bf16_kernel<Tile><<<grid, Tile::kThreads, smem, detail::stream()>>>(na);
+  DISCO_CUDA_CHECK_LAUNCH();
+}
+
+void run_nhwc(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
+  const Conv2dProblem& p = args.g.p;
+  const int Cp = convidx::NhwcFprop::padded_channels(p.C);
+  const int64_t hw = int64_t(p.H) * p.W;
+  detail::Scratch xp(sizeof(__nv_bfloat16) * size_t(p.N) * size_t(hw) * size_t(Cp));
+  detail::Scratch wp(sizeof(__nv_bfloat16) * size_t(p.K) * size_t(p.R) * size_t(p.S) * size_t(Cp));
+  {
+    const dim3 pg(unsigned((hw + kern::kPackPix - 1) / kern::kPackPix), unsigned((Cp + kern::kPackCh - 1) / kern::kPackCh),
+                  unsigned(p.N));
+    DISCO_CHECK(pg.y <= 65535 && pg.z <= 65535, "conv (custom): ", tile_name(t), ": too many channels or images (C=", p.C,
+                " N=", p.N, ") for the pack grid");
+    kern::pack_nhwc_bf16_kernel<<<pg, kern::kPackThreads, 0, detail::stream()>>>(args.a_src, xp.as<__nv_bfloat16>(),
+                                                                                 p.C, Cp, int(hw));
+    DISCO_CUDA_CHECK_LAUNCH();
+    const int64_t wtotal = int64_t(p.K) * p.R * p.S * Cp;
+    kern::pack_weights_nhwc_bf16_kernel<<<detail::grid_for(wtotal), kern::kBlock, 0, detail::stream()>>>(
+        args.b_src, wp.as<__nv_bfloat16>(), p.C, Cp, p.R * p.S, wtotal);
+    DISCO_CUDA_CHECK_LAUNCH();
+  }
+  if (t == TileKind::NhwcLarge)
+    launch_nhwc_tile<kern::NhwcTileLarge>(args, xp.as<__nv_bfloat16>(), wp.as<__nv_bfloat16>(), grid);
+  else
+    launch_nhwc_tile<kern::NhwcTileSmall>(args, xp.as<__nv_bfloat16>(), wp.as<__nv_bfloat16>(), grid);
 }
 
 template <class View>
@@ -391,10 +482,15 @@ void run_custom_launch(const convidx::ConvGemmParams& g, const LaunchPlan& pl, c
     DISCO_CHECK(gy <= 65535, "conv (custom): output has too many channels (", g.gemm_n, ") for the grid");
     DISCO_CHECK(gx < (int64_t(1) << 31), "conv (custom): GEMM M too large");
     const dim3 grid(unsigned(gx), unsigned(gy), unsigned(g.num_slots * pl.splits));
-    switch (math) {
-      case ConvMath::FP32: launch_tile_kind<View, ConvMath::FP32>(pl.tile, args, grid); break;
-      case ConvMath::TF32: launch_tile_kind<View, ConvMath::TF32>(pl.tile, args, grid); break;
-      case ConvMath::BF16: launch_tile_kind<View, ConvMath::BF16>(pl.tile, args, grid); break;
+    if (is_nhwc(pl.tile)) {
+      DISCO_CHECK(nhwc_fits(g, math), "conv (custom): ", tile_name(pl.tile), " runs BF16 forward convolutions only");
+      run_nhwc(pl.tile, args, grid);
+    } else {
+      switch (math) {
+        case ConvMath::FP32: launch_tile_kind<View, ConvMath::FP32>(pl.tile, args, grid); break;
+        case ConvMath::TF32: launch_tile_kind<View, ConvMath::TF32>(pl.tile, args, grid); break;
+        case ConvMath::BF16: launch_tile_kind<View, ConvMath::BF16>(pl.tile, args, grid); break;
+      }
     }
   }
   if (pl.splits > 1) {
@@ -725,8 +821,9 @@ int conv_plan_candidates(ConvDir dir, const Conv2dProblem& p) {
   check_problem(p, "conv_plan_candidates");
   int n = 0;
   for_each_launch(to_kind(dir), p, [&](int, const convidx::ConvGemmParams& g) {
-    // the longest list: a tensor-core mode's (FP32 has no paired tile; set_conv_plan clamps)
-    n = std::max(n, int(plan_candidates(g, ConvMath::TF32).size()));
+    // the longest list: a tensor-core mode's (FP32 has no paired tile, only BF16 fprop the
+    // channels-last one; set_conv_plan clamps)
+    n = std::max({n, int(plan_candidates(g, ConvMath::TF32).size()), int(plan_candidates(g, ConvMath::BF16).size())});
   });
   return n;
 }

@@ -275,7 +275,7 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       const int n = dc::conv_plan_candidates(dir, p);
       CHECK(n >= 2);
       // the paired 128x128 tile ("128x128p") is a candidate for TF32 / BF16, never for FP32
-      bool paired[3] = {false, false, false}, grouped[3] = {false, false, false};
+      bool paired[3] = {false, false, false}, grouped[3] = {false, false, false}, nhwc[3] = {false, false, false};
       // every output by (mode, plan): a grouped tile only changes how the operands reach shared
       // memory, so its result must equal the plain tile's (same shape, same split) bit for bit
       std::map<std::pair<int, std::string>, std::vector<float>> outs;
@@ -285,6 +285,7 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
           const std::string plan = dc::conv_plan(dir, p, mode);
           paired[int(mode)] = paired[int(mode)] || plan.find("128x128p") != std::string::npos;
           grouped[int(mode)] = grouped[int(mode)] || is_grouped(plan);
+          nhwc[int(mode)] = nhwc[int(mode)] || plan.find("nhwc") != std::string::npos;
           INFO(c.name << " | " << dc::to_string(dir) << " | " << dc::to_string(mode) << " | plan " << i << ": "
                       << plan);
           std::vector<float> got;
@@ -320,7 +321,25 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
         ++pairs;
       }
       if (groups_expected(dir, p)) CHECK(pairs > 0);
+      // the channels-last kernel rounds x and w to BF16 like the NCHW BF16 tiles and differs
+      // from them only in the FP32 summation order: far closer than the 5e-3 to the double
+      // reference (a lost or doubled chunk of 8 channels would be ~1e-1)
+      for (const auto& [key, out] : outs) {
+        const auto& [mode, plan] = key;
+        if (plan.find("nhwc") == std::string::npos) continue;
+        for (const auto& [key2, out2] : outs) {
+          if (key2.first != mode || key2.second.find("nhwc") != std::string::npos ||
+              key2.second.find("thin") != std::string::npos)
+            continue;
+          INFO(c.name << " | " << plan << " vs " << key2.second);
+          CHECK(rel_l2(out, out2) <= 2e-5);
+        }
+      }
       INFO(c.name << " | " << dc::to_string(dir));
+      // the channels-last BF16 kernel: a candidate for BF16 forward convolutions only
+      CHECK(!nhwc[int(dc::MathMode::FP32)]);
+      CHECK(!nhwc[int(dc::MathMode::TF32)]);
+      CHECK(nhwc[int(dc::MathMode::BF16)] == (dir == dc::ConvDir::Fprop));
       CHECK(!paired[int(dc::MathMode::FP32)]);
       CHECK(paired[int(dc::MathMode::TF32)]);
       CHECK(paired[int(dc::MathMode::BF16)]);

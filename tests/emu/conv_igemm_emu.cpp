@@ -21,6 +21,7 @@
 #include "emu/cuda_emu.hpp"  // must come first: keyword shims + DISCO_KERNEL_EMULATION
 
 #include "kernels/conv2d_igemm.cuh"
+#include "kernels/conv2d_nhwc.cuh"
 #include "reference/conv_ref.hpp"
 
 #include <chrono>
@@ -146,6 +147,119 @@ void check(const char* name, const Conv2dProblem& p, int splits) {
   std::fflush(stdout);
 }
 
+// ---- channels-last BF16 fprop (kernels/conv2d_nhwc.cuh) ---------------------------------------------
+float bf16_round(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+uint16_t bf16_bits(__nv_bfloat16 h) {
+  uint16_t b;
+  std::memcpy(&b, &h, 2);
+  return b;
+}
+
+// The pack kernels against the packed layouts of convidx::NhwcFprop: every element is the
+// round-to-nearest-even BF16 of its source, bit for bit, every padded channel zero, nothing
+// else written (the buffers start as 0xffff, a BF16 NaN).
+bool check_pack(const Conv2dProblem& p, std::vector<__nv_bfloat16>& xp, std::vector<__nv_bfloat16>& wp,
+                const std::vector<float>& x, const std::vector<float>& w) {
+  using disco::cuda::kern::kPackCh;
+  using disco::cuda::kern::kPackPix;
+  using disco::cuda::kern::kPackThreads;
+  const int Cp = NhwcFprop::padded_channels(p.C), HW = p.H * p.W, RS = p.R * p.S;
+  xp.assign(size_t(p.N) * HW * Cp, __ushort_as_bfloat16(0xffff));
+  wp.assign(size_t(p.K) * RS * Cp, __ushort_as_bfloat16(0xffff));
+  disco_emu::launch(dim3(unsigned((HW + kPackPix - 1) / kPackPix), unsigned((Cp + kPackCh - 1) / kPackCh), unsigned(p.N)),
+                    kPackThreads, [&] { disco::cuda::kern::pack_nhwc_bf16_kernel(x.data(), xp.data(), p.C, Cp, HW); });
+  const int64_t wtotal = int64_t(wp.size());
+  disco_emu::launch(dim3(3), 64, [&] {  // a grid smaller than the work: the grid-stride loop
+    disco::cuda::kern::pack_weights_nhwc_bf16_kernel(w.data(), wp.data(), p.C, Cp, RS, wtotal);
+  });
+  bool ok = true;
+  for (int n = 0; n < p.N; ++n)
+    for (int c = 0; c < Cp; ++c)
+      for (int h = 0; h < p.H; ++h)
+        for (int ww = 0; ww < p.W; ++ww) {
+          const float want = c < p.C ? x[size_t(((int64_t(n) * p.C + c) * p.H + h) * p.W + ww)] : 0.f;
+          ok = ok && bf16_bits(xp[size_t(NhwcFprop::xp_off(p, n, c, h, ww))]) == bf16_bits(__float2bfloat16_rn(want));
+        }
+  for (int k = 0; k < p.K; ++k)
+    for (int c = 0; c < Cp; ++c)
+      for (int r = 0; r < p.R; ++r)
+        for (int s = 0; s < p.S; ++s) {
+          const float want = c < p.C ? w[size_t(((int64_t(k) * p.C + c) * p.R + r) * p.S + s)] : 0.f;
+          ok = ok && bf16_bits(wp[size_t(NhwcFprop::wp_off(p, k, c, r, s))]) == bf16_bits(__float2bfloat16_rn(want));
+        }
+  return ok;
+}
+
+// Pack, the kernel (plus the split-K reduction), against the double reference (5e-3) and
+// against the double convolution of the BF16-rounded x and w (1e-5: only the FP32 summation
+// order differs), with bias; then once more accumulating onto that output.
+template <class Tile>
+int check_nhwc(const char* name, const Conv2dProblem& p, int splits) {
+  using disco::cuda::kern::NhwcConvArgs;
+  const auto t0 = std::chrono::steady_clock::now();
+  g_launch_failed = false;
+  const auto x = random_vec(p.x_size()), w = random_vec(p.w_size()), bias = random_vec(p.K);
+  std::vector<float> xr(x), wr(w);
+  for (auto& v : xr) v = bf16_round(v);
+  for (auto& v : wr) v = bf16_round(v);
+  const auto y_ref = ref::conv2d_fprop(p, to_double(x), to_double(w), to_double(bias));
+  const auto y_bf16 = ref::conv2d_fprop(p, to_double(xr), to_double(wr), to_double(bias));
+  std::vector<__nv_bfloat16> xp, wp;
+  const bool pack_ok = check_pack(p, xp, wp, x, w);
+
+  const auto g = make_conv_gemm_params(p, ConvKind::Fprop);
+  std::vector<float> y(size_t(p.y_size()), NAN);
+  std::vector<float> ws(splits > 1 ? size_t(g.max_m) * g.gemm_n * splits : 0, NAN);
+  const auto run = [&](bool accumulate) {
+    NhwcConvArgs a{};
+    a.g = g;
+    a.xp = xp.data();
+    a.wp = wp.data();
+    a.out = y.data();
+    a.bias = bias.data();
+    a.ws = splits > 1 ? ws.data() : nullptr;
+    a.ws_slice = int64_t(g.max_m) * g.gemm_n;
+    a.splits = splits;
+    a.accumulate = accumulate ? 1 : 0;
+    const auto kernel = disco::cuda::kern::conv_fprop_nhwc_bf16_kernel<Tile>;
+    constexpr size_t smem = disco::cuda::kern::conv_nhwc_smem_bytes<Tile>();
+    if (smem > disco::cuda::kern::kSmemDefaultLimit &&
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess)
+      g_launch_failed = true;
+    const dim3 grid(unsigned((g.max_m + Tile::BM - 1) / Tile::BM), unsigned((g.gemm_n + Tile::BN - 1) / Tile::BN),
+                    unsigned(splits));
+    if (disco_emu::launch(grid, Tile::kThreads, smem, reinterpret_cast<const void*>(kernel), [&] { kernel(a); }) !=
+        cudaSuccess)
+      g_launch_failed = true;
+    if (splits > 1) {  // the NCHW fprop's reduction: same workspace layout
+      ConvKernelArgs r{};
+      r.g = g;
+      r.out = y.data();
+      r.bias = bias.data();
+      r.ws = ws.data();
+      r.ws_slice = a.ws_slice;
+      r.splits = splits;
+      r.accumulate = a.accumulate;
+      disco_emu::launch(dim3(1), 32, [&] { disco::cuda::kern::conv_splitk_reduce_kernel<FpropView>(r); });
+    }
+  };
+  run(false);
+  const double err = rel_l2(y, y_ref), err_bf16 = rel_l2(y, y_bf16);
+  run(true);
+  std::vector<double> y2_bf16(y_bf16);
+  for (size_t i = 0; i < y2_bf16.size(); ++i) y2_bf16[i] += y_bf16[i];
+  const double err_acc = rel_l2(y, y2_bf16);
+  const bool ok = pack_ok && !g_launch_failed && err <= 5e-3 && err_bf16 <= 1e-5 && err_acc <= 1e-5;
+  if (!ok) ++g_failures;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%-4s %-22s BF16 tile=%dx%dnhwc splits=%d  pack %s fprop %.2e, vs bf16 inputs %.2e, += %.2e  (tol 5e-3 / "
+              "1e-5, %.1fs)\n",
+              ok ? "ok" : "FAIL", name, Tile::BM, Tile::BN, splits, pack_ok ? "exact" : "WRONG", err, err_bf16, err_acc,
+              secs);
+  std::fflush(stdout);
+  return 1;
+}
+
 enum Maths : unsigned { kFP32 = 1, kTF32 = 2, kBF16 = 4, kAllMaths = 7 };
 
 // Returns the number of cases run. Tiles with the paired A layout run TF32 / BF16 only (FP32 has
@@ -233,6 +347,20 @@ int main(int argc, char** argv) {
     if (runs & kNarrowSplit) ncases += run_maths<ConvTileNarrow>(c.name, c.p, 3, maths);
     if (runs & kPaired1) ncases += run_maths<ConvTileLargePaired>(c.name, c.p, 1, maths);
     if (runs & kPairedSplit) ncases += run_maths<ConvTileLargePaired>(c.name, c.p, 2, maths);
+  }
+  // the channels-last BF16 fprop: 3 channels (one chunk a tap), 70 (9 chunks: slices across
+  // taps, a partial last chunk), odd maps, dilation, stride 3, several blocks in m and n
+  using disco::cuda::kern::NhwcTileLarge;
+  using disco::cuda::kern::NhwcTileSmall;
+  ncases += check_nhwc<NhwcTileSmall>("3->32 k4s2p1 @16 b2", make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1), 1);
+  ncases += check_nhwc<NhwcTileSmall>("70->25 k4s2p1 @4 b1", make_conv2d_problem(1, 70, 4, 4, 25, 4, 4, 2, 1), 3);
+  ncases += check_nhwc<NhwcTileLarge>("odd 5->6 k3 7x9", problem(2, 5, 7, 9, 6, 3, 3, 1, 1, 1, 1, 1, 1), 1);
+  ncases += check_nhwc<NhwcTileSmall>("dil2", problem(1, 4, 11, 10, 5, 3, 3, 1, 1, 2, 2, 2, 2), 1);
+  ncases += check_nhwc<NhwcTileSmall>("s3 k5", problem(2, 3, 13, 12, 4, 5, 5, 3, 3, 2, 2, 1, 1), 2);
+  ncases += check_nhwc<NhwcTileLarge>("130->140 k3 @5 b2", problem(2, 130, 5, 5, 140, 3, 3, 1, 1, 1, 1, 1, 1), 2);
+  if (full) {
+    ncases += check_nhwc<NhwcTileLarge>("3->32 k4s2p1 @16 b2", make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1), 2);
+    ncases += check_nhwc<NhwcTileSmall>("130->140 k3 @5 b2", problem(2, 130, 5, 5, 140, 3, 3, 1, 1, 1, 1, 1, 1), 1);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%s: %d of %d cases failed (%s list, %.0fs)\n", g_failures ? "FAILED" : "PASSED", g_failures, ncases,

@@ -308,6 +308,26 @@ inline void mma_m16n8(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)
   }
 }
 
+// ---- warp-collective ldmatrix.sync.aligned.m8n8.x4.shared.b16 ------------------------------------
+// From the PTX ISA ("Warp-level matrix load instruction: ldmatrix"): four 8 x 8 matrices of
+// 16-bit elements; thread l supplies the address of row l % 8 of matrix l / 8 (16 bytes each),
+// and thread l receives in register i the two elements (columns 2 (l % 4), 2 (l % 4) + 1) of
+// row l / 4 of matrix i. Each lane deposits its row address in the shuffle slots and waits at
+// the warp barrier; then each lane reads its words. Between two warp collectives a lane of the
+// kernels only multiplies, so no lane writes the rows before all have read them.
+inline void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) {
+  if ((block_dim.x & 31u) != 0) fail("ldmatrix in a partial warp");
+  const int lane = int(thread_idx.x) & 31, warp = int(thread_idx.x) >> 5;
+  if ((reinterpret_cast<uintptr_t>(row_addr) & 15u) != 0) fail("ldmatrix: row address not 16-byte aligned");
+  uint64_t* slots = shfl_exchange[warp][shfl_calls++ & 1];
+  slots[lane] = uint64_t(reinterpret_cast<uintptr_t>(row_addr));
+  pthread_barrier_wait(&warp_barrier[warp]);
+  for (int i = 0; i < 4; ++i) {
+    const auto* row = reinterpret_cast<const unsigned char*>(uintptr_t(slots[8 * i + lane / 4]));
+    std::memcpy(&r[i], row + 4 * (lane % 4), 4);
+  }
+}
+
 }  // namespace disco_emu
 
 #define threadIdx ::disco_emu::thread_idx
@@ -339,4 +359,5 @@ inline void disco_emu_mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint
 inline void disco_emu_mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   disco_emu::mma_m16n8<true>(c, a, b);
 }
+inline void disco_emu_ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) { disco_emu::ldmatrix_x4(r, row_addr); }
 #define DISCO_KERNEL_EMULATION 1

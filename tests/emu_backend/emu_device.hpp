@@ -4,7 +4,7 @@
 // anything else: the real CUDA headers supply the types (dim3, uint3, __nv_bfloat16, ...) and
 // their host-side functions; this header then turns the CUDA keywords into plain C++, maps
 // threadIdx / blockIdx / blockDim / gridDim, __syncthreads, the warp shuffle, atomics and the
-// mma.sync hook of kernels/conv2d_igemm.cuh to the fiber scheduler of emu_runtime.cpp, and
+// mma.sync / ldmatrix hooks of kernels/conv2d_igemm.cuh / conv2d_nhwc.cuh to the fiber scheduler of emu_runtime.cpp, and
 // declares disco_emu::launch, which the launch transform (transform_launches.py) calls in
 // place of every `kernel<<<grid, block, smem, stream>>>(args)`. DISCO_DYNAMIC_SMEM (the
 // kernels' `extern __shared__` buffer, kernels/common.cuh) is the launch's dynamic shared
@@ -43,6 +43,7 @@ float shfl_xor(float v, unsigned mask, int lane_mask, int width);
 double shfl_xor(double v, unsigned mask, int lane_mask, int width);
 void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
 void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
+void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr);
 
 // Runs body(ctx) as every thread of every block of the grid, with `smem` bytes of dynamic
 // shared memory (emu_runtime.cpp).
@@ -114,6 +115,7 @@ inline void disco_emu_mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint
 inline void disco_emu_mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   ::disco_emu::mma_bf16(c, a, b);
 }
+inline void disco_emu_ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) { ::disco_emu::ldmatrix_x4(r, row_addr); }
 // The typed form, which <cuda_runtime.h> declares for nvcc only (__CUDACC__): kernel -> address.
 template <class T>
 inline cudaError_t cudaFuncSetAttribute(T* entry, enum cudaFuncAttribute attr, int value) {

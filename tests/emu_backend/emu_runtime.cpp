@@ -275,12 +275,34 @@ void mma_impl(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   const int g = lane >> 2, t = lane & 3;
   for (int e = 0; e < 4; ++e) c[e] += x.d[g + 8 * (e >> 1)][2 * t + (e & 1)];
 }
+// ldmatrix.sync.aligned.m8n8.x4.shared.b16 (PTX ISA): lane l supplies the address of row l % 8
+// of matrix l / 8 (16 bytes of 16-bit elements); lane l receives in register i the 32-bit word
+// l % 4 of row l / 4 of matrix i. Every lane deposits its row address; the last lane to arrive
+// gathers all 32 x 4 words into the exchange buffer (so the rows are read at one instant, as
+// one instruction does); then each lane takes its four.
+void ldmatrix_impl(uint32_t (&r)[4], const void* row_addr) {
+  Scheduler& s = *g_s;
+  const int lane = s.cur & 31, w = s.cur >> 5;
+  if ((reinterpret_cast<uintptr_t>(row_addr) & 15u) != 0) kfail("ldmatrix: row address not 16-byte aligned");
+  Fiber& f = s.fibers[s.cur];
+  WarpExchange& x = s.exchange[w][f.sync_calls++ & 1];
+  x.v[lane] = uint64_t(reinterpret_cast<uintptr_t>(row_addr));
+  if (sync_warp("ldmatrix")) {
+    for (int l = 0; l < 32; ++l)
+      for (int i = 0; i < 4; ++i) {
+        const auto* row = reinterpret_cast<const unsigned char*>(uintptr_t(x.v[8 * i + l / 4]));
+        std::memcpy(&x.a[l][i], row + 4 * (l % 4), 4);
+      }
+  }
+  std::memcpy(r, x.a[lane], sizeof r);
+}
 }  // namespace
 
 float shfl_xor(float v, unsigned mask, int lane_mask, int width) { return shfl_xor_impl(v, mask, lane_mask, width); }
 double shfl_xor(double v, unsigned mask, int lane_mask, int width) { return shfl_xor_impl(v, mask, lane_mask, width); }
 void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) { mma_impl<false>(c, a, b); }
 void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) { mma_impl<true>(c, a, b); }
+void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) { ldmatrix_impl(r, row_addr); }
 
 unsigned char* dynamic_smem() { return g_smem->data(); }
 

@@ -543,6 +543,80 @@ struct WgradView {
   }
 };
 
+// ---- channels-last BF16 fprop (kernels/conv2d_nhwc.cuh) -------------------------------------
+// The kernel reads copies of x and w packed to channels-last BF16 with the channel count C
+// padded to Cp (a multiple of 8, zero channels past C):
+//   xp[n][h][w][c] (N x H x W x Cp)     wp[k][r][s][c] (K x R x S x Cp)
+// so the reduction runs over kr = (r S + s) Cp + c (Kred = R S Cp) in chunks of 8 channels of
+// one tap, chunk kc = kr / 8 = (r S + s) Cp8 + c8: 16 contiguous bytes of xp (one cp.async)
+// and of wp. M = N P Q, N = K and the output (NCHW float y) are fprop's: FpropView::c_off.
+// Offsets are in BF16 elements.
+struct NhwcFprop {
+  static constexpr int kChunk = 8;  // channels per 16-byte chunk
+  DISCO_HOST_DEVICE static int padded_channels(int C) { return (C + kChunk - 1) / kChunk * kChunk; }
+  DISCO_HOST_DEVICE static int chunks_per_tap(const Conv2dProblem& p) { return padded_channels(p.C) / kChunk; }
+  DISCO_HOST_DEVICE static int gemm_k(const Conv2dProblem& p) { return p.R * p.S * padded_channels(p.C); }
+  DISCO_HOST_DEVICE static int chunks(const Conv2dProblem& p) { return p.R * p.S * chunks_per_tap(p); }
+  struct Row {
+    int64_t base;  // (n H W) Cp
+    int hb, wb;    // input row / column of tap (0, 0)
+    bool valid;
+  };
+  DISCO_HOST_DEVICE static Row row(const ConvGemmParams& g, int m) {
+    Row r{0, 0, 0, false};
+    if (m < 0 || m >= g.max_m) return r;
+    int n, pq, pp, qq;
+    g.div_pq.divmod(m, n, pq);
+    g.div_q.divmod(pq, pp, qq);
+    r.base = int64_t(n) * g.p.H * g.p.W * padded_channels(g.p.C);
+    r.hb = pp * g.p.stride_h - g.p.pad_h;
+    r.wb = qq * g.p.stride_w - g.p.pad_w;
+    r.valid = true;
+    return r;
+  }
+  // A thread's walk over the chunks kc0, kc0 + step, ...: (r, s, c8) of kc kept incrementally.
+  struct Cursor {
+    int c8, r, s;
+  };
+  DISCO_HOST_DEVICE static Cursor cursor(const ConvGemmParams& g, int kc0) {
+    const int cpt = chunks_per_tap(g.p);
+    const int tap = kc0 / cpt;
+    return Cursor{kc0 - tap * cpt, tap / g.p.S, tap % g.p.S};
+  }
+  DISCO_HOST_DEVICE static void advance(const ConvGemmParams& g, Cursor& cur, int step) {
+    const int cpt = chunks_per_tap(g.p);
+    cur.c8 += step;
+    while (cur.c8 >= cpt) {
+      cur.c8 -= cpt;
+      if (++cur.s == g.p.S) {
+        cur.s = 0;
+        ++cur.r;
+      }
+    }
+  }
+  // Offset of the chunk at the cursor in row `row` of A (into xp), or -1 where it is zero
+  // (padding, past the reduction, row out of range).
+  DISCO_HOST_DEVICE static int64_t a_chunk(const ConvGemmParams& g, const Row& row, const Cursor& cur) {
+    if (!row.valid || cur.r >= g.p.R) return -1;
+    const int h = row.hb + cur.r * g.p.dil_h, w = row.wb + cur.s * g.p.dil_w;
+    if (h < 0 || h >= g.p.H || w < 0 || w >= g.p.W) return -1;
+    return row.base + (int64_t(h) * g.p.W + w) * padded_channels(g.p.C) + kChunk * cur.c8;
+  }
+  // Offset of chunk kc of filter n (into wp), or -1 past the filters / the reduction.
+  DISCO_HOST_DEVICE static int64_t b_chunk(const ConvGemmParams& g, int n, int kc) {
+    if (n < 0 || n >= g.gemm_n || kc < 0 || kc >= chunks(g.p)) return -1;
+    return int64_t(n) * gemm_k(g.p) + kChunk * kc;
+  }
+  // The packed layouts (the pack kernels and the tests): offset of x[n][c][h][w] in xp and of
+  // w[k][c][r][s] in wp.
+  DISCO_HOST_DEVICE static int64_t xp_off(const Conv2dProblem& p, int n, int c, int h, int w) {
+    return ((int64_t(n) * p.H + h) * p.W + w) * padded_channels(p.C) + c;
+  }
+  DISCO_HOST_DEVICE static int64_t wp_off(const Conv2dProblem& p, int k, int c, int r, int s) {
+    return ((int64_t(k) * p.R + r) * p.S + s) * padded_channels(p.C) + c;
+  }
+};
+
 // Element accessors composed from the row/column contexts, for CPU tests and references:
 // offset into the A (resp. B) source, or -1 where the implicit matrix holds a zero.
 template <class View>

@@ -1,0 +1,275 @@
+#pragma once
+// Channels-last BF16 implicit-GEMM convolution forward (fprop) for tensor cores (m16n8k16,
+// FP32 accumulation): BF16 math mode only, a tuning candidate of the launcher
+// (src/cuda/conv_custom.cu, plans "128x128nhwc" / "64x64nhwc").
+//
+// Why: the NCHW kernels (conv2d_igemm.cuh) gather one float per 4-byte cp.async and keep
+// float32 in shared memory, so their loaders issue an instruction per element and their
+// fragment builds convert per element; on an H200 that loader work, not the tensor cores,
+// bounds them (docs/benchmarks.md). Here the launcher first packs x to xp[N][H][W][Cp] and w
+// to wp[K][R][S][Cp] in BF16 (pack_nhwc_bf16_kernel / pack_weights_nhwc_bf16_kernel, Cp = C
+// rounded up to 8, zero channels past C; index math: convidx::NhwcFprop, unit-tested on the
+// CPU). The reduction then runs tap-major over chunks of 8 channels, and every chunk is
+// 16 contiguous bytes in xp and in wp:
+//  * loaders: one 16-byte cp.async (zero-filled where the tap hits padding) per 8 reduction
+//    elements, for A and B alike; a thread owns one chunk column of BM / (threads / 4) rows
+//    and walks it with an incremental (r, s, c8) cursor;
+//  * shared memory holds BF16 rows of BK = 32 (64 bytes, no padding) with an XOR swizzle of
+//    the 16-byte chunks (chunk j of row r at position j ^ ((r / 2) % 4)): the cp.async stores
+//    and the ldmatrix reads are free of bank conflicts;
+//  * fragments: ldmatrix.x4 -- one instruction per 16 x 16 A block and per two 8-column B
+//    blocks, already in the mma.sync register layout (no conversion).
+// The output, bias, accumulation and split-K partials are those of the NCHW fprop
+// (conv_store_tile, conv_splitk_reduce_kernel<FpropView>). The results equal those of the
+// NCHW BF16 kernels up to the FP32 summation order (both round x and w to BF16, nearest even).
+//
+// CPU emulation (tests/emu, tests/emu_backend): ldmatrix goes to disco_emu_ldmatrix_x4,
+// written from the PTX ISA's description independently of the address math here.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "common.cuh"
+#include "conv2d_igemm.cuh"
+#include "disco/problem/conv2d_index.hpp"
+
+namespace disco {
+namespace cuda {
+namespace kern {
+
+// BM x BN output tile, BK = 32 (four 16-byte chunks per row), WARPS_M x WARPS_N warps of
+// WM x WN (MI x NI fragments of 16 x 8; NI even: B fragments come in pairs from one ldmatrix.x4).
+template <int BM_, int BN_, int WARPS_M_, int WARPS_N_, int STAGES_>
+struct NhwcTile {
+  static constexpr int BM = BM_, BN = BN_, BK = 32, STAGES = STAGES_;
+  static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
+  static constexpr int kThreads = WARPS_M * WARPS_N * 32;
+  static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
+  static constexpr int MI = WM / 16, NI = WN / 8;
+  static constexpr int kRowsPerPass = kThreads / 4;  // rows loaded per pass: 4 chunks a row
+  static_assert(WM % 16 == 0 && WN % 16 == 0, "warp tile of 16 x 16 blocks (A) and 8-column pairs (B)");
+  static_assert(BM % kRowsPerPass == 0 && BN % kRowsPerPass == 0, "whole loader passes");
+  static_assert(STAGES >= 2, "at least double buffering");
+};
+// 256 threads, warp tile 64 x 32, 4 stages of 16 KB: 64 KB of dynamic shared memory (opt-in).
+using NhwcTileLarge = NhwcTile<128, 128, 2, 4, 4>;
+// 128 threads, warp tile 32 x 32, 4 stages of 8 KB: 32 KB.
+using NhwcTileSmall = NhwcTile<64, 64, 2, 2, 4>;
+
+// BF16 element of (row, chunk) of a 32-wide shared-memory tile: 64-byte rows, chunk j of row r
+// at 16-byte position j ^ ((r >> 1) & 3). Eight consecutive rows at one chunk (an ldmatrix
+// 8 x 8 matrix) fill the 8 distinct 16-byte bank groups of two 128-byte lines, and so do the
+// 8 chunks of a quarter warp's stores (two rows): no bank conflicts.
+__host__ __device__ constexpr int nhwc_swizzle(int row, int chunk) { return row * 32 + 8 * (chunk ^ ((row >> 1) & 3)); }
+
+template <class Tile>
+constexpr size_t conv_nhwc_smem_bytes() {
+  return size_t(Tile::STAGES) * (Tile::BM + Tile::BN) * Tile::BK * sizeof(__nv_bfloat16);
+}
+
+struct NhwcConvArgs {
+  convidx::ConvGemmParams g;  // the fprop GEMM (make_conv_gemm_params(p, Fprop))
+  const __nv_bfloat16* xp;    // N x H x W x Cp
+  const __nv_bfloat16* wp;    // K x R x S x Cp
+  float* out;                 // y (NCHW)
+  const float* bias;          // [K] or null
+  float* ws;                  // split-K partials [splits][max_m][K]
+  int64_t ws_slice;           // max_m * K
+  int splits;
+  int accumulate;
+};
+
+// ---- PTX wrappers ---------------------------------------------------------------------------------
+// 16 bytes global -> shared, both 16-byte aligned; zero-filled when !pred. The host fallback
+// (CPU emulation) fills the destination with 0xff bytes (NaN as float and as BF16) where a GPU
+// would fault on a misaligned address.
+__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool pred) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int src_bytes = pred ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
+#else
+  const bool misaligned = ((reinterpret_cast<uintptr_t>(smem) | (pred ? reinterpret_cast<uintptr_t>(gmem) : 0)) & 15u) != 0;
+  if (misaligned)
+    std::memset(smem, 0xff, 16);
+  else if (pred)
+    std::memcpy(smem, gmem, 16);
+  else
+    std::memset(smem, 0, 16);
+#endif
+}
+
+// ldmatrix.sync.aligned.m8n8.x4.shared.b16: lane l gives the address of row l % 8 of matrix
+// l / 8 (16 bytes, 16-byte aligned); r[i] receives the 32-bit word lane % 4 of row lane / 4 of
+// matrix i -- the mma.sync fragment layout. Warp-collective.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row_addr));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+#elif defined(DISCO_KERNEL_EMULATION)
+  disco_emu_ldmatrix_x4(r, row_addr);
+#else
+  (void)row_addr;
+  r[0] = r[1] = r[2] = r[3] = 0;
+  __trap();
+#endif
+}
+
+// ---- packing ------------------------------------------------------------------------------------
+// x (N x C x H x W float) -> xp (N x H x W x Cp BF16, round to nearest even, zero channels
+// C .. Cp-1). A block transposes a tile of kPackPix pixels x kPackCh channels of one image
+// through shared memory: the loads are coalesced along the pixels (a warp reads 32 consecutive
+// pixels of one channel), the stores along the channels (a thread writes one 16-byte chunk,
+// consecutive threads consecutive chunks). Grid (ceil(HW / 32), ceil(Cp / 64), N).
+constexpr int kPackPix = 32, kPackCh = 64, kPackThreads = 256;
+__global__ void __launch_bounds__(kPackThreads)
+    pack_nhwc_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* __restrict__ xp, int C, int Cp, int HW) {
+  __shared__ float tile[kPackCh][kPackPix + 1];
+  const int n = int(blockIdx.z), pix0 = int(blockIdx.x) * kPackPix, c0 = int(blockIdx.y) * kPackCh;
+  const int t = int(threadIdx.x);
+  {
+    const int pl = t % kPackPix, pix = pix0 + pl;
+#pragma unroll
+    for (int i = 0; i < kPackCh / (kPackThreads / kPackPix); ++i) {
+      const int cl = t / kPackPix + i * (kPackThreads / kPackPix), c = c0 + cl;
+      tile[cl][pl] = c < C && pix < HW ? x[(int64_t(n) * C + c) * HW + pix] : 0.f;
+    }
+  }
+  __syncthreads();
+  static_assert(kPackThreads == kPackPix * (kPackCh / 8), "one chunk of 8 channels per thread");
+  const int pl = t / (kPackCh / 8), ch = t % (kPackCh / 8);
+  const int pix = pix0 + pl, c = c0 + 8 * ch;
+  if (pix >= HW || c >= Cp) return;
+  uint32_t v[4];
+#pragma unroll
+  for (int e = 0; e < 4; ++e) v[e] = pack_bf16x2(tile[8 * ch + 2 * e][pl], tile[8 * ch + 2 * e + 1][pl]);
+  uint4 u;
+  u.x = v[0], u.y = v[1], u.z = v[2], u.w = v[3];
+  *reinterpret_cast<uint4*>(xp + (int64_t(n) * HW + pix) * Cp + c) = u;
+}
+
+// w (K x C x R x S float) -> wp (K x R x S x Cp BF16, zero channels C .. Cp-1): one element per
+// thread (the weights are small).
+__global__ void __launch_bounds__(kBlock)
+    pack_weights_nhwc_bf16_kernel(const float* __restrict__ w, __nv_bfloat16* __restrict__ wp, int C, int Cp,
+                                  int RS, int64_t total) {
+  DISCO_GRID_STRIDE(i, total) {
+    const int c = int(i % Cp);
+    const int64_t krs = i / Cp;
+    const int rs = int(krs % RS);
+    const int64_t k = krs / RS;
+    wp[i] = __float2bfloat16_rn(c < C ? w[(k * C + c) * RS + rs] : 0.f);
+  }
+}
+
+// ---- the kernel -------------------------------------------------------------------------------------
+template <class Tile>
+__global__ void __launch_bounds__(Tile::kThreads) conv_fprop_nhwc_bf16_kernel(const __grid_constant__ NhwcConvArgs args) {
+  using convidx::NhwcFprop;
+  constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, STAGES = Tile::STAGES;
+  constexpr int MI = Tile::MI, NI = Tile::NI, RPP = Tile::kRowsPerPass;
+  constexpr int KC = BK / NhwcFprop::kChunk;  // chunks per row of a slice: 4
+  static_assert(KC == 4, "the swizzle is written for four chunks a row");
+  // Dynamic shared memory of conv_nhwc_smem_bytes<Tile>(): As[STAGES][BM][32], Bs[STAGES][BN][32]
+  // (BF16, swizzled rows).
+  DISCO_DYNAMIC_SMEM(smem);
+  __nv_bfloat16* const As = reinterpret_cast<__nv_bfloat16*>(smem);
+  __nv_bfloat16* const Bs = As + STAGES * BM * BK;
+
+  const convidx::ConvGemmParams& g = args.g;
+  const int M = g.max_m, N = g.gemm_n;
+  const int chunks = NhwcFprop::chunks(g.p);
+  const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
+  if (m0 >= M || n0 >= N) return;
+  int kt_begin, kt_end;
+  convidx::splitk_range((chunks + KC - 1) / KC, args.splits, int(blockIdx.z), kt_begin, kt_end);
+  const int nkt = kt_end - kt_begin;
+
+  const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int wm0 = (warp / Tile::WARPS_N) * Tile::WM;
+  const int wn0 = (warp % Tile::WARPS_N) * Tile::WN;
+
+  // Loader: this thread's chunk column j = tid % 4 of rows tid / 4 + RPP i, in A and in B.
+  const int lj = tid & 3, lr = tid >> 2;
+  NhwcFprop::Row arow[BM / RPP];
+#pragma unroll
+  for (int i = 0; i < BM / RPP; ++i) arow[i] = NhwcFprop::row(g, m0 + lr + RPP * i);
+  NhwcFprop::Cursor cur = NhwcFprop::cursor(g, kt_begin * KC + lj);
+  int kc = kt_begin * KC + lj;  // the cursor's chunk
+  const auto load = [&](int stage) {
+    __nv_bfloat16* const as = As + stage * BM * BK;
+    __nv_bfloat16* const bs = Bs + stage * BN * BK;
+#pragma unroll
+    for (int i = 0; i < BM / RPP; ++i) {
+      const int64_t off = NhwcFprop::a_chunk(g, arow[i], cur);
+      cp_async_16(as + nhwc_swizzle(lr + RPP * i, lj), args.xp + (off >= 0 ? off : 0), off >= 0);
+    }
+#pragma unroll
+    for (int i = 0; i < BN / RPP; ++i) {
+      const int64_t off = NhwcFprop::b_chunk(g, n0 + lr + RPP * i, kc);
+      cp_async_16(bs + nhwc_swizzle(lr + RPP * i, lj), args.wp + (off >= 0 ? off : 0), off >= 0);
+    }
+    NhwcFprop::advance(g, cur, KC);
+    kc += KC;
+  };
+
+  float acc[MI][NI][4];
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+  // ldmatrix row addresses (per lane): A block i at k-half kh: row wm0 + 16 i + (lane % 8) +
+  // 8 ((lane / 8) % 2), chunk 2 kh + lane / 16 -> a[i][0..3] = rows 0-7 / 8-15 x k 0-7 / 8-15.
+  // B pair jj: row wn0 + 16 jj + (lane % 8) + 8 (lane / 16), chunk 2 kh + (lane / 8) % 2 ->
+  // b[2 jj][0..1], b[2 jj + 1][0..1].
+  const int a_row = wm0 + (lane & 7) + 8 * ((lane >> 3) & 1), a_chunk = lane >> 4;
+  const int b_row = wn0 + (lane & 7) + 8 * (lane >> 4), b_chunk = (lane >> 3) & 1;
+
+  // The STAGES-deep cp.async pipeline of conv_igemm_kernel: one commit group per slice, one
+  // barrier per slice; buffer (i - 1) mod STAGES is refilled while slice i is multiplied.
+#pragma unroll
+  for (int st = 0; st < STAGES - 1; ++st) {
+    if (st < nkt) load(st);
+    cp_async_commit();
+  }
+  for (int i = 0; i < nkt; ++i) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    if (i + STAGES - 1 < nkt) load((i + STAGES - 1) % STAGES);
+    cp_async_commit();
+    const __nv_bfloat16* const as = As + (i % STAGES) * BM * BK;
+    const __nv_bfloat16* const bs = Bs + (i % STAGES) * BN * BK;
+#pragma unroll
+    for (int kh = 0; kh < BK / 16; ++kh) {
+      uint32_t a[MI][4], b[NI][2];
+#pragma unroll
+      for (int i2 = 0; i2 < MI; ++i2) ldmatrix_x4(a[i2], as + nhwc_swizzle(a_row + 16 * i2, 2 * kh + a_chunk));
+#pragma unroll
+      for (int jj = 0; jj < NI / 2; ++jj) {
+        uint32_t r[4];
+        ldmatrix_x4(r, bs + nhwc_swizzle(b_row + 16 * jj, 2 * kh + b_chunk));
+        b[2 * jj][0] = r[0];
+        b[2 * jj][1] = r[1];
+        b[2 * jj + 1][0] = r[2];
+        b[2 * jj + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int i2 = 0; i2 < MI; ++i2)
+#pragma unroll
+        for (int j = 0; j < NI; ++j) mma_bf16_16x8x16(acc[i2][j], a[i2], b[j]);
+    }
+  }
+
+  conv_store_tile<convidx::FpropView, MI, NI>(args, 0, acc, m0 + wm0, n0 + wn0, lane, M, N);
+}
+
+}  // namespace kern
+}  // namespace cuda
+}  // namespace disco
