@@ -9,14 +9,17 @@
 //                 [--self-test] [--list]
 //
 // --tuning-csv: every candidate launch plan per-layer tuning timed on each case's first call
-// (conv_tuning_times), one row each; the summary also compares the grouped-loader tiles
-// ("...g") with the other plans: per case, the best grouped time over the best other time.
+// (conv_tuning_times), one row each; the summary also compares two plan families with the
+// other plans, per case the family's best time over the best other time: the grouped-loader
+// tiles ("...g") and the channels-last BF16 fprop kernel ("...nhwc", BF16 fprop only; its time
+// includes packing x and w).
 //
 // Without a CUDA device it prints a skip line and exits 77. --self-test checks the layer table
 // and the FLOP arithmetic on the CPU (a ctest). Directions are those of the Conv2dProblem: for
 // a transposed convolution the forward pass is dgrad ("role" column).
 // BF16 timing of cuDNN covers the cuDNN call on bf16 tensors only; disco reads and writes
-// float32 and converts in its kernel.
+// float32 and converts in its kernel (the channels-last plans: in their pack kernels, timed
+// with them).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -81,23 +84,31 @@ bool grouped_plan(const std::string& plan) {
   const std::string tile = plan.substr(0, plan.find(' '));
   return !tile.empty() && tile.back() == 'g';
 }
-// From tuning's timings: the best grouped plan's time and the best other plan's time, summed
-// over the case's launches; NaN where a launch has no finite time of that kind.
-void grouped_vs_other(const std::vector<dc::ConvPlanTiming>& t, double& grouped, double& other) {
-  grouped = other = 0;
+// A plan of the channels-last BF16 fprop kernel: "128x128nhwc", "64x64nhwc" (+ " split N").
+bool nhwc_plan(const std::string& plan) { return plan.substr(0, plan.find(' ')).find("nhwc") != std::string::npos; }
+
+// From tuning's timings: the best time of a plan of the family (in_family) and the best time
+// of any other plan, summed over the case's launches; NaN where a launch has no finite time of
+// that kind.
+template <class Pred>
+void family_vs_other(const std::vector<dc::ConvPlanTiming>& t, Pred in_family, double& family, double& other) {
+  family = other = 0;
   int launches = 0;
   for (const auto& e : t) launches = std::max(launches, e.launch + 1);
-  if (launches == 0) grouped = other = NAN;
+  if (launches == 0) family = other = NAN;
   for (int l = 0; l < launches; ++l) {
-    double bg = INFINITY, bo = INFINITY;
+    double bf = INFINITY, bo = INFINITY;
     for (const auto& e : t) {
       if (e.launch != l || !std::isfinite(e.ms)) continue;
-      double& b = grouped_plan(e.plan) ? bg : bo;
+      double& b = in_family(e.plan) ? bf : bo;
       b = std::min(b, double(e.ms));
     }
-    grouped += std::isfinite(bg) ? bg : NAN;
+    family += std::isfinite(bf) ? bf : NAN;
     other += std::isfinite(bo) ? bo : NAN;
   }
+}
+void grouped_vs_other(const std::vector<dc::ConvPlanTiming>& t, double& grouped, double& other) {
+  family_vs_other(t, grouped_plan, grouped, other);
 }
 
 int self_test() {
@@ -152,6 +163,12 @@ int self_test() {
     expect(grouped_plan("128x32g split 4") && grouped_plan("64x64g") && !grouped_plan("128x128p split 2") &&
                !grouped_plan("smallout split 64") && !grouped_plan("thin"),
            "grouped plan names");
+    expect(nhwc_plan("128x128nhwc") && nhwc_plan("64x64nhwc split 3") && !nhwc_plan("128x128") &&
+               !grouped_plan("128x128nhwc") && !nhwc_plan("64x64g"),
+           "channels-last plan names");
+    family_vs_other({{0, "128x128", 2.f, false}, {0, "64x64nhwc split 2", 1.f, true}, {0, "128x128g", 1.5f, false}},
+                    nhwc_plan, g, o);
+    expect(g == 1.0 && o == 1.5, "family_vs_other: the channels-last family against every other plan");
   }
   std::printf(fails ? "self-test: %d failure(s)\n" : "self-test: ok\n", fails);
   return fails ? 1 : 0;
@@ -447,6 +464,25 @@ int main(int argc, char** argv) {
       std::printf("grouped loaders (%s, tuning times): best grouped / best other plan geomean %.3f over %d case(s) "
                   "[fprop %.3f, dgrad %.3f, wgrad %.3f]; kept in %d of %d tuned case(s)\n\n",
                   dc::to_string(mode), gm(3), gcnt[3], gm(0), gm(1), gm(2), chosen, tuned);
+    // the channels-last BF16 fprop kernel (pack included) against the other plans: BF16 fprop
+    if (mode == dc::MathMode::BF16) {
+      double nlog = 0, worst = 0, best = INFINITY;
+      int ncnt = 0, nchosen = 0, ntuned = 0;
+      for (const Row& r : rows) {
+        if (r.math != dc::to_string(mode) || r.dir != "fprop" || r.tuning.empty()) continue;
+        ++ntuned;
+        nchosen += nhwc_plan(r.disco_plan) ? 1 : 0;
+        double f, o;
+        family_vs_other(r.tuning, nhwc_plan, f, o);
+        if (!(std::isfinite(f) && std::isfinite(o) && f > 0 && o > 0)) continue;
+        nlog += std::log(f / o), ++ncnt;
+        worst = std::max(worst, f / o), best = std::min(best, f / o);
+      }
+      if (ntuned)
+        std::printf("channels-last bf16 fprop (tuning times, pack included): best nhwc / best other plan geomean %.3f "
+                    "over %d case(s) [best %.3f, worst %.3f]; kept in %d of %d tuned case(s)\n\n",
+                    ncnt ? std::exp(nlog / ncnt) : NAN, ncnt, best, worst, nchosen, ntuned);
+    }
   }
   if (!csv.empty()) {
     std::ofstream f(csv);
@@ -461,12 +497,12 @@ int main(int argc, char** argv) {
   }
   if (!tuning_csv.empty()) {
     std::ofstream f(tuning_csv);
-    f << "device,size,batch,layer,dir,math,launch,plan,ms,chosen,grouped\n";
+    f << "device,size,batch,layer,dir,math,launch,plan,ms,chosen,grouped,nhwc\n";
     for (const Row& r : rows)
       for (const auto& t : r.tuning)
         f << '"' << dc::device_name() << "\"," << size << ',' << batch << ',' << r.layer << ',' << r.dir << ','
           << r.math << ',' << t.launch << ",\"" << t.plan << "\"," << t.ms << ',' << (t.chosen ? 1 : 0) << ','
-          << (grouped_plan(t.plan) ? 1 : 0) << '\n';
+          << (grouped_plan(t.plan) ? 1 : 0) << ',' << (nhwc_plan(t.plan) ? 1 : 0) << '\n';
     std::printf("wrote %s\n", tuning_csv.c_str());
   }
   if (failures) std::printf("%d case(s) where disco and cuDNN disagree\n", failures);

@@ -302,9 +302,11 @@ def steps(R):
 def conv(R, size):
     name, logname = "conv_vs_cudnn_%d.csv" % size, "conv_vs_cudnn_%d.log" % size
     text, log = R.read(name), R.read(logname)
-    # the geomean lines, and how the grouped-loader tiles did in tuning (conv_vs_cudnn prints both)
-    geo = grep(log, r"^(geomean|grouped loaders)") if log is not None else \
-        [l for l in R.summary_lines("conv_vs_cudnn %d px" % size) if l.startswith(("geomean", "grouped loaders"))]
+    # the geomean lines, and how the grouped-loader tiles and the channels-last BF16 fprop did in
+    # tuning (conv_vs_cudnn prints all three)
+    geo = grep(log, r"^(geomean|grouped loaders|channels-last)") if log is not None else \
+        [l for l in R.summary_lines("conv_vs_cudnn %d px" % size)
+         if l.startswith(("geomean", "grouped loaders", "channels-last"))]
     R.p("**%d px**%s" % (size, (": " + grep(log, r"^conv_vs_cudnn: ")[0]) if grep(log, r"^conv_vs_cudnn: ") else ""))
     R.p()
     if text is None:
@@ -650,6 +652,9 @@ def conv_log(size, csv_text, path):
                          "(H100 SXM)" % ((mth, g) + tuple(f(x) if x else "nan" for x in per)))
             lines.append("grouped loaders (%s, tuning times): best grouped / best other plan geomean 0.910 over %d "
                          "case(s) [fprop 0.900, dgrad 0.850, wgrad 0.990]; kept in 1 of %d tuned case(s)" % (mth, n, n))
+            if mth == "bf16":
+                lines.append("channels-last bf16 fprop (tuning times, pack included): best nhwc / best other plan "
+                             "geomean 0.800 over 1 case(s) [best 0.800, worst 0.800]; kept in 1 of 1 tuned case(s)")
     if any(x["ok"] == "0" for x in rows):
         lines.append("1 case(s) where disco and cuDNN disagree")
     return "\n".join(lines) + "\n"
@@ -821,6 +826,7 @@ def self_test():
             "`geomean t_disco/t_cudnn (tf32): 0.870  [fprop 0.870, dgrad 0.870, wgrad 0.870]",
             "`geomean t_disco/t_cudnn (bf16): 0.816  [fprop 0.816, dgrad nan, wgrad nan]", "1 case(s) where disco and cuDNN disagree",
             "`grouped loaders (tf32, tuning times): best grouped / best other plan geomean 0.910 over 6 case(s)",
+            "`channels-last bf16 fprop (tuning times, pack included): best nhwc / best other plan geomean 0.800",
             "| recon_adv_loss mse | n=1572864 m=32 (128px) | 2150.7 | 0.853 | yes |", "| relu_fwd | n=67108864 | 2842.0 | 0.970 | **no** |",
             "`instance_norm_vs_cudnn: fwd geomean 1.52x", "`elementwise_vs_cudnn: add 1.04x",
             "fused loss GB/s >= 0.8 of a copy of the same bytes (worst size): met (0.853; target >= 0.800)",
