@@ -1,16 +1,18 @@
 #pragma once
-// Channels-last BF16 implicit-GEMM convolution forward (fprop) for tensor cores (m16n8k16,
-// FP32 accumulation): BF16 math mode only, a tuning candidate of the launcher
-// (src/cuda/conv_custom.cu, plans "128x128nhwc" / "64x64nhwc").
+// Channels-last BF16 implicit-GEMM convolution, forward (fprop) and data gradient (dgrad,
+// phase-decomposed like the NCHW kernel), for tensor cores (m16n8k16, FP32 accumulation):
+// BF16 math mode only, a tuning candidate of the launcher (src/cuda/conv_custom.cu, plans
+// "128x128nhwc" / "64x64nhwc").
 //
 // Why: the NCHW kernels (conv2d_igemm.cuh) gather one float per 4-byte cp.async and keep
 // float32 in shared memory, so their loaders issue an instruction per element and their
 // fragment builds convert per element; on an H200 that loader work, not the tensor cores,
-// bounds them (docs/benchmarks.md). Here the launcher first packs x to xp[N][H][W][Cp] and w
-// to wp[K][R][S][Cp] in BF16 (pack_nhwc_bf16_kernel / pack_weights_nhwc_bf16_kernel, Cp = C
-// rounded up to 8, zero channels past C; index math: convidx::NhwcFprop, unit-tested on the
-// CPU). The reduction then runs tap-major over chunks of 8 channels, and every chunk is
-// 16 contiguous bytes in xp and in wp:
+// bounds them (docs/benchmarks.md). Here the launcher first packs the operands to BF16 with
+// the reduction's channels innermost, padded to a multiple of 8 (zeros): fprop x -> xp[N][H][W][Cp]
+// and w -> wp[K][R][S][Cp]; dgrad dy -> dyp[N][P][Q][Kp] and w -> wd[R][S][C][Kp]
+// (pack_nhwc_bf16_kernel, pack_weights_nhwc_bf16_kernel, pack_weights_dgrad_nhwc_bf16_kernel;
+// index math: convidx::NhwcFprop / NhwcDgrad, unit-tested on the CPU). The reduction then runs
+// tap-major over chunks of 8 channels, and every chunk is 16 contiguous bytes of both operands:
 //  * loaders: one 16-byte cp.async (zero-filled where the tap hits padding) per 8 reduction
 //    elements, for A and B alike; a thread owns one chunk column of BM / (threads / 4) rows
 //    and walks it with an incremental (r, s, c8) cursor;
@@ -19,9 +21,10 @@
 //    and the ldmatrix reads are free of bank conflicts;
 //  * fragments: ldmatrix.x4 -- one instruction per 16 x 16 A block and per two 8-column B
 //    blocks, already in the mma.sync register layout (no conversion).
-// The output, bias, accumulation and split-K partials are those of the NCHW fprop
-// (conv_store_tile, conv_splitk_reduce_kernel<FpropView>). The results equal those of the
-// NCHW BF16 kernels up to the FP32 summation order (both round x and w to BF16, nearest even).
+// The output, bias, accumulation, dgrad phases (grid z = slots x splits) and split-K partials
+// are those of the NCHW kernel (conv_store_tile, conv_splitk_reduce_kernel<View::Out>). The
+// results equal those of the NCHW BF16 kernels up to the FP32 summation order (both round the
+// operands to BF16, nearest even).
 //
 // CPU emulation (tests/emu, tests/emu_backend): ldmatrix goes to disco_emu_ldmatrix_x4,
 // written from the PTX ISA's description independently of the address math here.
@@ -70,12 +73,12 @@ constexpr size_t conv_nhwc_smem_bytes() {
 }
 
 struct NhwcConvArgs {
-  convidx::ConvGemmParams g;  // the fprop GEMM (make_conv_gemm_params(p, Fprop))
-  const __nv_bfloat16* xp;    // N x H x W x Cp
-  const __nv_bfloat16* wp;    // K x R x S x Cp
-  float* out;                 // y (NCHW)
-  const float* bias;          // [K] or null
-  float* ws;                  // split-K partials [splits][max_m][K]
+  convidx::ConvGemmParams g;  // the launch's GEMMs (make_conv_gemm_params)
+  const __nv_bfloat16* a;     // fprop: xp (N x H x W x Cp), dgrad: dyp (N x P x Q x Kp)
+  const __nv_bfloat16* b;     // fprop: wp (K x R x S x Cp), dgrad: wd (R x S x C x Kp)
+  float* out;                 // y / dx (NCHW)
+  const float* bias;          // [gemm_n] or null
+  float* ws;                  // split-K partials [slots * splits][max_m][gemm_n]
   int64_t ws_slice;           // max_m * K
   int splits;
   int accumulate;
@@ -121,7 +124,7 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row_ad
 
 // ---- packing ------------------------------------------------------------------------------------
 // x (N x C x H x W float) -> xp (N x H x W x Cp BF16, round to nearest even, zero channels
-// C .. Cp-1). A block transposes a tile of kPackPix pixels x kPackCh channels of one image
+// C .. Cp-1); dgrad packs dy (N x K x P x Q) the same way. A block transposes a tile of kPackPix pixels x kPackCh channels of one image
 // through shared memory: the loads are coalesced along the pixels (a warp reads 32 consecutive
 // pixels of one channel), the stores along the channels (a thread writes one 16-byte chunk,
 // consecutive threads consecutive chunks). Grid (ceil(HW / 32), ceil(Cp / 64), N).
@@ -166,13 +169,28 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
+// w (K x C x R x S float) -> wd (R x S x C x Kp BF16, zero k from K to Kp-1): dgrad's B, whose
+// reduction runs over k. One element per thread; consecutive threads read w K-strided (the
+// weights are small and L2-resident).
+__global__ void __launch_bounds__(kBlock)
+    pack_weights_dgrad_nhwc_bf16_kernel(const float* __restrict__ w, __nv_bfloat16* __restrict__ wd, int K, int Kp,
+                                        int C, int RS, int64_t total) {
+  DISCO_GRID_STRIDE(i, total) {
+    const int k = int(i % Kp);
+    const int64_t rsc = i / Kp;
+    const int c = int(rsc % C);
+    const int64_t rs = rsc / C;
+    wd[i] = __float2bfloat16_rn(k < K ? w[(int64_t(k) * C + c) * RS + rs] : 0.f);
+  }
+}
+
 // ---- the kernel -------------------------------------------------------------------------------------
-template <class Tile>
-__global__ void __launch_bounds__(Tile::kThreads) conv_fprop_nhwc_bf16_kernel(const __grid_constant__ NhwcConvArgs args) {
-  using convidx::NhwcFprop;
+// View: convidx::NhwcFprop or NhwcDgrad.
+template <class View, class Tile>
+__global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_bf16_kernel(const __grid_constant__ NhwcConvArgs args) {
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, STAGES = Tile::STAGES;
   constexpr int MI = Tile::MI, NI = Tile::NI, RPP = Tile::kRowsPerPass;
-  constexpr int KC = BK / NhwcFprop::kChunk;  // chunks per row of a slice: 4
+  constexpr int KC = BK / View::kChunk;  // chunks per row of a slice: 4
   static_assert(KC == 4, "the swizzle is written for four chunks a row");
   // Dynamic shared memory of conv_nhwc_smem_bytes<Tile>(): As[STAGES][BM][32], Bs[STAGES][BN][32]
   // (BF16, swizzled rows).
@@ -181,12 +199,14 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_fprop_nhwc_bf16_kernel(co
   __nv_bfloat16* const Bs = As + STAGES * BM * BK;
 
   const convidx::ConvGemmParams& g = args.g;
-  const int M = g.max_m, N = g.gemm_n;
-  const int chunks = NhwcFprop::chunks(g.p);
+  const int slot = int(blockIdx.z) / args.splits;
+  const int split = int(blockIdx.z) - slot * args.splits;
+  const int M = View::gemm_m(g, slot), N = g.gemm_n;
+  const int chunks = View::chunks(g, slot);
   const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
-  if (m0 >= M || n0 >= N) return;
+  if (m0 >= M || n0 >= N) return;  // whole block: this slot's GEMM is smaller than the grid
   int kt_begin, kt_end;
-  convidx::splitk_range((chunks + KC - 1) / KC, args.splits, int(blockIdx.z), kt_begin, kt_end);
+  convidx::splitk_range((chunks + KC - 1) / KC, args.splits, split, kt_begin, kt_end);
   const int nkt = kt_end - kt_begin;
 
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
@@ -195,26 +215,24 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_fprop_nhwc_bf16_kernel(co
 
   // Loader: this thread's chunk column j = tid % 4 of rows tid / 4 + RPP i, in A and in B.
   const int lj = tid & 3, lr = tid >> 2;
-  NhwcFprop::Row arow[BM / RPP];
+  typename View::Row arow[BM / RPP];
 #pragma unroll
-  for (int i = 0; i < BM / RPP; ++i) arow[i] = NhwcFprop::row(g, m0 + lr + RPP * i);
-  NhwcFprop::Cursor cur = NhwcFprop::cursor(g, kt_begin * KC + lj);
-  int kc = kt_begin * KC + lj;  // the cursor's chunk
+  for (int i = 0; i < BM / RPP; ++i) arow[i] = View::row(g, slot, m0 + lr + RPP * i);
+  typename View::Cursor cur = View::cursor(g, slot, kt_begin * KC + lj);
   const auto load = [&](int stage) {
     __nv_bfloat16* const as = As + stage * BM * BK;
     __nv_bfloat16* const bs = Bs + stage * BN * BK;
 #pragma unroll
     for (int i = 0; i < BM / RPP; ++i) {
-      const int64_t off = NhwcFprop::a_chunk(g, arow[i], cur);
-      cp_async_16(as + nhwc_swizzle(lr + RPP * i, lj), args.xp + (off >= 0 ? off : 0), off >= 0);
+      const int64_t off = View::a_chunk(g, slot, arow[i], cur);
+      cp_async_16(as + nhwc_swizzle(lr + RPP * i, lj), args.a + (off >= 0 ? off : 0), off >= 0);
     }
 #pragma unroll
     for (int i = 0; i < BN / RPP; ++i) {
-      const int64_t off = NhwcFprop::b_chunk(g, n0 + lr + RPP * i, kc);
-      cp_async_16(bs + nhwc_swizzle(lr + RPP * i, lj), args.wp + (off >= 0 ? off : 0), off >= 0);
+      const int64_t off = View::b_chunk(g, slot, n0 + lr + RPP * i, cur);
+      cp_async_16(bs + nhwc_swizzle(lr + RPP * i, lj), args.b + (off >= 0 ? off : 0), off >= 0);
     }
-    NhwcFprop::advance(g, cur, KC);
-    kc += KC;
+    View::advance(g, slot, cur, KC);
   };
 
   float acc[MI][NI][4];
@@ -267,7 +285,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_fprop_nhwc_bf16_kernel(co
     }
   }
 
-  conv_store_tile<convidx::FpropView, MI, NI>(args, 0, acc, m0 + wm0, n0 + wn0, lane, M, N);
+  conv_store_tile<typename View::Out, MI, NI>(args, slot, acc, m0 + wm0, n0 + wn0, lane, M, N);
 }
 
 }  // namespace kern

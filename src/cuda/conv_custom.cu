@@ -6,8 +6,8 @@
 // large tile with the paired A layout (a tuning candidate only) = 33, + the thin kernel for GEMMs of
 // <= 4 columns and its 32-column form (fprop, dgrad; FP32 FMA in every mode) = 37, + the
 // small-output wgrad kernel = 38, + 3 directions x 3 math modes x the 3 tiles with the grouped
-// loaders (tuning candidates) = 65, + the channels-last BF16 fprop kernel in 2 tiles
-// (kernels/conv2d_nhwc.cuh, tuning candidates) = 67, + its 2 pack kernels,
+// loaders (tuning candidates) = 65, + the channels-last BF16 kernel for fprop and dgrad in
+// 2 tiles (kernels/conv2d_nhwc.cuh, tuning candidates) = 69, + its 3 pack kernels,
 // + 3 split-K reductions, and
 // the launch plans (tile shape, split-K): a heuristic, or per-layer tuning (conv_autotune).
 #include <algorithm>
@@ -20,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "disco/backend/cuda/conv.hpp"
@@ -98,8 +99,9 @@ void launch_math(ConvMath math, const kern::ConvKernelArgs& args, dim3 grid) {
 // (conv2d_igemm.cuh: fprop / dgrad's A in groups of four rows, wgrad's B in groups of four
 // reduction indices), for problems whose view has groups (groups_ok), every math mode; tuning
 // only.
-// NhwcLarge / NhwcSmall: the channels-last BF16 fprop kernel (conv2d_nhwc.cuh; x and w packed
-// to BF16 NHWC per launch, which the plan's time includes), BF16 fprop only; tuning only.
+// NhwcLarge / NhwcSmall: the channels-last BF16 kernel (conv2d_nhwc.cuh; its operands packed
+// to BF16 channels-last per launch, which the plan's time includes), BF16 fprop and dgrad only;
+// tuning only.
 enum class TileKind : int {
   Large = 0,
   Small = 1,
@@ -178,9 +180,11 @@ int64_t output_tiles(const convidx::ConvGemmParams& g, TileKind t) {
   const TileDims d = tile_dims(t);
   return int64_t((g.max_m + d.bm - 1) / d.bm) * ((g.gemm_n + d.bn - 1) / d.bn) * g.num_slots;
 }
-// (The channels-last kernel reduces over R S Cp: the channels padded to a multiple of 8.)
+// (The channels-last kernel reduces over its channels padded to a multiple of 8.)
 int64_t k_tiles(const convidx::ConvGemmParams& g, TileKind t) {
-  const int64_t kred = is_nhwc(t) ? convidx::NhwcFprop::gemm_k(g.p) : g.max_kred;
+  const int64_t kred = !is_nhwc(t) ? g.max_kred
+                       : g.kind == int(ConvKind::Fprop) ? convidx::NhwcFprop::max_gemm_k(g)
+                                                         : convidx::NhwcDgrad::max_gemm_k(g);
   return (kred + tile_dims(t).bk - 1) / tile_dims(t).bk;
 }
 
@@ -286,19 +290,24 @@ bool groups_ok(const convidx::ConvGemmParams& g) {
   return false;
 }
 
-// Can the channels-last BF16 fprop kernel run this launch? BF16 fprop whose packed x fits
-// 32-bit pixel indices (the GEMM's own coordinates are checked for every problem).
+// Can the channels-last BF16 kernel run this launch? BF16 fprop or dgrad whose packed
+// operand's pixels fit 32-bit indices and whose pack grid fits (the GEMM's own coordinates are
+// checked for every problem).
 bool nhwc_fits(const convidx::ConvGemmParams& g, ConvMath math) {
-  return g.kind == int(ConvKind::Fprop) && math == ConvMath::BF16 &&
-         int64_t(g.p.N) * g.p.H * g.p.W < (int64_t(1) << 31);
+  const Conv2dProblem& p = g.p;
+  if (math != ConvMath::BF16 || p.N > 65535) return false;
+  if (g.kind == int(ConvKind::Fprop)) return int64_t(p.N) * p.H * p.W < (int64_t(1) << 31);
+  if (g.kind == int(ConvKind::Dgrad)) return int64_t(p.N) * p.P * p.Q < (int64_t(1) << 31);
+  return false;
 }
 
 // What tuning tries: every tile at no split, its heuristic split, and half / twice that; where
 // the view has groups (groups_ok), the grouped form of each of these tile plans; for
 // TF32 / BF16 then the paired large tile at the large tile's splits (appended after every plan
 // FP32 has, so candidate i names the same plan in every math mode for i below the FP32 count);
-// for BF16 fprop last the channels-last kernel's two tiles at no split, their heuristic split
-// and half / twice that (the large one where it fits the device and N > 32).
+// for BF16 fprop and dgrad last the channels-last kernel's two tiles at no split, their
+// heuristic split and half / twice that (the large one where it fits the device and N > 32;
+// neither for GEMMs of <= 4 columns, the thin kernel's).
 std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMath math) {
   const int sms = device_sm_count();
   std::vector<LaunchPlan> c = {plan_heuristic(g)};
@@ -333,7 +342,7 @@ std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMa
     for (size_t i = 0; i < n; ++i)
       if (c[i].tile == TileKind::Large) add(TileKind::LargePaired, c[i].splits);
   }
-  if (nhwc_fits(g, math)) {
+  if (nhwc_fits(g, math) && g.gemm_n > kern::kThinN) {
     for (TileKind t : {TileKind::NhwcLarge, TileKind::NhwcSmall}) {
       if (t == TileKind::NhwcLarge && (!large_tile_fits_device() || g.gemm_n <= 32)) continue;
       const int h = heuristic_splits(g, t, sms);
@@ -377,12 +386,13 @@ void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
   }
 }
 
-// The channels-last BF16 fprop (kernels/conv2d_nhwc.cuh): pack x and w to BF16 NHWC in
-// scratch, then the kernel on `grid` (its split-K partials into args.ws; the caller reduces).
-template <class Tile>
-void launch_nhwc_tile(const kern::ConvKernelArgs& args, const __nv_bfloat16* xp, const __nv_bfloat16* wp, dim3 grid) {
+// The channels-last BF16 kernel (kernels/conv2d_nhwc.cuh) for NView (convidx::NhwcFprop /
+// NhwcDgrad) on `grid`, on operands already packed (its split-K partials into args.ws; the
+// caller reduces).
+template <class NView, class Tile>
+void launch_nhwc_tile(const kern::ConvKernelArgs& args, const __nv_bfloat16* a, const __nv_bfloat16* b, dim3 grid) {
   constexpr size_t smem = kern::conv_nhwc_smem_bytes<Tile>();
-  const auto kernel = kern::conv_fprop_nhwc_bf16_kernel<Tile>;
+  const auto kernel = kern::conv_nhwc_bf16_kernel<NView, Tile>;
   if constexpr (smem > kern::kSmemDefaultLimit) {
     static std::atomic<uint64_t> opted_in{0};  // as launch_tile
     const int dev = current_device_id();
@@ -394,41 +404,49 @@ void launch_nhwc_tile(const kern::ConvKernelArgs& args, const __nv_bfloat16* xp,
   }
   kern::NhwcConvArgs na{};
   na.g = args.g;
-  na.xp = xp;
-  na.wp = wp;
+  na.a = a;
+  na.b = b;
   na.out = args.out;
   na.bias = args.bias;
   na.ws = args.ws;
   na.ws_slice = args.ws_slice;
   na.splits = args.splits;
   na.accumulate = args.accumulate;
-  kern::conv_fprop_nhwc_bf16_kernel<Tile><<<grid, Tile::kThreads, smem, detail::stream()>>>(na);
+  kern::conv_nhwc_bf16_kernel<NView, Tile><<<grid, Tile::kThreads, smem, detail::stream()>>>(na);
   DISCO_CUDA_CHECK_LAUNCH();
 }
 
+// Packs the launch's operands to BF16 channels-last in scratch -- fprop: x (a_src) and w
+// (b_src); dgrad: dy (a_src) and w (b_src) -- and runs the kernel.
+template <class NView>
 void run_nhwc(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
+  constexpr bool fprop = std::is_same_v<NView, convidx::NhwcFprop>;
   const Conv2dProblem& p = args.g.p;
-  const int Cp = convidx::NhwcFprop::padded_channels(p.C);
-  const int64_t hw = int64_t(p.H) * p.W;
-  detail::Scratch xp(sizeof(__nv_bfloat16) * size_t(p.N) * size_t(hw) * size_t(Cp));
-  detail::Scratch wp(sizeof(__nv_bfloat16) * size_t(p.K) * size_t(p.R) * size_t(p.S) * size_t(Cp));
-  {
-    const dim3 pg(unsigned((hw + kern::kPackPix - 1) / kern::kPackPix), unsigned((Cp + kern::kPackCh - 1) / kern::kPackCh),
-                  unsigned(p.N));
-    DISCO_CHECK(pg.y <= 65535 && pg.z <= 65535, "conv (custom): ", tile_name(t), ": too many channels or images (C=", p.C,
-                " N=", p.N, ") for the pack grid");
-    kern::pack_nhwc_bf16_kernel<<<pg, kern::kPackThreads, 0, detail::stream()>>>(args.a_src, xp.as<__nv_bfloat16>(),
-                                                                                 p.C, Cp, int(hw));
-    DISCO_CUDA_CHECK_LAUNCH();
-    const int64_t wtotal = int64_t(p.K) * p.R * p.S * Cp;
+  const int ch = fprop ? p.C : p.K;  // the reduction's channels, innermost in the packs
+  const int chp = convidx::nhwc_padded_channels(ch);
+  const int64_t hw = fprop ? int64_t(p.H) * p.W : int64_t(p.P) * p.Q;
+  detail::Scratch ap(sizeof(__nv_bfloat16) * size_t(p.N) * size_t(hw) * size_t(chp));
+  const int64_t wtotal = int64_t(p.R) * p.S * (fprop ? int64_t(p.K) : int64_t(p.C)) * chp;
+  detail::Scratch bp(sizeof(__nv_bfloat16) * size_t(wtotal));
+  const dim3 pg(unsigned((hw + kern::kPackPix - 1) / kern::kPackPix), unsigned((chp + kern::kPackCh - 1) / kern::kPackCh),
+                unsigned(p.N));
+  DISCO_CHECK(pg.y <= 65535 && pg.z <= 65535, "conv (custom): ", tile_name(t), ": too many channels or images (",
+              ch, " channels, N=", p.N, ") for the pack grid");
+  kern::pack_nhwc_bf16_kernel<<<pg, kern::kPackThreads, 0, detail::stream()>>>(args.a_src, ap.as<__nv_bfloat16>(), ch,
+                                                                               chp, int(hw));
+  DISCO_CUDA_CHECK_LAUNCH();
+  if constexpr (fprop) {
     kern::pack_weights_nhwc_bf16_kernel<<<detail::grid_for(wtotal), kern::kBlock, 0, detail::stream()>>>(
-        args.b_src, wp.as<__nv_bfloat16>(), p.C, Cp, p.R * p.S, wtotal);
-    DISCO_CUDA_CHECK_LAUNCH();
+        args.b_src, bp.as<__nv_bfloat16>(), p.C, chp, p.R * p.S, wtotal);
+  } else {
+    kern::pack_weights_dgrad_nhwc_bf16_kernel<<<detail::grid_for(wtotal), kern::kBlock, 0, detail::stream()>>>(
+        args.b_src, bp.as<__nv_bfloat16>(), p.K, chp, p.C, p.R * p.S, wtotal);
   }
+  DISCO_CUDA_CHECK_LAUNCH();
   if (t == TileKind::NhwcLarge)
-    launch_nhwc_tile<kern::NhwcTileLarge>(args, xp.as<__nv_bfloat16>(), wp.as<__nv_bfloat16>(), grid);
+    launch_nhwc_tile<NView, kern::NhwcTileLarge>(args, ap.as<__nv_bfloat16>(), bp.as<__nv_bfloat16>(), grid);
   else
-    launch_nhwc_tile<kern::NhwcTileSmall>(args, xp.as<__nv_bfloat16>(), wp.as<__nv_bfloat16>(), grid);
+    launch_nhwc_tile<NView, kern::NhwcTileSmall>(args, ap.as<__nv_bfloat16>(), bp.as<__nv_bfloat16>(), grid);
 }
 
 template <class View>
@@ -483,8 +501,12 @@ void run_custom_launch(const convidx::ConvGemmParams& g, const LaunchPlan& pl, c
     DISCO_CHECK(gx < (int64_t(1) << 31), "conv (custom): GEMM M too large");
     const dim3 grid(unsigned(gx), unsigned(gy), unsigned(g.num_slots * pl.splits));
     if (is_nhwc(pl.tile)) {
-      DISCO_CHECK(nhwc_fits(g, math), "conv (custom): ", tile_name(pl.tile), " runs BF16 forward convolutions only");
-      run_nhwc(pl.tile, args, grid);
+      DISCO_CHECK(nhwc_fits(g, math), "conv (custom): ", tile_name(pl.tile),
+                  " runs BF16 forward and data-gradient convolutions only");
+      if constexpr (std::is_same_v<View, convidx::FpropView>)
+        run_nhwc<convidx::NhwcFprop>(pl.tile, args, grid);
+      else if constexpr (std::is_same_v<View, convidx::DgradView>)
+        run_nhwc<convidx::NhwcDgrad>(pl.tile, args, grid);
     } else {
       switch (math) {
         case ConvMath::FP32: launch_tile_kind<View, ConvMath::FP32>(pl.tile, args, grid); break;
@@ -821,7 +843,7 @@ int conv_plan_candidates(ConvDir dir, const Conv2dProblem& p) {
   check_problem(p, "conv_plan_candidates");
   int n = 0;
   for_each_launch(to_kind(dir), p, [&](int, const convidx::ConvGemmParams& g) {
-    // the longest list: a tensor-core mode's (FP32 has no paired tile, only BF16 fprop the
+    // the longest list: a tensor-core mode's (FP32 has no paired tile, only BF16 fprop and dgrad the
     // channels-last one; set_conv_plan clamps)
     n = std::max({n, int(plan_candidates(g, ConvMath::TF32).size()), int(plan_candidates(g, ConvMath::BF16).size())});
   });

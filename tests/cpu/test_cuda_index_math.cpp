@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -357,87 +358,127 @@ TEST_CASE("the loaders' incremental cursors and column tables match the direct i
 }
 
 namespace {
-// The channels-last BF16 fprop (NhwcFprop): x and w packed by xp_off / wp_off (zeros in the
-// padded channels, poison elsewhere in the buffers), then a GEMM over the 16-byte chunks the
-// kernel's loader visits -- each thread's cursor from its first chunk kc0 < 4 in steps of 4
-// (one BK = 32 slice), past the end of the reduction -- compared with a direct convolution.
-void check_nhwc_fprop(const Conv2dProblem& p, std::mt19937& rng) {
+// The channels-last BF16 views (NhwcFprop, NhwcDgrad): the operands packed by their layout
+// functions (zeros in the padded channels), then a GEMM over the 16-byte chunks the kernel's
+// loader visits -- each thread's cursor from its first chunk kc0 < 4 in steps of 4 (one
+// BK = 32 slice), past the end of the reduction, A and B of a chunk from the same cursor --
+// written through the NCHW view's c_off and compared with a direct convolution.
+template <class V>
+void nhwc_gemm(const ConvGemmParams& g, int slot, const std::vector<double>& ap, const std::vector<double>& bp,
+               std::vector<double>& out, std::vector<int>& hits) {
+  const int M = V::gemm_m(g, slot), chunks = V::chunks(g, slot);
+  REQUIRE(chunks * 8 <= V::max_gemm_k(g));
+  for (int m = 0; m <= M; ++m) {  // M: an invalid row
+    const auto row = V::row(g, slot, m);
+    std::vector<double> acc(size_t(g.gemm_n), 0.0);
+    for (int kc0 = 0; kc0 < 4; ++kc0) {
+      auto cur = V::cursor(g, slot, kc0);
+      for (int kc = kc0; kc < chunks + 9; kc += 4) {
+        INFO("slot " << slot << " m " << m << " chunk " << kc);
+        const auto direct = V::cursor(g, slot, kc);
+        if (chunks > 0) REQUIRE(std::memcmp(&cur, &direct, sizeof cur) == 0);
+        const int64_t ao = V::a_chunk(g, slot, row, cur);
+        if (m == M || kc >= chunks) REQUIRE(ao == -1);
+        REQUIRE(ao + 8 <= int64_t(ap.size()));
+        REQUIRE(ao % 8 == (ao < 0 ? -1 : 0));  // 16-byte aligned chunks
+        for (int n = 0; n <= g.gemm_n; ++n) {
+          const int64_t bo = V::b_chunk(g, slot, n, cur);
+          if (n == g.gemm_n || kc >= chunks) REQUIRE(bo == -1);
+          REQUIRE(bo + 8 <= int64_t(bp.size()));
+          REQUIRE(bo % 8 == (bo < 0 ? -1 : 0));
+          if (ao < 0 || bo < 0) continue;
+          for (int e = 0; e < 8; ++e) acc[size_t(n)] += ap[size_t(ao + e)] * bp[size_t(bo + e)];
+        }
+        V::advance(g, slot, cur, 4);
+      }
+    }
+    if (m == M) break;
+    for (int n = 0; n < g.gemm_n; ++n) {
+      const int64_t o = V::Out::c_off(g, slot, m, n);
+      out[size_t(o)] = acc[size_t(n)];
+      hits[size_t(o)] += 1;
+    }
+  }
+}
+
+void check_nhwc(const Conv2dProblem& p, std::mt19937& rng) {
   INFO("problem N=" << p.N << " C=" << p.C << " H=" << p.H << " W=" << p.W << " K=" << p.K << " R=" << p.R
-                    << " S=" << p.S << " stride=" << p.stride_h << " pad=" << p.pad_h << " dil=" << p.dil_h);
-  const int Cp = NhwcFprop::padded_channels(p.C);
-  REQUIRE(Cp % 8 == 0);
-  REQUIRE(Cp >= p.C);
-  REQUIRE(Cp < p.C + 8);
+                    << " S=" << p.S << " stride=" << p.stride_h << "," << p.stride_w << " pad=" << p.pad_h
+                    << " dil=" << p.dil_h);
+  for (int c : {p.C, p.K}) {
+    const int cp = nhwc_padded_channels(c);
+    REQUIRE(cp % 8 == 0);
+    REQUIRE(cp >= c);
+    REQUIRE(cp < c + 8);
+  }
+  const int Cp = NhwcFprop::padded_channels(p.C), Kp = NhwcDgrad::padded_channels(p.K);
   REQUIRE(NhwcFprop::gemm_k(p) == p.R * p.S * Cp);
   const auto x = random_vec(size_t(p.x_size()), rng);
   const auto w = random_vec(size_t(p.w_size()), rng);
+  const auto dy = random_vec(size_t(p.y_size()), rng);
+  // packed copies; each source element lands in its own slot, the rest stays zero
   std::vector<double> xp(size_t(p.N) * p.H * p.W * Cp, 0.0), wp(size_t(p.K) * p.R * p.S * Cp, 0.0);
-  std::vector<int> xhit(xp.size(), 0), whit(wp.size(), 0);
+  std::vector<double> dyp(size_t(p.N) * p.P * p.Q * Kp, 0.0), wd(size_t(p.R) * p.S * p.C * Kp, 0.0);
+  std::vector<int> xhit(xp.size(), 0), whit(wp.size(), 0), dyhit(dyp.size(), 0), wdhit(wd.size(), 0);
+  const auto put = [](std::vector<double>& dst, std::vector<int>& hit, int64_t o, double v) {
+    REQUIRE(o >= 0);
+    REQUIRE(o < int64_t(dst.size()));
+    dst[size_t(o)] = v;
+    REQUIRE(++hit[size_t(o)] == 1);
+  };
   for (int n = 0; n < p.N; ++n)
     for (int c = 0; c < p.C; ++c)
       for (int h = 0; h < p.H; ++h)
-        for (int ww = 0; ww < p.W; ++ww) {
-          const int64_t o = NhwcFprop::xp_off(p, n, c, h, ww);
-          REQUIRE(o >= 0);
-          REQUIRE(o < int64_t(xp.size()));
-          xp[size_t(o)] = x[size_t(((int64_t(n) * p.C + c) * p.H + h) * p.W + ww)];
-          xhit[size_t(o)] += 1;
-        }
+        for (int ww = 0; ww < p.W; ++ww)
+          put(xp, xhit, NhwcFprop::xp_off(p, n, c, h, ww), x[size_t(((int64_t(n) * p.C + c) * p.H + h) * p.W + ww)]);
   for (int k = 0; k < p.K; ++k)
     for (int c = 0; c < p.C; ++c)
       for (int r = 0; r < p.R; ++r)
         for (int s = 0; s < p.S; ++s) {
-          const int64_t o = NhwcFprop::wp_off(p, k, c, r, s);
-          REQUIRE(o >= 0);
-          REQUIRE(o < int64_t(wp.size()));
-          wp[size_t(o)] = w[size_t(((int64_t(k) * p.C + c) * p.R + r) * p.S + s)];
-          whit[size_t(o)] += 1;
+          const double v = w[size_t(((int64_t(k) * p.C + c) * p.R + r) * p.S + s)];
+          put(wp, whit, NhwcFprop::wp_off(p, k, c, r, s), v);
+          put(wd, wdhit, NhwcDgrad::wd_off(p, k, c, r, s), v);
         }
-  for (int h : xhit) REQUIRE(h <= 1);  // one element per packed slot (the rest: padded channels)
-  for (int h : whit) REQUIRE(h <= 1);
-  const auto g = make_conv_gemm_params(p, ConvKind::Fprop);
-  const int chunks = NhwcFprop::chunks(p);
-  REQUIRE(chunks * 8 == NhwcFprop::gemm_k(p));
-  std::vector<double> y(size_t(p.y_size()), 0.0);
-  for (int m = 0; m <= g.max_m; ++m) {  // max_m: an invalid row
-    const auto row = NhwcFprop::row(g, m);
-    std::vector<double> acc(size_t(p.K), 0.0);
-    for (int kc0 = 0; kc0 < 4; ++kc0) {
-      auto cur = NhwcFprop::cursor(g, kc0);
-      for (int kc = kc0; kc < chunks + 9; kc += 4) {
-        INFO("m " << m << " chunk " << kc);
-        const auto direct = NhwcFprop::cursor(g, kc);
-        REQUIRE(cur.c8 == direct.c8);
-        REQUIRE(cur.s == direct.s);
-        REQUIRE(cur.r == direct.r);
-        const int64_t ao = NhwcFprop::a_chunk(g, row, cur);
-        if (m == g.max_m || kc >= chunks) REQUIRE(ao == -1);
-        REQUIRE(ao + 8 <= int64_t(xp.size()));
-        REQUIRE(ao % 8 == (ao < 0 ? -1 : 0));  // 16-byte aligned chunks
-        for (int n = 0; n <= p.K; ++n) {
-          const int64_t bo = NhwcFprop::b_chunk(g, n, kc);
-          if (n == p.K || kc >= chunks) REQUIRE(bo == -1);
-          REQUIRE(bo + 8 <= int64_t(wp.size()));
-          if (ao < 0 || bo < 0) continue;
-          for (int e = 0; e < 8; ++e) acc[size_t(n)] += xp[size_t(ao + e)] * wp[size_t(bo + e)];
-        }
-        NhwcFprop::advance(g, cur, 4);
+  for (int n = 0; n < p.N; ++n)
+    for (int k = 0; k < p.K; ++k)
+      for (int pp = 0; pp < p.P; ++pp)
+        for (int qq = 0; qq < p.Q; ++qq)
+          put(dyp, dyhit, NhwcDgrad::dyp_off(p, n, k, pp, qq), dy[size_t(((int64_t(n) * p.K + k) * p.P + pp) * p.Q + qq)]);
+  {  // fprop
+    const auto g = make_conv_gemm_params(p, ConvKind::Fprop);
+    REQUIRE(NhwcFprop::chunks(g, 0) * 8 == NhwcFprop::gemm_k(p));
+    std::vector<double> y(size_t(p.y_size()), NAN);
+    std::vector<int> hits(y.size(), 0);
+    nhwc_gemm<NhwcFprop>(g, 0, xp, wp, y, hits);
+    for (int h : hits) REQUIRE(h == 1);
+    CHECK(max_abs_diff(y, ref::conv2d_fprop(p, x, w)) < 1e-12);
+  }
+  {  // dgrad: every phase, in launches of up to kMaxPhasesPerLaunch
+    std::vector<double> dx(size_t(p.x_size()), NAN);
+    std::vector<int> hits(dx.size(), 0);
+    for (int base = 0; base < dgrad_num_phases(p); base += kMaxPhasesPerLaunch) {
+      const auto g = make_conv_gemm_params(p, ConvKind::Dgrad, base);
+      for (int slot = 0; slot < g.num_slots; ++slot) {
+        REQUIRE(NhwcDgrad::chunks(g, slot) * 8 == g.ph[slot].Kred / p.K * Kp);
+        nhwc_gemm<NhwcDgrad>(g, slot, dyp, wd, dx, hits);
       }
     }
-    if (m == g.max_m) break;
-    for (int n = 0; n < p.K; ++n) y[size_t(FpropView::c_off(g, 0, m, n))] = acc[size_t(n)];
+    for (int h : hits) REQUIRE(h == 1);
+    CHECK(max_abs_diff(dx, ref::conv2d_dgrad(p, dy, w)) < 1e-12);
   }
-  CHECK(max_abs_diff(y, ref::conv2d_fprop(p, x, w)) < 1e-12);
 }
 }  // namespace
 
-TEST_CASE("channels-last BF16 fprop: packed layouts and chunk cursors reproduce direct convolutions",
+TEST_CASE("channels-last BF16 views: packed layouts and chunk cursors reproduce direct convolutions",
           "[cuda_index]") {
   std::mt19937 rng(7);
-  check_nhwc_fprop(make_problem(2, 3, 8, 8, 5, 4, 4, 2, 2, 1, 1, 1, 1), rng);     // 3 channels -> 8 (one chunk a tap)
-  check_nhwc_fprop(make_problem(1, 16, 6, 7, 3, 4, 4, 2, 2, 1, 1, 1, 1), rng);    // two chunks a tap
-  check_nhwc_fprop(make_problem(1, 25, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1), rng);    // 25 -> 32: four chunks
-  check_nhwc_fprop(make_problem(2, 40, 4, 4, 3, 1, 1, 1, 1, 0, 0, 1, 1), rng);    // 1x1: five chunks, S = 1
-  check_nhwc_fprop(make_problem(1, 9, 9, 8, 2, 3, 3, 1, 1, 2, 2, 2, 2), rng);     // dilation 2
-  check_nhwc_fprop(make_problem(1, 12, 11, 10, 3, 5, 4, 3, 3, 2, 1, 1, 1), rng);  // stride 3, 5x4
+  check_nhwc(make_problem(2, 3, 8, 8, 5, 4, 4, 2, 2, 1, 1, 1, 1), rng);     // 3 channels -> 8 (one chunk a tap)
+  check_nhwc(make_problem(1, 16, 6, 7, 12, 4, 4, 2, 2, 1, 1, 1, 1), rng);   // two chunks a tap (fprop)
+  check_nhwc(make_problem(1, 25, 5, 5, 20, 3, 3, 1, 1, 1, 1, 1, 1), rng);   // 25 -> 32, 20 -> 24
+  check_nhwc(make_problem(2, 40, 4, 4, 9, 1, 1, 1, 1, 0, 0, 1, 1), rng);    // 1x1: five chunks, S = 1
+  check_nhwc(make_problem(2, 2, 5, 4, 3, 1, 1, 2, 2, 0, 0, 1, 1), rng);     // dgrad phases without taps
+  check_nhwc(make_problem(1, 9, 9, 8, 10, 3, 3, 1, 1, 2, 2, 2, 2), rng);    // dilation 2
+  check_nhwc(make_problem(1, 12, 11, 10, 3, 5, 4, 3, 3, 2, 1, 1, 1), rng);  // stride 3, 5x4
+  check_nhwc(make_problem(1, 2, 12, 11, 17, 3, 3, 5, 5, 1, 1, 1, 1), rng);  // 25 phases: 2 launches
+  check_nhwc(make_conv_transpose2d_problem(2, 20, 2, 2, 6, 4, 4, 2, 1, 0), rng);  // a decoder layer
 }

@@ -336,10 +336,12 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
         }
       }
       INFO(c.name << " | " << dc::to_string(dir));
-      // the channels-last BF16 kernel: a candidate for BF16 forward convolutions only
+      // the channels-last BF16 kernel: a candidate for BF16 fprop and dgrad of more than 4 GEMM
+      // columns (the thin kernel's)
       CHECK(!nhwc[int(dc::MathMode::FP32)]);
       CHECK(!nhwc[int(dc::MathMode::TF32)]);
-      CHECK(nhwc[int(dc::MathMode::BF16)] == (dir == dc::ConvDir::Fprop));
+      const int gemm_cols = dir == dc::ConvDir::Fprop ? p.K : p.C;
+      CHECK(nhwc[int(dc::MathMode::BF16)] == (dir != dc::ConvDir::Wgrad && gemm_cols > 4));
       CHECK(!paired[int(dc::MathMode::FP32)]);
       CHECK(paired[int(dc::MathMode::TF32)]);
       CHECK(paired[int(dc::MathMode::BF16)]);

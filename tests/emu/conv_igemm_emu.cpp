@@ -30,6 +30,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using namespace disco;
@@ -155,107 +156,127 @@ uint16_t bf16_bits(__nv_bfloat16 h) {
   return b;
 }
 
-// The pack kernels against the packed layouts of convidx::NhwcFprop: every element is the
-// round-to-nearest-even BF16 of its source, bit for bit, every padded channel zero, nothing
-// else written (the buffers start as 0xffff, a BF16 NaN).
-bool check_pack(const Conv2dProblem& p, std::vector<__nv_bfloat16>& xp, std::vector<__nv_bfloat16>& wp,
-                const std::vector<float>& x, const std::vector<float>& w) {
+// The pack kernels against the packed layouts of convidx::NhwcFprop / NhwcDgrad: every element
+// is the round-to-nearest-even BF16 of its source, bit for bit, every padded channel zero,
+// nothing else written (the buffers start as 0xffff, a BF16 NaN). fprop packs x and w (xp,
+// wp); dgrad dy and w (dyp, wd).
+bool check_pack(const Conv2dProblem& p, bool dgrad, std::vector<__nv_bfloat16>& ap, std::vector<__nv_bfloat16>& bp,
+                const std::vector<float>& a, const std::vector<float>& w) {
   using disco::cuda::kern::kPackCh;
   using disco::cuda::kern::kPackPix;
   using disco::cuda::kern::kPackThreads;
-  const int Cp = NhwcFprop::padded_channels(p.C), HW = p.H * p.W, RS = p.R * p.S;
-  xp.assign(size_t(p.N) * HW * Cp, __ushort_as_bfloat16(0xffff));
-  wp.assign(size_t(p.K) * RS * Cp, __ushort_as_bfloat16(0xffff));
-  disco_emu::launch(dim3(unsigned((HW + kPackPix - 1) / kPackPix), unsigned((Cp + kPackCh - 1) / kPackCh), unsigned(p.N)),
-                    kPackThreads, [&] { disco::cuda::kern::pack_nhwc_bf16_kernel(x.data(), xp.data(), p.C, Cp, HW); });
-  const int64_t wtotal = int64_t(wp.size());
+  const int ch = dgrad ? p.K : p.C, chp = nhwc_padded_channels(ch);
+  const int HW = dgrad ? p.P * p.Q : p.H * p.W, RS = p.R * p.S;
+  ap.assign(size_t(p.N) * HW * chp, __ushort_as_bfloat16(0xffff));
+  bp.assign(size_t(dgrad ? p.C : p.K) * RS * chp, __ushort_as_bfloat16(0xffff));
+  disco_emu::launch(dim3(unsigned((HW + kPackPix - 1) / kPackPix), unsigned((chp + kPackCh - 1) / kPackCh), unsigned(p.N)),
+                    kPackThreads, [&] { disco::cuda::kern::pack_nhwc_bf16_kernel(a.data(), ap.data(), ch, chp, HW); });
+  const int64_t wtotal = int64_t(bp.size());
   disco_emu::launch(dim3(3), 64, [&] {  // a grid smaller than the work: the grid-stride loop
-    disco::cuda::kern::pack_weights_nhwc_bf16_kernel(w.data(), wp.data(), p.C, Cp, RS, wtotal);
+    if (dgrad)
+      disco::cuda::kern::pack_weights_dgrad_nhwc_bf16_kernel(w.data(), bp.data(), p.K, chp, p.C, RS, wtotal);
+    else
+      disco::cuda::kern::pack_weights_nhwc_bf16_kernel(w.data(), bp.data(), p.C, chp, RS, wtotal);
   });
+  const auto same = [](__nv_bfloat16 got, float want) { return bf16_bits(got) == bf16_bits(__float2bfloat16_rn(want)); };
+  const int H = dgrad ? p.P : p.H, W = dgrad ? p.Q : p.W;
   bool ok = true;
   for (int n = 0; n < p.N; ++n)
-    for (int c = 0; c < Cp; ++c)
-      for (int h = 0; h < p.H; ++h)
-        for (int ww = 0; ww < p.W; ++ww) {
-          const float want = c < p.C ? x[size_t(((int64_t(n) * p.C + c) * p.H + h) * p.W + ww)] : 0.f;
-          ok = ok && bf16_bits(xp[size_t(NhwcFprop::xp_off(p, n, c, h, ww))]) == bf16_bits(__float2bfloat16_rn(want));
+    for (int c = 0; c < chp; ++c)
+      for (int h = 0; h < H; ++h)
+        for (int x = 0; x < W; ++x) {
+          const float want = c < ch ? a[size_t(((int64_t(n) * ch + c) * H + h) * W + x)] : 0.f;
+          const int64_t o = dgrad ? NhwcDgrad::dyp_off(p, n, c, h, x) : NhwcFprop::xp_off(p, n, c, h, x);
+          ok = ok && same(ap[size_t(o)], want);
         }
-  for (int k = 0; k < p.K; ++k)
-    for (int c = 0; c < Cp; ++c)
+  for (int k = 0; k < (dgrad ? nhwc_padded_channels(p.K) : p.K); ++k)
+    for (int c = 0; c < (dgrad ? p.C : nhwc_padded_channels(p.C)); ++c)
       for (int r = 0; r < p.R; ++r)
         for (int s = 0; s < p.S; ++s) {
-          const float want = c < p.C ? w[size_t(((int64_t(k) * p.C + c) * p.R + r) * p.S + s)] : 0.f;
-          ok = ok && bf16_bits(wp[size_t(NhwcFprop::wp_off(p, k, c, r, s))]) == bf16_bits(__float2bfloat16_rn(want));
+          const bool real = k < p.K && c < p.C;
+          const float want = real ? w[size_t(((int64_t(k) * p.C + c) * p.R + r) * p.S + s)] : 0.f;
+          const int64_t o = dgrad ? NhwcDgrad::wd_off(p, k, c, r, s) : NhwcFprop::wp_off(p, k, c, r, s);
+          ok = ok && same(bp[size_t(o)], want);
         }
   return ok;
 }
 
-// Pack, the kernel (plus the split-K reduction), against the double reference (5e-3) and
-// against the double convolution of the BF16-rounded x and w (1e-5: only the FP32 summation
-// order differs), with bias; then once more accumulating onto that output.
-template <class Tile>
+// Pack, the kernel (every dgrad phase launch, plus the split-K reduction), against the double
+// reference (5e-3) and against the double convolution of the BF16-rounded operands (1e-5: only
+// the FP32 summation order differs), fprop with bias; then once more accumulating onto that
+// output.
+template <class NView, class Tile>
 int check_nhwc(const char* name, const Conv2dProblem& p, int splits) {
   using disco::cuda::kern::NhwcConvArgs;
+  using Out = typename NView::Out;
+  constexpr bool dgrad = std::is_same_v<NView, NhwcDgrad>;
   const auto t0 = std::chrono::steady_clock::now();
   g_launch_failed = false;
-  const auto x = random_vec(p.x_size()), w = random_vec(p.w_size()), bias = random_vec(p.K);
-  std::vector<float> xr(x), wr(w);
-  for (auto& v : xr) v = bf16_round(v);
+  const auto x = random_vec(p.x_size()), w = random_vec(p.w_size()), dy = random_vec(p.y_size());
+  const auto bias = random_vec(p.K);
+  const std::vector<float>& a = dgrad ? dy : x;
+  std::vector<float> ar(a), wr(w);
+  for (auto& v : ar) v = bf16_round(v);
   for (auto& v : wr) v = bf16_round(v);
-  const auto y_ref = ref::conv2d_fprop(p, to_double(x), to_double(w), to_double(bias));
-  const auto y_bf16 = ref::conv2d_fprop(p, to_double(xr), to_double(wr), to_double(bias));
-  std::vector<__nv_bfloat16> xp, wp;
-  const bool pack_ok = check_pack(p, xp, wp, x, w);
+  const auto want = dgrad ? ref::conv2d_dgrad(p, to_double(dy), to_double(w))
+                          : ref::conv2d_fprop(p, to_double(x), to_double(w), to_double(bias));
+  const auto want_bf16 = dgrad ? ref::conv2d_dgrad(p, to_double(ar), to_double(wr))
+                               : ref::conv2d_fprop(p, to_double(ar), to_double(wr), to_double(bias));
+  std::vector<__nv_bfloat16> ap, bp;
+  const bool pack_ok = check_pack(p, dgrad, ap, bp, a, w);
 
-  const auto g = make_conv_gemm_params(p, ConvKind::Fprop);
-  std::vector<float> y(size_t(p.y_size()), NAN);
-  std::vector<float> ws(splits > 1 ? size_t(g.max_m) * g.gemm_n * splits : 0, NAN);
+  std::vector<float> out(want.size(), NAN);
   const auto run = [&](bool accumulate) {
-    NhwcConvArgs a{};
-    a.g = g;
-    a.xp = xp.data();
-    a.wp = wp.data();
-    a.out = y.data();
-    a.bias = bias.data();
-    a.ws = splits > 1 ? ws.data() : nullptr;
-    a.ws_slice = int64_t(g.max_m) * g.gemm_n;
-    a.splits = splits;
-    a.accumulate = accumulate ? 1 : 0;
-    const auto kernel = disco::cuda::kern::conv_fprop_nhwc_bf16_kernel<Tile>;
-    constexpr size_t smem = disco::cuda::kern::conv_nhwc_smem_bytes<Tile>();
-    if (smem > disco::cuda::kern::kSmemDefaultLimit &&
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess)
-      g_launch_failed = true;
-    const dim3 grid(unsigned((g.max_m + Tile::BM - 1) / Tile::BM), unsigned((g.gemm_n + Tile::BN - 1) / Tile::BN),
-                    unsigned(splits));
-    if (disco_emu::launch(grid, Tile::kThreads, smem, reinterpret_cast<const void*>(kernel), [&] { kernel(a); }) !=
-        cudaSuccess)
-      g_launch_failed = true;
-    if (splits > 1) {  // the NCHW fprop's reduction: same workspace layout
-      ConvKernelArgs r{};
-      r.g = g;
-      r.out = y.data();
-      r.bias = bias.data();
-      r.ws = ws.data();
-      r.ws_slice = a.ws_slice;
-      r.splits = splits;
-      r.accumulate = a.accumulate;
-      disco_emu::launch(dim3(1), 32, [&] { disco::cuda::kern::conv_splitk_reduce_kernel<FpropView>(r); });
+    const int launches = dgrad ? dgrad_num_phases(p) : 1;
+    for (int base = 0; base < launches; base += kMaxPhasesPerLaunch) {
+      const auto g = make_conv_gemm_params(p, dgrad ? ConvKind::Dgrad : ConvKind::Fprop, base);
+      std::vector<float> ws(splits > 1 ? size_t(g.max_m) * g.gemm_n * g.num_slots * splits : 0, NAN);
+      NhwcConvArgs args{};
+      args.g = g;
+      args.a = ap.data();
+      args.b = bp.data();
+      args.out = out.data();
+      args.bias = dgrad ? nullptr : bias.data();
+      args.ws = splits > 1 ? ws.data() : nullptr;
+      args.ws_slice = int64_t(g.max_m) * g.gemm_n;
+      args.splits = splits;
+      args.accumulate = accumulate ? 1 : 0;
+      const auto kernel = disco::cuda::kern::conv_nhwc_bf16_kernel<NView, Tile>;
+      constexpr size_t smem = disco::cuda::kern::conv_nhwc_smem_bytes<Tile>();
+      if (smem > disco::cuda::kern::kSmemDefaultLimit &&
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess)
+        g_launch_failed = true;
+      const dim3 grid(unsigned((g.max_m + Tile::BM - 1) / Tile::BM), unsigned((g.gemm_n + Tile::BN - 1) / Tile::BN),
+                      unsigned(g.num_slots * splits));
+      if (disco_emu::launch(grid, Tile::kThreads, smem, reinterpret_cast<const void*>(kernel), [&] { kernel(args); }) !=
+          cudaSuccess)
+        g_launch_failed = true;
+      if (splits > 1) {  // the NCHW kernel's reduction: same workspace layout
+        ConvKernelArgs r{};
+        r.g = g;
+        r.out = out.data();
+        r.bias = args.bias;
+        r.ws = ws.data();
+        r.ws_slice = args.ws_slice;
+        r.splits = splits;
+        r.accumulate = args.accumulate;
+        disco_emu::launch(dim3(1), 32, [&] { disco::cuda::kern::conv_splitk_reduce_kernel<Out>(r); });
+      }
     }
   };
   run(false);
-  const double err = rel_l2(y, y_ref), err_bf16 = rel_l2(y, y_bf16);
+  const double err = rel_l2(out, want), err_bf16 = rel_l2(out, want_bf16);
   run(true);
-  std::vector<double> y2_bf16(y_bf16);
-  for (size_t i = 0; i < y2_bf16.size(); ++i) y2_bf16[i] += y_bf16[i];
-  const double err_acc = rel_l2(y, y2_bf16);
+  std::vector<double> want2(want_bf16);
+  for (size_t i = 0; i < want2.size(); ++i) want2[i] += want_bf16[i];
+  const double err_acc = rel_l2(out, want2);
   const bool ok = pack_ok && !g_launch_failed && err <= 5e-3 && err_bf16 <= 1e-5 && err_acc <= 1e-5;
   if (!ok) ++g_failures;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%-4s %-22s BF16 tile=%dx%dnhwc splits=%d  pack %s fprop %.2e, vs bf16 inputs %.2e, += %.2e  (tol 5e-3 / "
-              "1e-5, %.1fs)\n",
-              ok ? "ok" : "FAIL", name, Tile::BM, Tile::BN, splits, pack_ok ? "exact" : "WRONG", err, err_bf16, err_acc,
-              secs);
+  std::printf("%-4s %-22s BF16 tile=%dx%dnhwc splits=%d  pack %s %s %.2e, vs bf16 operands %.2e, += %.2e  (tol 5e-3 "
+              "/ 1e-5, %.1fs)\n",
+              ok ? "ok" : "FAIL", name, Tile::BM, Tile::BN, splits, pack_ok ? "exact" : "WRONG", dgrad ? "dgrad" : "fprop",
+              err, err_bf16, err_acc, secs);
   std::fflush(stdout);
   return 1;
 }
@@ -348,19 +369,38 @@ int main(int argc, char** argv) {
     if (runs & kPaired1) ncases += run_maths<ConvTileLargePaired>(c.name, c.p, 1, maths);
     if (runs & kPairedSplit) ncases += run_maths<ConvTileLargePaired>(c.name, c.p, 2, maths);
   }
-  // the channels-last BF16 fprop: 3 channels (one chunk a tap), 70 (9 chunks: slices across
-  // taps, a partial last chunk), odd maps, dilation, stride 3, several blocks in m and n
+  // the channels-last BF16 kernel, fprop and dgrad: 3 channels (one chunk a tap), 70 (9 chunks:
+  // slices across taps, a partial last chunk), odd maps, dilation, stride 3 (9 phases), 25
+  // phases (2 launches), phases without taps, several blocks in m and n
   using disco::cuda::kern::NhwcTileLarge;
   using disco::cuda::kern::NhwcTileSmall;
-  ncases += check_nhwc<NhwcTileSmall>("3->32 k4s2p1 @16 b2", make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1), 1);
-  ncases += check_nhwc<NhwcTileSmall>("70->25 k4s2p1 @4 b1", make_conv2d_problem(1, 70, 4, 4, 25, 4, 4, 2, 1), 3);
-  ncases += check_nhwc<NhwcTileLarge>("odd 5->6 k3 7x9", problem(2, 5, 7, 9, 6, 3, 3, 1, 1, 1, 1, 1, 1), 1);
-  ncases += check_nhwc<NhwcTileSmall>("dil2", problem(1, 4, 11, 10, 5, 3, 3, 1, 1, 2, 2, 2, 2), 1);
-  ncases += check_nhwc<NhwcTileSmall>("s3 k5", problem(2, 3, 13, 12, 4, 5, 5, 3, 3, 2, 2, 1, 1), 2);
-  ncases += check_nhwc<NhwcTileLarge>("130->140 k3 @5 b2", problem(2, 130, 5, 5, 140, 3, 3, 1, 1, 1, 1, 1, 1), 2);
+  const Conv2dProblem first = make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1);
+  const Conv2dProblem deep = make_conv2d_problem(1, 70, 4, 4, 25, 4, 4, 2, 1);
+  const Conv2dProblem odd = problem(2, 5, 7, 9, 6, 3, 3, 1, 1, 1, 1, 1, 1);
+  const Conv2dProblem dil = problem(1, 4, 11, 10, 5, 3, 3, 1, 1, 2, 2, 2, 2);
+  const Conv2dProblem s3 = problem(2, 3, 13, 12, 4, 5, 5, 3, 3, 2, 2, 1, 1);
+  const Conv2dProblem s5 = problem(1, 3, 12, 11, 4, 3, 3, 5, 5, 1, 1, 1, 1);
+  const Conv2dProblem s2k1 = problem(2, 8, 9, 9, 12, 1, 1, 2, 2, 0, 0, 1, 1);
+  const Conv2dProblem big = problem(2, 130, 5, 5, 140, 3, 3, 1, 1, 1, 1, 1, 1);
+  const Conv2dProblem convt = make_conv_transpose2d_problem(2, 40, 2, 2, 9, 4, 4, 2, 1, 0);
+  ncases += check_nhwc<NhwcFprop, NhwcTileSmall>("3->32 k4s2p1 @16 b2", first, 1);
+  ncases += check_nhwc<NhwcDgrad, NhwcTileSmall>("3->32 k4s2p1 @16 b2", first, 2);
+  ncases += check_nhwc<NhwcFprop, NhwcTileSmall>("70->25 k4s2p1 @4 b1", deep, 3);
+  ncases += check_nhwc<NhwcDgrad, NhwcTileLarge>("70->25 k4s2p1 @4 b1", deep, 1);
+  ncases += check_nhwc<NhwcFprop, NhwcTileLarge>("odd 5->6 k3 7x9", odd, 1);
+  ncases += check_nhwc<NhwcDgrad, NhwcTileSmall>("odd 5->6 k3 7x9", odd, 1);
+  ncases += check_nhwc<NhwcFprop, NhwcTileSmall>("dil2", dil, 1);
+  ncases += check_nhwc<NhwcDgrad, NhwcTileSmall>("dil2", dil, 2);
+  ncases += check_nhwc<NhwcFprop, NhwcTileSmall>("s3 k5", s3, 2);
+  ncases += check_nhwc<NhwcDgrad, NhwcTileSmall>("s3 k5", s3, 1);
+  ncases += check_nhwc<NhwcDgrad, NhwcTileSmall>("s5 25 phases", s5, 2);
+  ncases += check_nhwc<NhwcDgrad, NhwcTileSmall>("1x1 s2", s2k1, 1);
+  ncases += check_nhwc<NhwcDgrad, NhwcTileLarge>("convT 40->9 2x2->4x4", convt, 2);
+  ncases += check_nhwc<NhwcFprop, NhwcTileLarge>("130->140 k3 @5 b2", big, 2);
   if (full) {
-    ncases += check_nhwc<NhwcTileLarge>("3->32 k4s2p1 @16 b2", make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1), 2);
-    ncases += check_nhwc<NhwcTileSmall>("130->140 k3 @5 b2", problem(2, 130, 5, 5, 140, 3, 3, 1, 1, 1, 1, 1, 1), 1);
+    ncases += check_nhwc<NhwcFprop, NhwcTileLarge>("3->32 k4s2p1 @16 b2", first, 2);
+    ncases += check_nhwc<NhwcFprop, NhwcTileSmall>("130->140 k3 @5 b2", big, 1);
+    ncases += check_nhwc<NhwcDgrad, NhwcTileLarge>("130->140 k3 @5 b2", big, 2);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%s: %d of %d cases failed (%s list, %.0fs)\n", g_failures ? "FAILED" : "PASSED", g_failures, ncases,

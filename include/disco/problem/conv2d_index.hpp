@@ -543,26 +543,37 @@ struct WgradView {
   }
 };
 
-// ---- channels-last BF16 fprop (kernels/conv2d_nhwc.cuh) -------------------------------------
-// The kernel reads copies of x and w packed to channels-last BF16 with the channel count C
-// padded to Cp (a multiple of 8, zero channels past C):
-//   xp[n][h][w][c] (N x H x W x Cp)     wp[k][r][s][c] (K x R x S x Cp)
-// so the reduction runs over kr = (r S + s) Cp + c (Kred = R S Cp) in chunks of 8 channels of
-// one tap, chunk kc = kr / 8 = (r S + s) Cp8 + c8: 16 contiguous bytes of xp (one cp.async)
-// and of wp. M = N P Q, N = K and the output (NCHW float y) are fprop's: FpropView::c_off.
-// Offsets are in BF16 elements.
+// ---- channels-last BF16 views (kernels/conv2d_nhwc.cuh) -----------------------------------
+// The channels-last kernel reads copies of its operands packed to BF16 with the reduction's
+// channel count (fprop: C, dgrad: K) padded to a multiple of 8 (zero channels past it), so
+// its reduction runs tap-major over chunks of 8 channels of one tap -- 16 contiguous bytes of
+// both packed operands, one cp.async each:
+//   fprop  xp[n][h][w][Cp] (N x H x W x Cp)    wp[k][r][s][c]  (K x R x S x Cp)
+//          chunk kc = (r S + s) Cp8 + c8,  Kred = R S Cp
+//   dgrad  dyp[n][p][q][Kp] (N x P x Q x Kp)   wd[r][s][c][k]  (R x S x C x Kp)
+//          per phase: chunk kc = (th ntaps_w + tw) Kp8 + k8,  Kred = ntaps_h ntaps_w Kp
+// A thread's loader walks chunks kc0, kc0 + step, ... with a Cursor (no division per chunk);
+// A (a_chunk, per GEMM row) and B (b_chunk, per GEMM column) of one chunk share it. Offsets
+// are in BF16 elements, -1 where the implicit matrix holds a zero. M, N and the output are
+// those of the NCHW view (Out: FpropView / DgradView, whose c_off writes y / dx).
+DISCO_HOST_DEVICE int nhwc_padded_channels(int c) { return (c + 7) / 8 * 8; }
+
 struct NhwcFprop {
+  using Out = FpropView;
   static constexpr int kChunk = 8;  // channels per 16-byte chunk
-  DISCO_HOST_DEVICE static int padded_channels(int C) { return (C + kChunk - 1) / kChunk * kChunk; }
+  DISCO_HOST_DEVICE static int padded_channels(int C) { return nhwc_padded_channels(C); }
   DISCO_HOST_DEVICE static int chunks_per_tap(const Conv2dProblem& p) { return padded_channels(p.C) / kChunk; }
   DISCO_HOST_DEVICE static int gemm_k(const Conv2dProblem& p) { return p.R * p.S * padded_channels(p.C); }
-  DISCO_HOST_DEVICE static int chunks(const Conv2dProblem& p) { return p.R * p.S * chunks_per_tap(p); }
+  DISCO_HOST_DEVICE static int gemm_m(const ConvGemmParams& g, int) { return g.max_m; }
+  DISCO_HOST_DEVICE static int chunks(const ConvGemmParams& g, int) { return g.p.R * g.p.S * chunks_per_tap(g.p); }
+  // The largest reduction of the launch's GEMMs (padded): what the planner's k-tiles count.
+  DISCO_HOST_DEVICE static int max_gemm_k(const ConvGemmParams& g) { return gemm_k(g.p); }
   struct Row {
     int64_t base;  // (n H W) Cp
     int hb, wb;    // input row / column of tap (0, 0)
     bool valid;
   };
-  DISCO_HOST_DEVICE static Row row(const ConvGemmParams& g, int m) {
+  DISCO_HOST_DEVICE static Row row(const ConvGemmParams& g, int, int m) {
     Row r{0, 0, 0, false};
     if (m < 0 || m >= g.max_m) return r;
     int n, pq, pp, qq;
@@ -574,16 +585,16 @@ struct NhwcFprop {
     r.valid = true;
     return r;
   }
-  // A thread's walk over the chunks kc0, kc0 + step, ...: (r, s, c8) of kc kept incrementally.
+  // (r, s, c8) of the chunk; r >= R past the end of the reduction.
   struct Cursor {
     int c8, r, s;
   };
-  DISCO_HOST_DEVICE static Cursor cursor(const ConvGemmParams& g, int kc0) {
+  DISCO_HOST_DEVICE static Cursor cursor(const ConvGemmParams& g, int, int kc0) {
     const int cpt = chunks_per_tap(g.p);
     const int tap = kc0 / cpt;
     return Cursor{kc0 - tap * cpt, tap / g.p.S, tap % g.p.S};
   }
-  DISCO_HOST_DEVICE static void advance(const ConvGemmParams& g, Cursor& cur, int step) {
+  DISCO_HOST_DEVICE static void advance(const ConvGemmParams& g, int, Cursor& cur, int step) {
     const int cpt = chunks_per_tap(g.p);
     cur.c8 += step;
     while (cur.c8 >= cpt) {
@@ -594,26 +605,101 @@ struct NhwcFprop {
       }
     }
   }
-  // Offset of the chunk at the cursor in row `row` of A (into xp), or -1 where it is zero
-  // (padding, past the reduction, row out of range).
-  DISCO_HOST_DEVICE static int64_t a_chunk(const ConvGemmParams& g, const Row& row, const Cursor& cur) {
+  DISCO_HOST_DEVICE static int64_t a_chunk(const ConvGemmParams& g, int, const Row& row, const Cursor& cur) {
     if (!row.valid || cur.r >= g.p.R) return -1;
     const int h = row.hb + cur.r * g.p.dil_h, w = row.wb + cur.s * g.p.dil_w;
     if (h < 0 || h >= g.p.H || w < 0 || w >= g.p.W) return -1;
     return row.base + (int64_t(h) * g.p.W + w) * padded_channels(g.p.C) + kChunk * cur.c8;
   }
-  // Offset of chunk kc of filter n (into wp), or -1 past the filters / the reduction.
-  DISCO_HOST_DEVICE static int64_t b_chunk(const ConvGemmParams& g, int n, int kc) {
-    if (n < 0 || n >= g.gemm_n || kc < 0 || kc >= chunks(g.p)) return -1;
-    return int64_t(n) * gemm_k(g.p) + kChunk * kc;
+  // Filter n's chunk at the cursor (into wp).
+  DISCO_HOST_DEVICE static int64_t b_chunk(const ConvGemmParams& g, int, int n, const Cursor& cur) {
+    if (n < 0 || n >= g.gemm_n || cur.r >= g.p.R) return -1;
+    return int64_t(n) * gemm_k(g.p) + ((cur.r * g.p.S + cur.s) * chunks_per_tap(g.p) + cur.c8) * kChunk;
   }
-  // The packed layouts (the pack kernels and the tests): offset of x[n][c][h][w] in xp and of
-  // w[k][c][r][s] in wp.
+  // The packed layouts (pack kernels, tests): x[n][c][h][w] in xp, w[k][c][r][s] in wp.
   DISCO_HOST_DEVICE static int64_t xp_off(const Conv2dProblem& p, int n, int c, int h, int w) {
     return ((int64_t(n) * p.H + h) * p.W + w) * padded_channels(p.C) + c;
   }
   DISCO_HOST_DEVICE static int64_t wp_off(const Conv2dProblem& p, int k, int c, int r, int s) {
     return ((int64_t(k) * p.R + r) * p.S + s) * padded_channels(p.C) + c;
+  }
+};
+
+struct NhwcDgrad {
+  using Out = DgradView;
+  static constexpr int kChunk = 8;
+  DISCO_HOST_DEVICE static int padded_channels(int K) { return nhwc_padded_channels(K); }
+  DISCO_HOST_DEVICE static int chunks_per_tap(const Conv2dProblem& p) { return padded_channels(p.K) / kChunk; }
+  DISCO_HOST_DEVICE static int gemm_m(const ConvGemmParams& g, int slot) { return g.ph[slot].M; }
+  DISCO_HOST_DEVICE static int chunks(const ConvGemmParams& g, int slot) {
+    return g.ph[slot].h.ntaps * g.ph[slot].w.ntaps * chunks_per_tap(g.p);
+  }
+  DISCO_HOST_DEVICE static int max_gemm_k(const ConvGemmParams& g) {
+    int m = 0;
+    for (int s = 0; s < g.num_slots; ++s) m = chunks(g, s) > m ? chunks(g, s) : m;
+    return m * kChunk;
+  }
+  struct Row {
+    int64_t base;  // (n P Q) Kp
+    int i, j;      // the phase's input row / column index
+    bool valid;
+  };
+  DISCO_HOST_DEVICE static Row row(const ConvGemmParams& g, int slot, int m) {
+    Row r{0, 0, 0, false};
+    const DgradPhase& ph = g.ph[slot];
+    if (m < 0 || m >= ph.M) return r;
+    int n, ij;
+    ph.div_ij.divmod(m, n, ij);
+    ph.div_j.divmod(ij, r.i, r.j);
+    r.base = int64_t(n) * g.p.P * g.p.Q * padded_channels(g.p.K);
+    r.valid = true;
+    return r;
+  }
+  // (k8, th, tw) of the chunk; th >= ntaps_h past the end of the reduction.
+  struct Cursor {
+    int k8, th, tw;
+  };
+  DISCO_HOST_DEVICE static Cursor cursor(const ConvGemmParams& g, int slot, int kc0) {
+    const DgradPhase& ph = g.ph[slot];
+    const int cpt = chunks_per_tap(g.p);
+    if (ph.w.ntaps <= 0 || ph.h.ntaps <= 0) return Cursor{0, ph.h.ntaps, 0};  // no taps: past the end
+    const int tap = kc0 / cpt;
+    return Cursor{kc0 - tap * cpt, tap / ph.w.ntaps, tap % ph.w.ntaps};
+  }
+  DISCO_HOST_DEVICE static void advance(const ConvGemmParams& g, int slot, Cursor& cur, int step) {
+    const DgradPhase& ph = g.ph[slot];
+    if (ph.w.ntaps <= 0 || ph.h.ntaps <= 0) return;  // nothing is ever read
+    const int cpt = chunks_per_tap(g.p);
+    cur.k8 += step;
+    while (cur.k8 >= cpt) {
+      cur.k8 -= cpt;
+      if (++cur.tw == ph.w.ntaps) {
+        cur.tw = 0;
+        ++cur.th;
+      }
+    }
+  }
+  DISCO_HOST_DEVICE static int64_t a_chunk(const ConvGemmParams& g, int slot, const Row& row, const Cursor& cur) {
+    const DgradPhase& ph = g.ph[slot];
+    if (!row.valid || cur.th >= ph.h.ntaps) return -1;
+    const int pp = row.i + ph.h.in0 - cur.th * ph.h.in_step;
+    const int qq = row.j + ph.w.in0 - cur.tw * ph.w.in_step;
+    if (pp < 0 || pp >= g.p.P || qq < 0 || qq >= g.p.Q) return -1;
+    return row.base + (int64_t(pp) * g.p.Q + qq) * padded_channels(g.p.K) + kChunk * cur.k8;
+  }
+  // Input channel n's chunk at the cursor (into wd): tap (r, s) of the phase's (th, tw).
+  DISCO_HOST_DEVICE static int64_t b_chunk(const ConvGemmParams& g, int slot, int n, const Cursor& cur) {
+    const DgradPhase& ph = g.ph[slot];
+    if (n < 0 || n >= g.gemm_n || cur.th >= ph.h.ntaps) return -1;
+    const int r = ph.h.tap0 + cur.th * ph.h.tap_step, s = ph.w.tap0 + cur.tw * ph.w.tap_step;
+    return ((int64_t(r) * g.p.S + s) * g.p.C + n) * padded_channels(g.p.K) + kChunk * cur.k8;
+  }
+  // The packed layouts: dy[n][k][p][q] in dyp, w[k][c][r][s] in wd.
+  DISCO_HOST_DEVICE static int64_t dyp_off(const Conv2dProblem& p, int n, int k, int pp, int qq) {
+    return ((int64_t(n) * p.P + pp) * p.Q + qq) * padded_channels(p.K) + k;
+  }
+  DISCO_HOST_DEVICE static int64_t wd_off(const Conv2dProblem& p, int k, int c, int r, int s) {
+    return ((int64_t(r) * p.S + s) * p.C + c) * padded_channels(p.K) + k;
   }
 };
 
