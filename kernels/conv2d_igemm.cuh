@@ -588,6 +588,9 @@ __device__ __forceinline__ void conv_store_tile(const Args& args, int slot, cons
         float v = acc[i][j][e];
         if (direct) {
           const int64_t o = View::c_off(args.g, slot, row, col);
+          if constexpr (View::kSkipCols) {
+            if (o < 0) continue;  // a column that is not written (NhwcWgrad: a padded channel)
+          }
           if (args.bias) v += args.bias[col];
           if (args.accumulate) v += args.out[o];
           args.out[o] = v;
@@ -695,6 +698,9 @@ __global__ void __launch_bounds__(kBlock) conv_splitk_reduce_kernel(const __grid
     float v = 0.f;
     for (int s = 0; s < args.splits; ++s) v += w[int64_t(s) * args.ws_slice];
     const int64_t o = View::c_off(args.g, slot, row, col);
+    if constexpr (View::kSkipCols) {
+      if (o < 0) continue;
+    }
     if (args.bias) v += args.bias[col];
     if (args.accumulate) v += args.out[o];
     args.out[o] = v;

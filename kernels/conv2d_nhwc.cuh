@@ -1,6 +1,6 @@
 #pragma once
-// Channels-last BF16 implicit-GEMM convolution, forward (fprop) and data gradient (dgrad,
-// phase-decomposed like the NCHW kernel), for tensor cores (m16n8k16, FP32 accumulation):
+// Channels-last BF16 implicit-GEMM convolution, forward (fprop), data gradient (dgrad,
+// phase-decomposed like the NCHW kernel) and weight gradient (wgrad, at the end), for tensor cores (m16n8k16, FP32 accumulation):
 // BF16 math mode only, a tuning candidate of the launcher (src/cuda/conv_custom.cu, plans
 // "128x128nhwc" / "64x64nhwc").
 //
@@ -115,6 +115,24 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row_ad
                : "r"(s));
 #elif defined(DISCO_KERNEL_EMULATION)
   disco_emu_ldmatrix_x4(r, row_addr);
+#else
+  (void)row_addr;
+  r[0] = r[1] = r[2] = r[3] = 0;
+  __trap();
+#endif
+}
+
+// The same with .trans: r[i] receives the two 16-bit elements in column lane / 4 of matrix i,
+// rows 2 (lane % 4) and 2 (lane % 4) + 1 (low half: the first) -- the fragment of the
+// transposed 8 x 8 matrix, for operands stored with the mma's k as rows.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row_addr) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row_addr));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+#elif defined(DISCO_KERNEL_EMULATION)
+  disco_emu_ldmatrix_x4_trans(r, row_addr);
 #else
   (void)row_addr;
   r[0] = r[1] = r[2] = r[3] = 0;
@@ -286,6 +304,119 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_bf16_kernel(const __
   }
 
   conv_store_tile<typename View::Out, MI, NI>(args, slot, acc, m0 + wm0, n0 + wn0, lane, M, N);
+}
+
+// ---- weight gradient ----------------------------------------------------------------------------------
+// The GEMM of convidx::NhwcWgrad: rows the filters k (dyp), columns (r, s, c) (xp), reduction
+// over dy's pixels. Both packed operands are contiguous along their GEMM dimension, so the
+// tiles are stored k-major -- As[BK][BM], Bs[BK][BN], one row per reduction index, 16-byte
+// chunks of 8 rows / columns, chunk j of row k at position (j & ~7) | ((j ^ k) & 7) -- and the
+// fragments come from ldmatrix.x4.trans (8 consecutive k rows at one chunk: 8 distinct bank
+// groups; a quarter warp's 8 stores: 8 chunks of one row, distinct too). Loader: a thread owns
+// one chunk column of A (8 rows m) and one of B (8 columns, tap and channel chunk decoded
+// once) and BK / (threads / chunks a row) reduction rows; per slice it decodes each of its B
+// rows' pixel (n, p, q). Grid (ceil(K / BM), ceil(R S Cp / BN), splits); the NCHW kernel's
+// epilogue and split-K reduction with the NhwcWgrad view (columns of padded channels skipped).
+__host__ __device__ constexpr int nhwc_kmajor_swizzle(int row, int chunk, int chunks_per_row) {
+  return (row * chunks_per_row + ((chunk & ~7) | ((chunk ^ row) & 7))) * 8;
+}
+
+template <class Tile>
+__global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_bf16_kernel(const __grid_constant__ NhwcConvArgs args) {
+  using V = convidx::NhwcWgrad;
+  constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, STAGES = Tile::STAGES;
+  constexpr int MI = Tile::MI, NI = Tile::NI;
+  constexpr int AW = BM / 8, BW = BN / 8;                                   // chunks per k row
+  constexpr int A_RPP = Tile::kThreads / AW, B_RPP = Tile::kThreads / BW;  // k rows per pass
+  static_assert(AW % 8 == 0 && BW % 8 == 0, "whole swizzle groups of 8 chunks");
+  static_assert(Tile::kThreads % AW == 0 && Tile::kThreads % BW == 0 && BK % A_RPP == 0 && BK % B_RPP == 0,
+                "whole loader passes");
+  DISCO_DYNAMIC_SMEM(smem);  // conv_nhwc_smem_bytes<Tile>(): As[STAGES][BK][BM], Bs[STAGES][BK][BN]
+  __nv_bfloat16* const As = reinterpret_cast<__nv_bfloat16*>(smem);
+  __nv_bfloat16* const Bs = As + STAGES * BM * BK;
+
+  const convidx::ConvGemmParams& g = args.g;
+  const int M = V::gemm_m(g, 0), N = g.gemm_n, kred = V::max_gemm_k(g);
+  const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
+  if (m0 >= M || n0 >= N) return;
+  int kt_begin, kt_end;
+  convidx::splitk_range((kred + BK - 1) / BK, args.splits, int(blockIdx.z), kt_begin, kt_end);
+  const int nkt = kt_end - kt_begin;
+
+  const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int wm0 = (warp / Tile::WARPS_N) * Tile::WM;
+  const int wn0 = (warp % Tile::WARPS_N) * Tile::WN;
+
+  const int aj = tid % AW, ar = tid / AW, bj = tid % BW, br = tid / BW;
+  const int am = m0 + 8 * aj;
+  const V::Col col = V::col(g, n0 + 8 * bj);
+  const auto load = [&](int stage, int kbase) {
+    __nv_bfloat16* const as = As + stage * BM * BK;
+    __nv_bfloat16* const bs = Bs + stage * BN * BK;
+#pragma unroll
+    for (int i = 0; i < BK / A_RPP; ++i) {
+      const int k = ar + A_RPP * i;
+      const int64_t off = V::a_chunk(g, kbase + k, am);
+      cp_async_16(as + nhwc_kmajor_swizzle(k, aj, AW), args.a + (off >= 0 ? off : 0), off >= 0);
+    }
+#pragma unroll
+    for (int i = 0; i < BK / B_RPP; ++i) {
+      const int k = br + B_RPP * i;
+      const int64_t off = V::b_chunk(g, V::pix(g, kbase + k), col);
+      cp_async_16(bs + nhwc_kmajor_swizzle(k, bj, BW), args.b + (off >= 0 ? off : 0), off >= 0);
+    }
+  };
+
+  float acc[MI][NI][4];
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+  // ldmatrix.trans rows (per lane): A block i at k-half kh: k row 16 kh + 8 (lane / 16) +
+  // lane % 8, chunk (wm0 + 16 i) / 8 + (lane / 8) % 2 -> a[i][0..3] = m 0-7 / 8-15 x k 0-7 / 8-15.
+  // B pair jj: k row 16 kh + 8 ((lane / 8) % 2) + lane % 8, chunk (wn0 + 16 jj) / 8 + lane / 16 ->
+  // b[2 jj][0..1], b[2 jj + 1][0..1].
+  const int a_k = 8 * (lane >> 4) + (lane & 7), a_c = wm0 / 8 + ((lane >> 3) & 1);
+  const int b_k = 8 * ((lane >> 3) & 1) + (lane & 7), b_c = wn0 / 8 + (lane >> 4);
+
+#pragma unroll
+  for (int st = 0; st < STAGES - 1; ++st) {
+    if (st < nkt) load(st, (kt_begin + st) * BK);
+    cp_async_commit();
+  }
+  for (int i = 0; i < nkt; ++i) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    if (i + STAGES - 1 < nkt) load((i + STAGES - 1) % STAGES, (kt_begin + i + STAGES - 1) * BK);
+    cp_async_commit();
+    const __nv_bfloat16* const as = As + (i % STAGES) * BM * BK;
+    const __nv_bfloat16* const bs = Bs + (i % STAGES) * BN * BK;
+#pragma unroll
+    for (int kh = 0; kh < BK / 16; ++kh) {
+      uint32_t a[MI][4], b[NI][2];
+#pragma unroll
+      for (int i2 = 0; i2 < MI; ++i2)
+        ldmatrix_x4_trans(a[i2], as + nhwc_kmajor_swizzle(16 * kh + a_k, a_c + 2 * i2, AW));
+#pragma unroll
+      for (int jj = 0; jj < NI / 2; ++jj) {
+        uint32_t r[4];
+        ldmatrix_x4_trans(r, bs + nhwc_kmajor_swizzle(16 * kh + b_k, b_c + 2 * jj, BW));
+        b[2 * jj][0] = r[0];
+        b[2 * jj][1] = r[1];
+        b[2 * jj + 1][0] = r[2];
+        b[2 * jj + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int i2 = 0; i2 < MI; ++i2)
+#pragma unroll
+        for (int j = 0; j < NI; ++j) mma_bf16_16x8x16(acc[i2][j], a[i2], b[j]);
+    }
+  }
+
+  conv_store_tile<V, MI, NI>(args, 0, acc, m0 + wm0, n0 + wn0, lane, M, N);
 }
 
 }  // namespace kern

@@ -6,8 +6,8 @@
 // large tile with the paired A layout (a tuning candidate only) = 33, + the thin kernel for GEMMs of
 // <= 4 columns and its 32-column form (fprop, dgrad; FP32 FMA in every mode) = 37, + the
 // small-output wgrad kernel = 38, + 3 directions x 3 math modes x the 3 tiles with the grouped
-// loaders (tuning candidates) = 65, + the channels-last BF16 kernel for fprop and dgrad in
-// 2 tiles (kernels/conv2d_nhwc.cuh, tuning candidates) = 69, + its 3 pack kernels,
+// loaders (tuning candidates) = 65, + the channels-last BF16 kernels for fprop, dgrad and
+// wgrad in 2 tiles (kernels/conv2d_nhwc.cuh, tuning candidates) = 71, + their 3 pack kernels,
 // + 3 split-K reductions, and
 // the launch plans (tile shape, split-K): a heuristic, or per-layer tuning (conv_autotune).
 #include <algorithm>
@@ -100,7 +100,7 @@ void launch_math(ConvMath math, const kern::ConvKernelArgs& args, dim3 grid) {
 // reduction indices), for problems whose view has groups (groups_ok), every math mode; tuning
 // only.
 // NhwcLarge / NhwcSmall: the channels-last BF16 kernel (conv2d_nhwc.cuh; its operands packed
-// to BF16 channels-last per launch, which the plan's time includes), BF16 fprop and dgrad only;
+// to BF16 channels-last per launch, which the plan's time includes), BF16 only, every direction;
 // tuning only.
 enum class TileKind : int {
   Large = 0,
@@ -175,16 +175,23 @@ struct LaunchPlan {
 };
 bool operator==(const LaunchPlan& a, const LaunchPlan& b) { return a.tile == b.tile && a.splits == b.splits; }
 
+// The GEMM's columns as the tile kind runs it: the channels-last wgrad has R S Cp (its channels
+// padded to a multiple of 8), the others gemm_n.
+int gemm_n_of(const convidx::ConvGemmParams& g, TileKind t) {
+  return is_nhwc(t) && g.kind == int(ConvKind::Wgrad) ? convidx::NhwcWgrad::gemm_n(g.p) : g.gemm_n;
+}
+
 int64_t output_tiles(const convidx::ConvGemmParams& g, TileKind t) {
   if (t == TileKind::SmallOut) return g.num_slots;  // one block holds the whole output
   const TileDims d = tile_dims(t);
-  return int64_t((g.max_m + d.bm - 1) / d.bm) * ((g.gemm_n + d.bn - 1) / d.bn) * g.num_slots;
+  return int64_t((g.max_m + d.bm - 1) / d.bm) * ((gemm_n_of(g, t) + d.bn - 1) / d.bn) * g.num_slots;
 }
 // (The channels-last kernel reduces over its channels padded to a multiple of 8.)
 int64_t k_tiles(const convidx::ConvGemmParams& g, TileKind t) {
   const int64_t kred = !is_nhwc(t) ? g.max_kred
                        : g.kind == int(ConvKind::Fprop) ? convidx::NhwcFprop::max_gemm_k(g)
-                                                         : convidx::NhwcDgrad::max_gemm_k(g);
+                       : g.kind == int(ConvKind::Dgrad) ? convidx::NhwcDgrad::max_gemm_k(g)
+                                                         : convidx::NhwcWgrad::max_gemm_k(g);
   return (kred + tile_dims(t).bk - 1) / tile_dims(t).bk;
 }
 
@@ -193,7 +200,7 @@ int64_t k_tiles(const convidx::ConvGemmParams& g, TileKind t) {
 // grid z within 65535.
 int64_t max_splits(const convidx::ConvGemmParams& g, TileKind t) {
   int64_t s = std::min<int64_t>(k_tiles(g, t) / 2, t == TileKind::SmallOut ? 1024 : 64);
-  const int64_t slice = int64_t(g.max_m) * g.gemm_n * g.num_slots;
+  const int64_t slice = int64_t(g.max_m) * gemm_n_of(g, t) * g.num_slots;
   s = std::min<int64_t>(s, (int64_t(256) << 20) / (4 * std::max<int64_t>(slice, 1)));
   s = std::min<int64_t>(s, 65535 / std::max(g.num_slots, 1));
   return std::max<int64_t>(s, 1);
@@ -290,24 +297,26 @@ bool groups_ok(const convidx::ConvGemmParams& g) {
   return false;
 }
 
-// Can the channels-last BF16 kernel run this launch? BF16 fprop or dgrad whose packed
-// operand's pixels fit 32-bit indices and whose pack grid fits (the GEMM's own coordinates are
-// checked for every problem).
+// Can the channels-last BF16 kernels run this launch? BF16, packed operands whose pixels fit
+// 32-bit indices and a pack grid that fits (the GEMM's own coordinates are checked for every
+// problem; the wgrad's padded columns R S Cp too).
 bool nhwc_fits(const convidx::ConvGemmParams& g, ConvMath math) {
   const Conv2dProblem& p = g.p;
+  const int64_t lim = int64_t(1) << 31;
   if (math != ConvMath::BF16 || p.N > 65535) return false;
-  if (g.kind == int(ConvKind::Fprop)) return int64_t(p.N) * p.H * p.W < (int64_t(1) << 31);
-  if (g.kind == int(ConvKind::Dgrad)) return int64_t(p.N) * p.P * p.Q < (int64_t(1) << 31);
-  return false;
+  if (g.kind == int(ConvKind::Fprop)) return int64_t(p.N) * p.H * p.W < lim;
+  if (g.kind == int(ConvKind::Dgrad)) return int64_t(p.N) * p.P * p.Q < lim;
+  return int64_t(p.N) * p.H * p.W < lim && int64_t(p.N) * p.P * p.Q < lim &&
+         int64_t(p.R) * p.S * convidx::nhwc_padded_channels(p.C) < lim;
 }
 
 // What tuning tries: every tile at no split, its heuristic split, and half / twice that; where
 // the view has groups (groups_ok), the grouped form of each of these tile plans; for
 // TF32 / BF16 then the paired large tile at the large tile's splits (appended after every plan
 // FP32 has, so candidate i names the same plan in every math mode for i below the FP32 count);
-// for BF16 fprop and dgrad last the channels-last kernel's two tiles at no split, their
-// heuristic split and half / twice that (the large one where it fits the device and N > 32;
-// neither for GEMMs of <= 4 columns, the thin kernel's).
+// for BF16 last the channels-last kernels' two tiles at no split, their heuristic split and
+// half / twice that (the large one where it fits the device and M, N > 32; neither for GEMMs
+// of <= 4 columns, the thin kernel's).
 std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMath math) {
   const int sms = device_sm_count();
   std::vector<LaunchPlan> c = {plan_heuristic(g)};
@@ -344,7 +353,7 @@ std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMa
   }
   if (nhwc_fits(g, math) && g.gemm_n > kern::kThinN) {
     for (TileKind t : {TileKind::NhwcLarge, TileKind::NhwcSmall}) {
-      if (t == TileKind::NhwcLarge && (!large_tile_fits_device() || g.gemm_n <= 32)) continue;
+      if (t == TileKind::NhwcLarge && (!large_tile_fits_device() || g.gemm_n <= 32 || g.max_m <= 32)) continue;
       const int h = heuristic_splits(g, t, sms);
       add(t, 1);
       add(t, h);
@@ -416,6 +425,57 @@ void launch_nhwc_tile(const kern::ConvKernelArgs& args, const __nv_bfloat16* a, 
   DISCO_CUDA_CHECK_LAUNCH();
 }
 
+// Packs x or dy (N x ch x hw float) to BF16 channels-last (N x hw x chp) in `dst`.
+void pack_activation(const float* src, __nv_bfloat16* dst, int n, int ch, int chp, int64_t hw, TileKind t) {
+  const dim3 pg(unsigned((hw + kern::kPackPix - 1) / kern::kPackPix), unsigned((chp + kern::kPackCh - 1) / kern::kPackCh),
+                unsigned(n));
+  DISCO_CHECK(pg.y <= 65535 && pg.z <= 65535, "conv (custom): ", tile_name(t), ": too many channels or images (",
+              ch, " channels, N=", n, ") for the pack grid");
+  kern::pack_nhwc_bf16_kernel<<<pg, kern::kPackThreads, 0, detail::stream()>>>(src, dst, ch, chp, int(hw));
+  DISCO_CUDA_CHECK_LAUNCH();
+}
+
+// The channels-last weight gradient: packs dy (a_src) and x (b_src), runs the kernel on `grid`
+// (args.g.gemm_n: the padded R S Cp columns).
+void run_nhwc_wgrad(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
+  const Conv2dProblem& p = args.g.p;
+  const int Kp = convidx::nhwc_padded_channels(p.K), Cp = convidx::nhwc_padded_channels(p.C);
+  detail::Scratch dyp(sizeof(__nv_bfloat16) * size_t(p.N) * size_t(p.P) * size_t(p.Q) * size_t(Kp));
+  detail::Scratch xp(sizeof(__nv_bfloat16) * size_t(p.N) * size_t(p.H) * size_t(p.W) * size_t(Cp));
+  pack_activation(args.a_src, dyp.as<__nv_bfloat16>(), p.N, p.K, Kp, int64_t(p.P) * p.Q, t);
+  pack_activation(args.b_src, xp.as<__nv_bfloat16>(), p.N, p.C, Cp, int64_t(p.H) * p.W, t);
+  const auto launch = [&](auto tile) {
+    using Tile = decltype(tile);
+    constexpr size_t smem = kern::conv_nhwc_smem_bytes<Tile>();
+    const auto kernel = kern::conv_wgrad_nhwc_bf16_kernel<Tile>;
+    if constexpr (smem > kern::kSmemDefaultLimit) {
+      static std::atomic<uint64_t> opted_in{0};  // as launch_tile
+      const int dev = current_device_id();
+      const uint64_t bit = dev >= 0 && dev < 64 ? uint64_t(1) << dev : 0;
+      if (!bit || !(opted_in.load(std::memory_order_acquire) & bit)) {
+        DISCO_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+        opted_in.fetch_or(bit, std::memory_order_release);
+      }
+    }
+    kern::NhwcConvArgs na{};
+    na.g = args.g;
+    na.a = dyp.as<__nv_bfloat16>();
+    na.b = xp.as<__nv_bfloat16>();
+    na.out = args.out;
+    na.bias = nullptr;
+    na.ws = args.ws;
+    na.ws_slice = args.ws_slice;
+    na.splits = args.splits;
+    na.accumulate = args.accumulate;
+    kern::conv_wgrad_nhwc_bf16_kernel<Tile><<<grid, Tile::kThreads, smem, detail::stream()>>>(na);
+    DISCO_CUDA_CHECK_LAUNCH();
+  };
+  if (t == TileKind::NhwcLarge)
+    launch(kern::NhwcTileLarge{});
+  else
+    launch(kern::NhwcTileSmall{});
+}
+
 // Packs the launch's operands to BF16 channels-last in scratch -- fprop: x (a_src) and w
 // (b_src); dgrad: dy (a_src) and w (b_src) -- and runs the kernel.
 template <class NView>
@@ -428,13 +488,7 @@ void run_nhwc(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
   detail::Scratch ap(sizeof(__nv_bfloat16) * size_t(p.N) * size_t(hw) * size_t(chp));
   const int64_t wtotal = int64_t(p.R) * p.S * (fprop ? int64_t(p.K) : int64_t(p.C)) * chp;
   detail::Scratch bp(sizeof(__nv_bfloat16) * size_t(wtotal));
-  const dim3 pg(unsigned((hw + kern::kPackPix - 1) / kern::kPackPix), unsigned((chp + kern::kPackCh - 1) / kern::kPackCh),
-                unsigned(p.N));
-  DISCO_CHECK(pg.y <= 65535 && pg.z <= 65535, "conv (custom): ", tile_name(t), ": too many channels or images (",
-              ch, " channels, N=", p.N, ") for the pack grid");
-  kern::pack_nhwc_bf16_kernel<<<pg, kern::kPackThreads, 0, detail::stream()>>>(args.a_src, ap.as<__nv_bfloat16>(), ch,
-                                                                               chp, int(hw));
-  DISCO_CUDA_CHECK_LAUNCH();
+  pack_activation(args.a_src, ap.as<__nv_bfloat16>(), p.N, ch, chp, hw, t);
   if constexpr (fprop) {
     kern::pack_weights_nhwc_bf16_kernel<<<detail::grid_for(wtotal), kern::kBlock, 0, detail::stream()>>>(
         args.b_src, bp.as<__nv_bfloat16>(), p.C, chp, p.R * p.S, wtotal);
@@ -450,9 +504,11 @@ void run_nhwc(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
 }
 
 template <class View>
-void run_custom_launch(const convidx::ConvGemmParams& g, const LaunchPlan& pl, const float* a, const float* b,
+void run_custom_launch(const convidx::ConvGemmParams& g_in, const LaunchPlan& pl, const float* a, const float* b,
                        float* out, const float* bias, bool accumulate, ConvMath math) {
-  if (g.max_m <= 0 || g.gemm_n <= 0 || g.num_slots <= 0) return;
+  if (g_in.max_m <= 0 || g_in.gemm_n <= 0 || g_in.num_slots <= 0) return;
+  convidx::ConvGemmParams g = g_in;
+  g.gemm_n = gemm_n_of(g_in, pl.tile);  // the channels-last wgrad's padded columns
   kern::ConvKernelArgs args{};
   args.g = g;
   args.a_src = a;
@@ -501,12 +557,13 @@ void run_custom_launch(const convidx::ConvGemmParams& g, const LaunchPlan& pl, c
     DISCO_CHECK(gx < (int64_t(1) << 31), "conv (custom): GEMM M too large");
     const dim3 grid(unsigned(gx), unsigned(gy), unsigned(g.num_slots * pl.splits));
     if (is_nhwc(pl.tile)) {
-      DISCO_CHECK(nhwc_fits(g, math), "conv (custom): ", tile_name(pl.tile),
-                  " runs BF16 forward and data-gradient convolutions only");
+      DISCO_CHECK(nhwc_fits(g, math), "conv (custom): ", tile_name(pl.tile), " runs BF16 convolutions only");
       if constexpr (std::is_same_v<View, convidx::FpropView>)
         run_nhwc<convidx::NhwcFprop>(pl.tile, args, grid);
       else if constexpr (std::is_same_v<View, convidx::DgradView>)
         run_nhwc<convidx::NhwcDgrad>(pl.tile, args, grid);
+      else
+        run_nhwc_wgrad(pl.tile, args, grid);
     } else {
       switch (math) {
         case ConvMath::FP32: launch_tile_kind<View, ConvMath::FP32>(pl.tile, args, grid); break;
@@ -517,7 +574,11 @@ void run_custom_launch(const convidx::ConvGemmParams& g, const LaunchPlan& pl, c
   }
   if (pl.splits > 1) {
     const int64_t total = args.ws_slice * g.num_slots;
-    kern::conv_splitk_reduce_kernel<View><<<detail::grid_for(total), kern::kBlock, 0, detail::stream()>>>(args);
+    if (is_nhwc(pl.tile) && std::is_same_v<View, convidx::WgradView>)  // its (r, s, c) columns
+      kern::conv_splitk_reduce_kernel<convidx::NhwcWgrad><<<detail::grid_for(total), kern::kBlock, 0, detail::stream()>>>(
+          args);
+    else
+      kern::conv_splitk_reduce_kernel<View><<<detail::grid_for(total), kern::kBlock, 0, detail::stream()>>>(args);
     DISCO_CUDA_CHECK_LAUNCH();
   }
 }

@@ -281,6 +281,76 @@ int check_nhwc(const char* name, const Conv2dProblem& p, int splits) {
   return 1;
 }
 
+// The channels-last weight gradient (conv_wgrad_nhwc_bf16_kernel, convidx::NhwcWgrad): dy and
+// x packed by the pack kernel (checked bit for bit by check_pack), then the kernel (plus the
+// split-K reduction with the NhwcWgrad view) against the double reference (5e-3) and the
+// double wgrad of the BF16-rounded operands (1e-5); then accumulating onto that result.
+template <class Tile>
+int check_nhwc_wgrad(const char* name, const Conv2dProblem& p, int splits) {
+  using disco::cuda::kern::NhwcConvArgs;
+  const auto t0 = std::chrono::steady_clock::now();
+  g_launch_failed = false;
+  const auto x = random_vec(p.x_size()), w = random_vec(p.w_size()), dy = random_vec(p.y_size());
+  std::vector<float> xr(x), dyr(dy);
+  for (auto& v : xr) v = bf16_round(v);
+  for (auto& v : dyr) v = bf16_round(v);
+  const auto want = ref::conv2d_wgrad(p, to_double(x), to_double(dy));
+  const auto want_bf16 = ref::conv2d_wgrad(p, to_double(xr), to_double(dyr));
+  std::vector<__nv_bfloat16> dyp, xp, unused;
+  const bool pack_ok = check_pack(p, true, dyp, unused, dy, w) && check_pack(p, false, xp, unused, x, w);
+
+  auto g = make_conv_gemm_params(p, ConvKind::Wgrad);
+  g.gemm_n = NhwcWgrad::gemm_n(p);  // as the launcher: the padded (r, s, c) columns
+  std::vector<float> out(want.size(), NAN);
+  const auto run = [&](bool accumulate) {
+    std::vector<float> ws(splits > 1 ? size_t(g.max_m) * g.gemm_n * splits : 0, NAN);
+    NhwcConvArgs args{};
+    args.g = g;
+    args.a = dyp.data();
+    args.b = xp.data();
+    args.out = out.data();
+    args.ws = splits > 1 ? ws.data() : nullptr;
+    args.ws_slice = int64_t(g.max_m) * g.gemm_n;
+    args.splits = splits;
+    args.accumulate = accumulate ? 1 : 0;
+    const auto kernel = disco::cuda::kern::conv_wgrad_nhwc_bf16_kernel<Tile>;
+    constexpr size_t smem = disco::cuda::kern::conv_nhwc_smem_bytes<Tile>();
+    if (smem > disco::cuda::kern::kSmemDefaultLimit &&
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess)
+      g_launch_failed = true;
+    const dim3 grid(unsigned((g.max_m + Tile::BM - 1) / Tile::BM), unsigned((g.gemm_n + Tile::BN - 1) / Tile::BN),
+                    unsigned(splits));
+    if (disco_emu::launch(grid, Tile::kThreads, smem, reinterpret_cast<const void*>(kernel), [&] { kernel(args); }) !=
+        cudaSuccess)
+      g_launch_failed = true;
+    if (splits > 1) {
+      ConvKernelArgs r{};
+      r.g = g;
+      r.out = out.data();
+      r.ws = ws.data();
+      r.ws_slice = args.ws_slice;
+      r.splits = splits;
+      r.accumulate = args.accumulate;
+      disco_emu::launch(dim3(1), 32, [&] { disco::cuda::kern::conv_splitk_reduce_kernel<NhwcWgrad>(r); });
+    }
+  };
+  run(false);
+  const double err = rel_l2(out, want), err_bf16 = rel_l2(out, want_bf16);
+  run(true);
+  std::vector<double> want2(want_bf16);
+  for (size_t i = 0; i < want2.size(); ++i) want2[i] += want_bf16[i];
+  const double err_acc = rel_l2(out, want2);
+  const bool ok = pack_ok && !g_launch_failed && err <= 5e-3 && err_bf16 <= 1e-5 && err_acc <= 1e-5;
+  if (!ok) ++g_failures;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%-4s %-22s BF16 tile=%dx%dnhwc splits=%d  pack %s wgrad %.2e, vs bf16 operands %.2e, += %.2e  (tol 5e-3 "
+              "/ 1e-5, %.1fs)\n",
+              ok ? "ok" : "FAIL", name, Tile::BM, Tile::BN, splits, pack_ok ? "exact" : "WRONG", err, err_bf16, err_acc,
+              secs);
+  std::fflush(stdout);
+  return 1;
+}
+
 enum Maths : unsigned { kFP32 = 1, kTF32 = 2, kBF16 = 4, kAllMaths = 7 };
 
 // Returns the number of cases run. Tiles with the paired A layout run TF32 / BF16 only (FP32 has
@@ -369,7 +439,7 @@ int main(int argc, char** argv) {
     if (runs & kPaired1) ncases += run_maths<ConvTileLargePaired>(c.name, c.p, 1, maths);
     if (runs & kPairedSplit) ncases += run_maths<ConvTileLargePaired>(c.name, c.p, 2, maths);
   }
-  // the channels-last BF16 kernel, fprop and dgrad: 3 channels (one chunk a tap), 70 (9 chunks:
+  // the channels-last BF16 kernels, fprop, dgrad and wgrad: 3 channels (one chunk a tap), 70 (9 chunks:
   // slices across taps, a partial last chunk), odd maps, dilation, stride 3 (9 phases), 25
   // phases (2 launches), phases without taps, several blocks in m and n
   using disco::cuda::kern::NhwcTileLarge;
@@ -397,7 +467,14 @@ int main(int argc, char** argv) {
   ncases += check_nhwc<NhwcDgrad, NhwcTileSmall>("1x1 s2", s2k1, 1);
   ncases += check_nhwc<NhwcDgrad, NhwcTileLarge>("convT 40->9 2x2->4x4", convt, 2);
   ncases += check_nhwc<NhwcFprop, NhwcTileLarge>("130->140 k3 @5 b2", big, 2);
+  ncases += check_nhwc_wgrad<NhwcTileSmall>("3->32 k4s2p1 @16 b2", first, 4);
+  ncases += check_nhwc_wgrad<NhwcTileLarge>("70->25 k4s2p1 @4 b1", deep, 1);
+  ncases += check_nhwc_wgrad<NhwcTileSmall>("odd 5->6 k3 7x9", odd, 3);
+  ncases += check_nhwc_wgrad<NhwcTileSmall>("dil2", dil, 1);
+  ncases += check_nhwc_wgrad<NhwcTileSmall>("s3 k5", s3, 2);
+  ncases += check_nhwc_wgrad<NhwcTileLarge>("convT 40->9 2x2->4x4", convt, 2);
   if (full) {
+    ncases += check_nhwc_wgrad<NhwcTileLarge>("130->140 k3 @5 b2", big, 2);
     ncases += check_nhwc<NhwcFprop, NhwcTileLarge>("3->32 k4s2p1 @16 b2", first, 2);
     ncases += check_nhwc<NhwcFprop, NhwcTileSmall>("130->140 k3 @5 b2", big, 1);
     ncases += check_nhwc<NhwcDgrad, NhwcTileLarge>("130->140 k3 @5 b2", big, 2);

@@ -315,7 +315,9 @@ inline void mma_m16n8(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)
 // row l / 4 of matrix i. Each lane deposits its row address in the shuffle slots and waits at
 // the warp barrier; then each lane reads its words. Between two warp collectives a lane of the
 // kernels only multiplies, so no lane writes the rows before all have read them.
-inline void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) {
+// .trans: lane l receives in register i the elements of column l / 4 of matrix i, rows 2 (l % 4)
+// (low 16 bits) and 2 (l % 4) + 1 (high 16 bits).
+inline void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr, bool trans = false) {
   if ((block_dim.x & 31u) != 0) fail("ldmatrix in a partial warp");
   const int lane = int(thread_idx.x) & 31, warp = int(thread_idx.x) >> 5;
   if ((reinterpret_cast<uintptr_t>(row_addr) & 15u) != 0) fail("ldmatrix: row address not 16-byte aligned");
@@ -323,8 +325,17 @@ inline void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) {
   slots[lane] = uint64_t(reinterpret_cast<uintptr_t>(row_addr));
   pthread_barrier_wait(&warp_barrier[warp]);
   for (int i = 0; i < 4; ++i) {
-    const auto* row = reinterpret_cast<const unsigned char*>(uintptr_t(slots[8 * i + lane / 4]));
-    std::memcpy(&r[i], row + 4 * (lane % 4), 4);
+    if (!trans) {
+      const auto* row = reinterpret_cast<const unsigned char*>(uintptr_t(slots[8 * i + lane / 4]));
+      std::memcpy(&r[i], row + 4 * (lane % 4), 4);
+    } else {
+      uint16_t e[2];
+      for (int h = 0; h < 2; ++h) {
+        const auto* row = reinterpret_cast<const unsigned char*>(uintptr_t(slots[8 * i + 2 * (lane % 4) + h]));
+        std::memcpy(&e[h], row + 2 * (lane / 4), 2);
+      }
+      r[i] = uint32_t(e[0]) | (uint32_t(e[1]) << 16);
+    }
   }
 }
 
@@ -360,4 +371,7 @@ inline void disco_emu_mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint
   disco_emu::mma_m16n8<true>(c, a, b);
 }
 inline void disco_emu_ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) { disco_emu::ldmatrix_x4(r, row_addr); }
+inline void disco_emu_ldmatrix_x4_trans(uint32_t (&r)[4], const void* row_addr) {
+  disco_emu::ldmatrix_x4(r, row_addr, true);
+}
 #define DISCO_KERNEL_EMULATION 1

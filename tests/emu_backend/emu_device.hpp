@@ -43,7 +43,7 @@ float shfl_xor(float v, unsigned mask, int lane_mask, int width);
 double shfl_xor(double v, unsigned mask, int lane_mask, int width);
 void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
 void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
-void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr);
+void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr, bool trans);
 
 // Runs body(ctx) as every thread of every block of the grid, with `smem` bytes of dynamic
 // shared memory (emu_runtime.cpp).
@@ -115,7 +115,10 @@ inline void disco_emu_mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint
 inline void disco_emu_mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   ::disco_emu::mma_bf16(c, a, b);
 }
-inline void disco_emu_ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) { ::disco_emu::ldmatrix_x4(r, row_addr); }
+inline void disco_emu_ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) { ::disco_emu::ldmatrix_x4(r, row_addr, false); }
+inline void disco_emu_ldmatrix_x4_trans(uint32_t (&r)[4], const void* row_addr) {
+  ::disco_emu::ldmatrix_x4(r, row_addr, true);
+}
 // The typed form, which <cuda_runtime.h> declares for nvcc only (__CUDACC__): kernel -> address.
 template <class T>
 inline cudaError_t cudaFuncSetAttribute(T* entry, enum cudaFuncAttribute attr, int value) {

@@ -279,8 +279,9 @@ void mma_impl(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
 // of matrix l / 8 (16 bytes of 16-bit elements); lane l receives in register i the 32-bit word
 // l % 4 of row l / 4 of matrix i. Every lane deposits its row address; the last lane to arrive
 // gathers all 32 x 4 words into the exchange buffer (so the rows are read at one instant, as
-// one instruction does); then each lane takes its four.
-void ldmatrix_impl(uint32_t (&r)[4], const void* row_addr) {
+// one instruction does); then each lane takes its four. .trans (trans = true): lane l receives
+// in register i column l / 4 of matrix i, rows 2 (l % 4) (low half) and 2 (l % 4) + 1.
+void ldmatrix_impl(uint32_t (&r)[4], const void* row_addr, bool trans) {
   Scheduler& s = *g_s;
   const int lane = s.cur & 31, w = s.cur >> 5;
   if ((reinterpret_cast<uintptr_t>(row_addr) & 15u) != 0) kfail("ldmatrix: row address not 16-byte aligned");
@@ -290,8 +291,17 @@ void ldmatrix_impl(uint32_t (&r)[4], const void* row_addr) {
   if (sync_warp("ldmatrix")) {
     for (int l = 0; l < 32; ++l)
       for (int i = 0; i < 4; ++i) {
-        const auto* row = reinterpret_cast<const unsigned char*>(uintptr_t(x.v[8 * i + l / 4]));
-        std::memcpy(&x.a[l][i], row + 4 * (l % 4), 4);
+        if (!trans) {
+          const auto* row = reinterpret_cast<const unsigned char*>(uintptr_t(x.v[8 * i + l / 4]));
+          std::memcpy(&x.a[l][i], row + 4 * (l % 4), 4);
+        } else {
+          uint16_t e[2];
+          for (int h = 0; h < 2; ++h) {
+            const auto* row = reinterpret_cast<const unsigned char*>(uintptr_t(x.v[8 * i + 2 * (l % 4) + h]));
+            std::memcpy(&e[h], row + 2 * (l / 4), 2);
+          }
+          x.a[l][i] = uint32_t(e[0]) | (uint32_t(e[1]) << 16);
+        }
       }
   }
   std::memcpy(r, x.a[lane], sizeof r);
@@ -302,7 +312,7 @@ float shfl_xor(float v, unsigned mask, int lane_mask, int width) { return shfl_x
 double shfl_xor(double v, unsigned mask, int lane_mask, int width) { return shfl_xor_impl(v, mask, lane_mask, width); }
 void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) { mma_impl<false>(c, a, b); }
 void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) { mma_impl<true>(c, a, b); }
-void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) { ldmatrix_impl(r, row_addr); }
+void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr, bool trans) { ldmatrix_impl(r, row_addr, trans); }
 
 unsigned char* dynamic_smem() { return g_smem->data(); }
 

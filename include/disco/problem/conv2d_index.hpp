@@ -240,6 +240,7 @@ struct FpropView {
   static constexpr bool kAKFast = false;  // A tiles are loaded along m (coalesced over q)
   static constexpr bool kBTable = false;  // B columns need no per-block table
   static constexpr bool kBVec4 = true;    // B = w is contiguous along the reduction
+  static constexpr bool kSkipCols = false;  // c_off is never -1 (see NhwcWgrad)
   struct ARow {
     int64_t base;
     int hb, wb;
@@ -338,6 +339,7 @@ struct DgradView {
   static constexpr bool kAKFast = false;  // A tiles along m: j consecutive -> q consecutive
   static constexpr bool kBTable = false;
   static constexpr bool kBVec4 = false;
+  static constexpr bool kSkipCols = false;  // c_off is never -1 (see NhwcWgrad)
   struct ARow {
     int64_t base;
     int i, j;
@@ -454,6 +456,7 @@ struct WgradView {
   static constexpr bool kAKFast = true;  // A = dy is contiguous along the reduction (n,p,q)
   static constexpr bool kBTable = true;  // B = x gathered: column part of the address from a table
   static constexpr bool kBVec4 = false;
+  static constexpr bool kSkipCols = false;  // c_off is never -1 (see NhwcWgrad)
   struct ACol {
     int64_t base;
     bool valid;
@@ -700,6 +703,75 @@ struct NhwcDgrad {
   }
   DISCO_HOST_DEVICE static int64_t wd_off(const Conv2dProblem& p, int k, int c, int r, int s) {
     return ((int64_t(r) * p.S + s) * p.C + c) * padded_channels(p.K) + k;
+  }
+};
+
+// Weight gradient, channels-last: both operands are packed, dy -> dyp (N x P x Q x Kp, as
+// dgrad's A) and x -> xp (N x H x W x Cp, as fprop's A). GEMM rows are the filters k (M = K;
+// dyp has Kp), columns (r, s, c) with c fastest (N = R S Cp, GEMM column n -> r S + s = n / Cp,
+// c = n % Cp), the reduction runs over the pixels kr = (n, p, q) of dy (N P Q). Both operands
+// are contiguous along their GEMM dimension, not the reduction: a 16-byte chunk holds 8 rows
+// (dyp: 8 filters of one pixel) or 8 columns (xp: 8 channels of one tap and pixel). The
+// output dw[k][c][r][s]; columns of padded channels (c >= C) are not written (c_off = -1).
+struct NhwcWgrad {
+  static constexpr bool kSkipCols = true;
+  static constexpr int kChunk = 8;
+  DISCO_HOST_DEVICE static int gemm_n(const Conv2dProblem& p) { return p.R * p.S * nhwc_padded_channels(p.C); }
+  DISCO_HOST_DEVICE static int gemm_m(const ConvGemmParams& g, int) { return g.max_m; }
+  DISCO_HOST_DEVICE static int max_gemm_k(const ConvGemmParams& g) { return g.max_kred; }
+  // Rows m .. m+7 (m % 8 == 0) at reduction index kr, into dyp.
+  DISCO_HOST_DEVICE static int64_t a_chunk(const ConvGemmParams& g, int kr, int m) {
+    const int Kp = nhwc_padded_channels(g.p.K);
+    if (kr < 0 || kr >= g.max_kred || m < 0 || m >= Kp) return -1;
+    return int64_t(kr) * Kp + m;
+  }
+  // Columns n .. n+7 (n % 8 == 0): their tap and channel chunk (decoded once per loader).
+  struct Col {
+    int r, s, c8;
+    bool valid;
+  };
+  DISCO_HOST_DEVICE static Col col(const ConvGemmParams& g, int n) {
+    const int cpt = nhwc_padded_channels(g.p.C) / kChunk;
+    Col c{0, 0, 0, false};
+    if (n < 0 || n >= gemm_n(g.p)) return c;
+    const int chunk = n / kChunk, rs = chunk / cpt;
+    c.c8 = chunk - rs * cpt;
+    c.r = rs / g.p.S;
+    c.s = rs - c.r * g.p.S;
+    c.valid = true;
+    return c;
+  }
+  // Reduction index kr: the dy pixel (n, p, q) (decoded once per slice and row).
+  struct Pix {
+    int64_t base;  // (n H W) Cp
+    int hb, wb;
+    bool valid;
+  };
+  DISCO_HOST_DEVICE static Pix pix(const ConvGemmParams& g, int kr) {
+    Pix x{0, 0, 0, false};
+    if (kr < 0 || kr >= g.max_kred) return x;
+    int n, pq, pp, qq;
+    g.div_pq.divmod(kr, n, pq);
+    g.div_q.divmod(pq, pp, qq);
+    x.base = int64_t(n) * g.p.H * g.p.W * nhwc_padded_channels(g.p.C);
+    x.hb = pp * g.p.stride_h - g.p.pad_h;
+    x.wb = qq * g.p.stride_w - g.p.pad_w;
+    x.valid = true;
+    return x;
+  }
+  // Columns of `col` at pixel `px`, into xp.
+  DISCO_HOST_DEVICE static int64_t b_chunk(const ConvGemmParams& g, const Pix& px, const Col& col) {
+    if (!px.valid || !col.valid) return -1;
+    const int h = px.hb + col.r * g.p.dil_h, w = px.wb + col.s * g.p.dil_w;
+    if (h < 0 || h >= g.p.H || w < 0 || w >= g.p.W) return -1;
+    return px.base + (int64_t(h) * g.p.W + w) * nhwc_padded_channels(g.p.C) + kChunk * col.c8;
+  }
+  // dw offset of GEMM (m, n) = (k, (r, s, c)); -1 for a padded channel.
+  DISCO_HOST_DEVICE static int64_t c_off(const ConvGemmParams& g, int, int m, int n) {
+    const int Cp = nhwc_padded_channels(g.p.C);
+    const int rs = n / Cp, c = n - rs * Cp;
+    if (c >= g.p.C) return -1;
+    return (int64_t(m) * g.p.C + c) * g.p.R * g.p.S + rs;
   }
 };
 
