@@ -6,7 +6,11 @@
 //
 //   conv_vs_cudnn [--size 128|256] [--batch 32] [--iters 20] [--warmup 3] [--math tf32,bf16]
 //                 [--only SUBSTR[,SUBSTR...]] [--csv PATH] [--tuning-csv PATH] [--no-tune]
-//                 [--self-test] [--list]
+//                 [--plan SUBSTR] [--self-test] [--list]
+//
+// --plan: per case, disco runs the first candidate launch plan whose name contains SUBSTR
+// (e.g. "nhwc": the channels-last BF16 kernels), where one exists; the other cases keep the
+// heuristic / tuned plan. For profiling one kernel family (gpu_check's ncu_nhwc step).
 //
 // --tuning-csv: every candidate launch plan per-layer tuning timed on each case's first call
 // (conv_tuning_times), one row each; the summary also compares two plan families with the
@@ -258,6 +262,7 @@ std::vector<float> random_host(size_t n, unsigned seed) {
 int main(int argc, char** argv) {
   int size = 128, batch = 32, iters = 20, warmup = 3;
   std::string csv, tuning_csv, only, maths = "tf32,bf16";
+  std::string force_plan;
   bool list = false, tune = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -279,11 +284,14 @@ int main(int argc, char** argv) {
     else if (a == "--tuning-csv") tuning_csv = next();
     else if (a == "--list") list = true;
     else if (a == "--no-tune") tune = false;
+    else if (a == "--plan") force_plan = next();
     else {
       std::fprintf(stderr,
                    "usage: conv_vs_cudnn [--size 128|256] [--batch N] [--iters N] [--warmup N] [--math tf32,bf16,fp32]"
-                   " [--only SUBSTR[,SUBSTR...]] [--csv PATH] [--tuning-csv PATH] [--no-tune] [--self-test] [--list]\n"
-                   "  --no-tune: disco's heuristic launch plans instead of per-layer tuning\n");
+                   " [--only SUBSTR[,SUBSTR...]] [--csv PATH] [--tuning-csv PATH] [--no-tune] [--plan SUBSTR]"
+                   " [--self-test] [--list]\n"
+                   "  --no-tune: disco's heuristic launch plans instead of per-layer tuning\n"
+                   "  --plan SUBSTR: the first candidate plan whose name contains SUBSTR, where one exists\n");
       return 2;
     }
   }
@@ -312,7 +320,8 @@ int main(int argc, char** argv) {
   dc::set_conv_autotune(tune);
   std::printf("conv_vs_cudnn: %s, %d SMs, cuDNN %d, %d px, batch %d, median of %d runs (L2 flushed)\n",
               dc::device_name().c_str(), dc::device_sm_count(), dc::cudnn_version(), size, batch, iters);
-  std::printf("disco launch plans: %s\n", tune ? "tuned per layer (first call of each problem)" : "heuristic (--no-tune)");
+  std::printf("disco launch plans: %s%s%s\n", tune ? "tuned per layer (first call of each problem)" : "heuristic (--no-tune)",
+              force_plan.empty() ? "" : "; pinned to the first candidate named like ", force_plan.c_str());
   if (!have_cudnn) std::printf("WARNING: built without cuDNN: timing disco only\n");
 
   std::vector<Row> rows;
@@ -373,6 +382,15 @@ int main(int argc, char** argv) {
           // correctness first; a failing case is reported and the run goes on
           std::vector<float> got(nout), want(nout);
           try {
+            if (!force_plan.empty()) {  // pin the first candidate named like --plan, if any
+              const int n = dc::conv_plan_candidates(dir, p);
+              bool found = false;
+              for (int i = 0; i < n && !found; ++i) {
+                dc::set_conv_plan(dir, p, mode, i);
+                found = dc::conv_plan(dir, p, mode).find(force_plan) != std::string::npos;
+              }
+              if (!found) dc::set_conv_plan(dir, p, mode, 0);  // the heuristic plan
+            }
             dc::memset(o1.data(), 0xFF, o1.bytes());
             run_disco();  // the first call of a problem tunes its plan
             dc::memcpy_d2h(got.data(), o1.data(), o1.bytes());

@@ -285,6 +285,10 @@ do_ncu() {
   STEP_NOTE="optional" step ncu_conv 150 "${args[@]}" --kernel-name regex:"conv_igemm|conv_splitk" --launch-count 30 \
     --log-file "$OUT/ncu_conv.csv" "$BENCH" --size 128 --math bf16 --no-tune --iters 1 --warmup 0 \
     --only E1.conv2,E1.conv5,D.convT3
+  # the channels-last BF16 kernels (pinned with --plan nhwc) and their pack kernels
+  STEP_NOTE="optional" step ncu_nhwc 120 "${args[@]}" --kernel-name regex:"nhwc|conv_splitk" --launch-count 40 \
+    --log-file "$OUT/ncu_nhwc.csv" "$BENCH" --size 128 --math bf16 --no-tune --plan nhwc --iters 1 --warmup 0 \
+    --only E1.conv2,E1.conv5,D.convT3
   if have "$OPS"; then
     STEP_NOTE="optional" step ncu_ops 90 "${args[@]}" --kernel-name regex:"reduce_finalize|instance_norm|adam" --launch-count 16 \
       --log-file "$OUT/ncu_ops.csv" "$OPS" --quick --iters 1 --warmup 0
@@ -335,7 +339,7 @@ done
   for m in "" _tf32 _bf16; do
     [ -f "$OUT/parity_cuda$m.log" ] && { echo "disco step --device cuda${m:+ --math ${m#_}} vs the official PyTorch step (float64):"; grep -E "^worst relative error|^PASS|^FAIL|^SKIP|^error" "$OUT/parity_cuda$m.log" | sed 's/^/  /'; }
   done
-  for n in conv ops; do
+  for n in conv nhwc ops; do
     [ -s "$OUT/ncu_$n.csv" ] && { echo "ncu ($n kernels):"; python3 "$ROOT/tools/ncu_summary.py" "$OUT/ncu_$n.csv" --top 30 | sed 's/^/  /'; }
   done
   echo "========================================================="

@@ -492,7 +492,7 @@ def load_ncu_summary():
 
 
 def ncu(R):
-    for n in ("conv", "ops"):
+    for n in ("conv", "nhwc", "ops"):
         name = "ncu_%s.csv" % n
         text = R.read(name)
         if not text or not text.strip():
