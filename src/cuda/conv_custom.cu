@@ -62,18 +62,25 @@ int current_device_id() {
 // large tile) the kernel must opt in first: cudaFuncSetAttribute(MaxDynamicSharedMemorySize),
 // once per instantiation and device (the attribute belongs to the device's context), recorded
 // in a per-instantiation bit mask. Concurrent first launches may both set it: harmless.
+// Raises `kernel`'s dynamic shared-memory limit to `smem` bytes on the current device, once per
+// device: bit d of `opted_in` (the caller's, one per kernel instantiation) records device d
+// (devices >= 64: every launch).
+template <class Kernel>
+void opt_in_smem(Kernel kernel, size_t smem, std::atomic<uint64_t>& opted_in) {
+  const int dev = current_device_id();
+  const uint64_t bit = dev >= 0 && dev < 64 ? uint64_t(1) << dev : 0;
+  if (!bit || !(opted_in.load(std::memory_order_acquire) & bit)) {
+    DISCO_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    opted_in.fetch_or(bit, std::memory_order_release);
+  }
+}
+
 template <class View, ConvMath MATH, class Tile>
 void launch_tile(const kern::ConvKernelArgs& args, dim3 grid) {
   constexpr size_t smem = kern::conv_igemm_smem_bytes<View, MATH, Tile>();
   if constexpr (smem > kern::kSmemDefaultLimit) {
-    static std::atomic<uint64_t> opted_in{0};  // bit d: done on device d (devices >= 64: every launch)
-    const int dev = current_device_id();
-    const uint64_t bit = dev >= 0 && dev < 64 ? uint64_t(1) << dev : 0;
-    if (!bit || !(opted_in.load(std::memory_order_acquire) & bit)) {
-      const auto kernel = kern::conv_igemm_kernel<View, MATH, Tile>;
-      DISCO_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-      opted_in.fetch_or(bit, std::memory_order_release);
-    }
+    static std::atomic<uint64_t> opted_in{0};
+    opt_in_smem(kern::conv_igemm_kernel<View, MATH, Tile>, smem, opted_in);
   }
   kern::conv_igemm_kernel<View, MATH, Tile><<<grid, Tile::kThreads, smem, detail::stream()>>>(args);
   DISCO_CUDA_CHECK_LAUNCH();
@@ -401,15 +408,9 @@ void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
 template <class NView, class Tile>
 void launch_nhwc_tile(const kern::ConvKernelArgs& args, const __nv_bfloat16* a, const __nv_bfloat16* b, dim3 grid) {
   constexpr size_t smem = kern::conv_nhwc_smem_bytes<Tile>();
-  const auto kernel = kern::conv_nhwc_bf16_kernel<NView, Tile>;
   if constexpr (smem > kern::kSmemDefaultLimit) {
-    static std::atomic<uint64_t> opted_in{0};  // as launch_tile
-    const int dev = current_device_id();
-    const uint64_t bit = dev >= 0 && dev < 64 ? uint64_t(1) << dev : 0;
-    if (!bit || !(opted_in.load(std::memory_order_acquire) & bit)) {
-      DISCO_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-      opted_in.fetch_or(bit, std::memory_order_release);
-    }
+    static std::atomic<uint64_t> opted_in{0};
+    opt_in_smem(kern::conv_nhwc_bf16_kernel<NView, Tile>, smem, opted_in);
   }
   kern::NhwcConvArgs na{};
   na.g = args.g;
@@ -447,15 +448,9 @@ void run_nhwc_wgrad(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
   const auto launch = [&](auto tile) {
     using Tile = decltype(tile);
     constexpr size_t smem = kern::conv_nhwc_smem_bytes<Tile>();
-    const auto kernel = kern::conv_wgrad_nhwc_bf16_kernel<Tile>;
     if constexpr (smem > kern::kSmemDefaultLimit) {
-      static std::atomic<uint64_t> opted_in{0};  // as launch_tile
-      const int dev = current_device_id();
-      const uint64_t bit = dev >= 0 && dev < 64 ? uint64_t(1) << dev : 0;
-      if (!bit || !(opted_in.load(std::memory_order_acquire) & bit)) {
-        DISCO_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-        opted_in.fetch_or(bit, std::memory_order_release);
-      }
+      static std::atomic<uint64_t> opted_in{0};
+      opt_in_smem(kern::conv_wgrad_nhwc_bf16_kernel<Tile>, smem, opted_in);
     }
     kern::NhwcConvArgs na{};
     na.g = args.g;
