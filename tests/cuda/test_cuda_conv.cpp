@@ -413,6 +413,35 @@ TEST_CASE("per-layer tuning: tunes once, leaves accumulated outputs alone, never
     std::vector<double> want_y = disco::ref::conv2d_fprop(p, dtest::to_double(r.x), dtest::to_double(r.w), {});
     CHECK(rel_l2(download(y), want_y) <= 1e-5);
   }
+  // the channels-last BF16 plans inside a capture: their pack buffers (scratch allocated and
+  // returned while capturing) and the split-K workspace replay correctly, twice, in every
+  // direction
+  {
+    const auto pin_nhwc = [&](dc::ConvDir dir) {  // a split-K channels-last plan where there is one
+      for (const char* want : {"nhwc split", "nhwc"})
+        for (int i = 0; i < dc::conv_plan_candidates(dir, p); ++i) {
+          dc::set_conv_plan(dir, p, dc::MathMode::BF16, i);
+          if (dc::conv_plan(dir, p, dc::MathMode::BF16).find(want) != std::string::npos) return true;
+        }
+      return false;
+    };
+    for (dc::ConvDir dir : {dc::ConvDir::Fprop, dc::ConvDir::Dgrad, dc::ConvDir::Wgrad}) REQUIRE(pin_nhwc(dir));
+    auto y = poisoned(r.y.size()), dx = poisoned(r.dx.size()), dw = poisoned(r.dw.size());
+    dc::Graph g;
+    g.begin_capture();
+    dc::conv2d_fprop(p, x.data(), w.data(), nullptr, y.data(), dc::ConvAlgo::Custom, dc::MathMode::BF16);
+    dc::conv2d_dgrad(p, dy.data(), w.data(), dx.data(), false, dc::ConvAlgo::Custom, dc::MathMode::BF16);
+    dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), false, dc::ConvAlgo::Custom, dc::MathMode::BF16);
+    g.end_capture();
+    for (int rep = 0; rep < 2; ++rep) {
+      g.replay();
+      dc::synchronize();
+      INFO("replay " << rep);
+      CHECK(rel_l2(download(y), disco::ref::conv2d_fprop(p, dtest::to_double(r.x), dtest::to_double(r.w), {})) <= 5e-3);
+      CHECK(rel_l2(download(dx), r.dx) <= 5e-3);
+      CHECK(rel_l2(download(dw), r.dw) <= 5e-3);
+    }
+  }
   dc::set_stream(old);
   dc::destroy_stream(s);
 }
