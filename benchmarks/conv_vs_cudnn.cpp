@@ -15,8 +15,8 @@
 // --tuning-csv: every candidate launch plan per-layer tuning timed on each case's first call
 // (conv_tuning_times), one row each; the summary also compares two plan families with the
 // other plans, per case the family's best time over the best other time: the grouped-loader
-// tiles ("...g") and the channels-last BF16 kernel ("...nhwc", BF16 fprop and dgrad only; its
-// time includes packing its operands).
+// tiles ("...g") and the channels-last kernels ("...nhwc": BF16 in every direction, TF32 in
+// fprop and dgrad; their time includes packing the operands).
 //
 // Without a CUDA device it prints a skip line and exits 77. --self-test checks the layer table
 // and the FLOP arithmetic on the CPU (a ctest). Directions are those of the Conv2dProblem: for
@@ -482,25 +482,27 @@ int main(int argc, char** argv) {
       std::printf("grouped loaders (%s, tuning times): best grouped / best other plan geomean %.3f over %d case(s) "
                   "[fprop %.3f, dgrad %.3f, wgrad %.3f]; kept in %d of %d tuned case(s)\n\n",
                   dc::to_string(mode), gm(3), gcnt[3], gm(0), gm(1), gm(2), chosen, tuned);
-    // the channels-last BF16 kernel (pack included) against the other plans: BF16 fprop, dgrad
-    if (mode == dc::MathMode::BF16) {
-      double nlog[3] = {0, 0, 0}, worst = 0, best = INFINITY;
-      int ncnt[3] = {0, 0, 0}, nchosen = 0, ntuned = 0;
+    // the channels-last kernels (pack included) against the other plans: BF16 fprop, dgrad and
+    // wgrad, TF32 fprop and dgrad
+    if (mode != dc::MathMode::FP32) {
+      double nlog[4] = {0, 0, 0, 0}, worst = 0, best = INFINITY;
+      int ncnt[4] = {0, 0, 0, 0}, nchosen = 0, ntuned = 0;
       for (const Row& r : rows) {
-        if (r.math != dc::to_string(mode) || r.dir == "wgrad" || r.tuning.empty()) continue;
+        if (r.math != dc::to_string(mode) || r.tuning.empty()) continue;
         ++ntuned;
         nchosen += nhwc_plan(r.disco_plan) ? 1 : 0;
         double f, o;
         family_vs_other(r.tuning, nhwc_plan, f, o);
         if (!(std::isfinite(f) && std::isfinite(o) && f > 0 && o > 0)) continue;
-        for (int k : {r.dir == "fprop" ? 0 : 1, 2}) nlog[k] += std::log(f / o), ++ncnt[k];
+        for (int k : {r.dir == "fprop" ? 0 : r.dir == "dgrad" ? 1 : 2, 3}) nlog[k] += std::log(f / o), ++ncnt[k];
         worst = std::max(worst, f / o), best = std::min(best, f / o);
       }
       const auto nm = [&](int k) { return ncnt[k] ? std::exp(nlog[k] / ncnt[k]) : NAN; };
       if (ntuned)
-        std::printf("channels-last bf16 (tuning times, pack included): best nhwc / best other plan geomean %.3f over "
-                    "%d case(s) [fprop %.3f, dgrad %.3f; best %.3f, worst %.3f]; kept in %d of %d tuned case(s)\n\n",
-                    nm(2), ncnt[2], nm(0), nm(1), best, worst, nchosen, ntuned);
+        std::printf("channels-last %s (tuning times, pack included): best nhwc / best other plan geomean %.3f over "
+                    "%d case(s) [fprop %.3f, dgrad %.3f, wgrad %.3f; best %.3f, worst %.3f]; kept in %d of %d tuned "
+                    "case(s)\n\n",
+                    dc::to_string(mode), nm(3), ncnt[3], nm(0), nm(1), nm(2), best, worst, nchosen, ntuned);
     }
   }
   if (!csv.empty()) {

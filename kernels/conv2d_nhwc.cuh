@@ -33,6 +33,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "common.cuh"
 #include "conv2d_igemm.cuh"
@@ -74,8 +75,9 @@ constexpr size_t conv_nhwc_smem_bytes() {
 
 struct NhwcConvArgs {
   convidx::ConvGemmParams g;  // the launch's GEMMs (make_conv_gemm_params)
-  const __nv_bfloat16* a;     // fprop: xp (N x H x W x Cp), dgrad: dyp (N x P x Q x Kp)
-  const __nv_bfloat16* b;     // fprop: wp (K x R x S x Cp), dgrad: wd (R x S x C x Kp)
+  const void* a;              // fprop: xp (N x H x W x Cp), dgrad / wgrad: dyp (N x P x Q x Kp)
+  const void* b;              // fprop: wp (K x R x S x Cp), dgrad: wd (R x S x C x Kp), wgrad: xp
+                              // (BF16, or FP32 for the TF32 fprop / dgrad kernels)
   float* out;                 // y / dx (NCHW)
   const float* bias;          // [gemm_n] or null
   float* ws;                  // split-K partials [slots * splits][max_m][gemm_n]
@@ -146,9 +148,13 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
 // through shared memory: the loads are coalesced along the pixels (a warp reads 32 consecutive
 // pixels of one channel), the stores along the channels (a thread writes one 16-byte chunk,
 // consecutive threads consecutive chunks). Grid (ceil(HW / 32), ceil(Cp / 64), N).
+// OutT: __nv_bfloat16, or float (the TF32 kernels' packs: no rounding, Cp a multiple of 4).
 constexpr int kPackPix = 32, kPackCh = 64, kPackThreads = 256;
+__device__ __forceinline__ void pack_store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void pack_store(float* p, float v) { *p = v; }
+template <class OutT>
 __global__ void __launch_bounds__(kPackThreads)
-    pack_nhwc_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* __restrict__ xp, int C, int Cp, int HW) {
+    pack_nhwc_kernel(const float* __restrict__ x, OutT* __restrict__ xp, int C, int Cp, int HW) {
   __shared__ float tile[kPackCh][kPackPix + 1];
   const int n = int(blockIdx.z), pix0 = int(blockIdx.x) * kPackPix, c0 = int(blockIdx.y) * kPackCh;
   const int t = int(threadIdx.x);
@@ -165,51 +171,66 @@ __global__ void __launch_bounds__(kPackThreads)
   const int pl = t / (kPackCh / 8), ch = t % (kPackCh / 8);
   const int pix = pix0 + pl, c = c0 + 8 * ch;
   if (pix >= HW || c >= Cp) return;
-  uint32_t v[4];
+  OutT* const dst = xp + (int64_t(n) * HW + pix) * Cp + c;
+  if constexpr (std::is_same_v<OutT, float>) {  // 8 channels: two 16-byte halves (Cp % 4 == 0)
 #pragma unroll
-  for (int e = 0; e < 4; ++e) v[e] = pack_bf16x2(tile[8 * ch + 2 * e][pl], tile[8 * ch + 2 * e + 1][pl]);
-  uint4 u;
-  u.x = v[0], u.y = v[1], u.z = v[2], u.w = v[3];
-  *reinterpret_cast<uint4*>(xp + (int64_t(n) * HW + pix) * Cp + c) = u;
+    for (int h = 0; h < 2; ++h)
+      if (c + 4 * h < Cp)
+        *reinterpret_cast<float4*>(dst + 4 * h) = make_float4(tile[8 * ch + 4 * h][pl], tile[8 * ch + 4 * h + 1][pl],
+                                                              tile[8 * ch + 4 * h + 2][pl], tile[8 * ch + 4 * h + 3][pl]);
+  } else {
+    uint32_t v[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) v[e] = pack_bf16x2(tile[8 * ch + 2 * e][pl], tile[8 * ch + 2 * e + 1][pl]);
+    uint4 u;
+    u.x = v[0], u.y = v[1], u.z = v[2], u.w = v[3];
+    *reinterpret_cast<uint4*>(dst) = u;
+  }
 }
 
 // w (K x C x R x S float) -> wp (K x R x S x Cp BF16, zero channels C .. Cp-1): one element per
 // thread (the weights are small).
+template <class OutT>
 __global__ void __launch_bounds__(kBlock)
-    pack_weights_nhwc_bf16_kernel(const float* __restrict__ w, __nv_bfloat16* __restrict__ wp, int C, int Cp,
-                                  int RS, int64_t total) {
+    pack_weights_nhwc_kernel(const float* __restrict__ w, OutT* __restrict__ wp, int C, int Cp, int RS, int64_t total) {
   DISCO_GRID_STRIDE(i, total) {
     const int c = int(i % Cp);
     const int64_t krs = i / Cp;
     const int rs = int(krs % RS);
     const int64_t k = krs / RS;
-    wp[i] = __float2bfloat16_rn(c < C ? w[(k * C + c) * RS + rs] : 0.f);
+    pack_store(wp + i, c < C ? w[(k * C + c) * RS + rs] : 0.f);
   }
 }
 
 // w (K x C x R x S float) -> wd (R x S x C x Kp BF16, zero k from K to Kp-1): dgrad's B, whose
 // reduction runs over k. One element per thread; consecutive threads read w K-strided (the
 // weights are small and L2-resident).
+template <class OutT>
 __global__ void __launch_bounds__(kBlock)
-    pack_weights_dgrad_nhwc_bf16_kernel(const float* __restrict__ w, __nv_bfloat16* __restrict__ wd, int K, int Kp,
-                                        int C, int RS, int64_t total) {
+    pack_weights_dgrad_nhwc_kernel(const float* __restrict__ w, OutT* __restrict__ wd, int K, int Kp, int C, int RS,
+                                   int64_t total) {
   DISCO_GRID_STRIDE(i, total) {
     const int k = int(i % Kp);
     const int64_t rsc = i / Kp;
     const int c = int(rsc % C);
     const int64_t rs = rsc / C;
-    wd[i] = __float2bfloat16_rn(k < K ? w[(int64_t(k) * C + c) * RS + rs] : 0.f);
+    pack_store(wd + i, k < K ? w[(int64_t(k) * C + c) * RS + rs] : 0.f);
   }
 }
 
 // ---- the kernel -------------------------------------------------------------------------------------
-// View: convidx::NhwcFprop or NhwcDgrad.
-template <class View, class Tile>
-__global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_bf16_kernel(const __grid_constant__ NhwcConvArgs args) {
+// View: convidx::NhwcFprop / NhwcDgrad with T = __nv_bfloat16 (BF16 math, m16n8k16), or
+// NhwcFprop32 / NhwcDgrad32 with T = float (TF32 math: the same 64-byte rows hold 16 FP32
+// reduction elements, ldmatrix delivers the m16n8k8 .tf32 fragments -- word t of row g is
+// element (g, t) of a 4-column piece -- rounded with cvt.rna like the NCHW TF32 kernels).
+template <class View, class Tile, class T = __nv_bfloat16>
+__global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_kernel(const __grid_constant__ NhwcConvArgs args) {
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, STAGES = Tile::STAGES;
   constexpr int MI = Tile::MI, NI = Tile::NI, RPP = Tile::kRowsPerPass;
-  constexpr int KC = BK / View::kChunk;  // chunks per row of a slice: 4
-  static_assert(KC == 4, "the swizzle is written for four chunks a row");
+  constexpr int KC = 4;  // 16-byte chunks per 64-byte row of a slice
+  constexpr bool kTF32 = std::is_same_v<T, float>;
+  static_assert(View::kChunk * sizeof(T) == 16, "a chunk is 16 bytes");
+  static_assert(BK * sizeof(__nv_bfloat16) == KC * 16, "the swizzle is written for four chunks a row");
   // Dynamic shared memory of conv_nhwc_smem_bytes<Tile>(): As[STAGES][BM][32], Bs[STAGES][BN][32]
   // (BF16, swizzled rows).
   DISCO_DYNAMIC_SMEM(smem);
@@ -217,6 +238,8 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_bf16_kernel(const __
   __nv_bfloat16* const Bs = As + STAGES * BM * BK;
 
   const convidx::ConvGemmParams& g = args.g;
+  const T* const a_src = static_cast<const T*>(args.a);
+  const T* const b_src = static_cast<const T*>(args.b);
   const int slot = int(blockIdx.z) / args.splits;
   const int split = int(blockIdx.z) - slot * args.splits;
   const int M = View::gemm_m(g, slot), N = g.gemm_n;
@@ -243,12 +266,12 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_bf16_kernel(const __
 #pragma unroll
     for (int i = 0; i < BM / RPP; ++i) {
       const int64_t off = View::a_chunk(g, slot, arow[i], cur);
-      cp_async_16(as + nhwc_swizzle(lr + RPP * i, lj), args.a + (off >= 0 ? off : 0), off >= 0);
+      cp_async_16(as + nhwc_swizzle(lr + RPP * i, lj), a_src + (off >= 0 ? off : 0), off >= 0);
     }
 #pragma unroll
     for (int i = 0; i < BN / RPP; ++i) {
       const int64_t off = View::b_chunk(g, slot, n0 + lr + RPP * i, cur);
-      cp_async_16(bs + nhwc_swizzle(lr + RPP * i, lj), args.b + (off >= 0 ? off : 0), off >= 0);
+      cp_async_16(bs + nhwc_swizzle(lr + RPP * i, lj), b_src + (off >= 0 ? off : 0), off >= 0);
     }
     View::advance(g, slot, cur, KC);
   };
@@ -296,10 +319,28 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_bf16_kernel(const __
         b[2 * jj + 1][0] = r[2];
         b[2 * jj + 1][1] = r[3];
       }
+      if constexpr (kTF32) {  // kh: k 8 kh .. 8 kh + 7, one m16n8k8 step
+        const auto cvt = [](uint32_t& r) {
+          float f;
+          memcpy(&f, &r, 4);
+          r = to_tf32(f);
+        };
 #pragma unroll
-      for (int i2 = 0; i2 < MI; ++i2)
+        for (int i2 = 0; i2 < MI; ++i2)
 #pragma unroll
-        for (int j = 0; j < NI; ++j) mma_bf16_16x8x16(acc[i2][j], a[i2], b[j]);
+          for (int e = 0; e < 4; ++e) cvt(a[i2][e]);
+#pragma unroll
+        for (int j = 0; j < NI; ++j) cvt(b[j][0]), cvt(b[j][1]);
+#pragma unroll
+        for (int i2 = 0; i2 < MI; ++i2)
+#pragma unroll
+          for (int j = 0; j < NI; ++j) mma_tf32_16x8x8(acc[i2][j], a[i2], b[j]);
+      } else {  // kh: k 16 kh .. 16 kh + 15, one m16n8k16 step
+#pragma unroll
+        for (int i2 = 0; i2 < MI; ++i2)
+#pragma unroll
+          for (int j = 0; j < NI; ++j) mma_bf16_16x8x16(acc[i2][j], a[i2], b[j]);
+      }
     }
   }
 
@@ -336,6 +377,8 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_bf16_kernel(co
   __nv_bfloat16* const Bs = As + STAGES * BM * BK;
 
   const convidx::ConvGemmParams& g = args.g;
+  const __nv_bfloat16* const a_src = static_cast<const __nv_bfloat16*>(args.a);
+  const __nv_bfloat16* const b_src = static_cast<const __nv_bfloat16*>(args.b);
   const int M = V::gemm_m(g, 0), N = g.gemm_n, kred = V::max_gemm_k(g);
   const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
   if (m0 >= M || n0 >= N) return;
@@ -357,13 +400,13 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_bf16_kernel(co
     for (int i = 0; i < BK / A_RPP; ++i) {
       const int k = ar + A_RPP * i;
       const int64_t off = V::a_chunk(g, kbase + k, am);
-      cp_async_16(as + nhwc_kmajor_swizzle(k, aj, AW), args.a + (off >= 0 ? off : 0), off >= 0);
+      cp_async_16(as + nhwc_kmajor_swizzle(k, aj, AW), a_src + (off >= 0 ? off : 0), off >= 0);
     }
 #pragma unroll
     for (int i = 0; i < BK / B_RPP; ++i) {
       const int k = br + B_RPP * i;
       const int64_t off = V::b_chunk(g, V::pix(g, kbase + k), col);
-      cp_async_16(bs + nhwc_kmajor_swizzle(k, bj, BW), args.b + (off >= 0 ? off : 0), off >= 0);
+      cp_async_16(bs + nhwc_kmajor_swizzle(k, bj, BW), b_src + (off >= 0 ? off : 0), off >= 0);
     }
   };
 

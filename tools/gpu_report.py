@@ -654,8 +654,8 @@ def conv_log(size, csv_text, path):
                          "case(s) [fprop 0.900, dgrad 0.850, wgrad 0.990]; kept in 1 of %d tuned case(s)" % (mth, n, n))
             if mth == "bf16":
                 lines.append("channels-last bf16 (tuning times, pack included): best nhwc / best other plan "
-                             "geomean 0.800 over 1 case(s) [fprop 0.800, dgrad nan; best 0.800, worst 0.800]; kept in 1 "
-                             "of 1 tuned case(s)")
+                             "geomean 0.800 over 1 case(s) [fprop 0.800, dgrad nan, wgrad nan; best 0.800, worst 0.800]; "
+                             "kept in 1 of 1 tuned case(s)")
     if any(x["ok"] == "0" for x in rows):
         lines.append("1 case(s) where disco and cuDNN disagree")
     return "\n".join(lines) + "\n"

@@ -6,8 +6,8 @@
 // large tile with the paired A layout (a tuning candidate only) = 33, + the thin kernel for GEMMs of
 // <= 4 columns and its 32-column form (fprop, dgrad; FP32 FMA in every mode) = 37, + the
 // small-output wgrad kernel = 38, + 3 directions x 3 math modes x the 3 tiles with the grouped
-// loaders (tuning candidates) = 65, + the channels-last BF16 kernels for fprop, dgrad and
-// wgrad in 2 tiles (kernels/conv2d_nhwc.cuh, tuning candidates) = 71, + their 3 pack kernels,
+// loaders (tuning candidates) = 65, + the channels-last kernels in 2 tiles (kernels/conv2d_nhwc.cuh,
+// tuning candidates): BF16 fprop / dgrad / wgrad, TF32 fprop / dgrad = 75, + their 6 pack kernels,
 // + 3 split-K reductions, and
 // the launch plans (tile shape, split-K): a heuristic, or per-layer tuning (conv_autotune).
 #include <algorithm>
@@ -106,9 +106,9 @@ void launch_math(ConvMath math, const kern::ConvKernelArgs& args, dim3 grid) {
 // (conv2d_igemm.cuh: fprop / dgrad's A in groups of four rows, wgrad's B in groups of four
 // reduction indices), for problems whose view has groups (groups_ok), every math mode; tuning
 // only.
-// NhwcLarge / NhwcSmall: the channels-last BF16 kernel (conv2d_nhwc.cuh; its operands packed
-// to BF16 channels-last per launch, which the plan's time includes), BF16 only, every direction;
-// tuning only.
+// NhwcLarge / NhwcSmall: the channels-last kernels (conv2d_nhwc.cuh; their operands packed
+// channels-last per launch, which the plan's time includes): BF16 every direction, TF32 fprop
+// and dgrad (FP32 packs); tuning only.
 enum class TileKind : int {
   Large = 0,
   Small = 1,
@@ -304,13 +304,15 @@ bool groups_ok(const convidx::ConvGemmParams& g) {
   return false;
 }
 
-// Can the channels-last BF16 kernels run this launch? BF16, packed operands whose pixels fit
+// Can the channels-last kernels run this launch? BF16 (every direction) or TF32 (fprop,
+// dgrad), packed operands whose pixels fit
 // 32-bit indices and a pack grid that fits (the GEMM's own coordinates are checked for every
 // problem; the wgrad's padded columns R S Cp too).
 bool nhwc_fits(const convidx::ConvGemmParams& g, ConvMath math) {
   const Conv2dProblem& p = g.p;
   const int64_t lim = int64_t(1) << 31;
-  if (math != ConvMath::BF16 || p.N > 65535) return false;
+  if (math == ConvMath::FP32 || p.N > 65535) return false;
+  if (math == ConvMath::TF32 && g.kind == int(ConvKind::Wgrad)) return false;  // BF16 only
   if (g.kind == int(ConvKind::Fprop)) return int64_t(p.N) * p.H * p.W < lim;
   if (g.kind == int(ConvKind::Dgrad)) return int64_t(p.N) * p.P * p.Q < lim;
   return int64_t(p.N) * p.H * p.W < lim && int64_t(p.N) * p.P * p.Q < lim &&
@@ -321,9 +323,11 @@ bool nhwc_fits(const convidx::ConvGemmParams& g, ConvMath math) {
 // the view has groups (groups_ok), the grouped form of each of these tile plans; for
 // TF32 / BF16 then the paired large tile at the large tile's splits (appended after every plan
 // FP32 has, so candidate i names the same plan in every math mode for i below the FP32 count);
-// for BF16 last the channels-last kernels' two tiles at no split, their heuristic split and
-// half / twice that (the large one where it fits the device and M, N > 32; neither for GEMMs
-// of <= 4 columns, the thin kernel's).
+// for BF16 (every direction) and TF32 (fprop, dgrad) last the channels-last kernels' two tiles
+// at no split, their heuristic split and half / twice that (the large one where it fits the
+// device and M, N > 32; neither for GEMMs of <= 4 columns, the thin kernel's). Their k-tiles
+// are counted in BF16 slices of 32 channels (a TF32 slice holds 16: only the split heuristic
+// sees the difference).
 std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMath math) {
   const int sms = device_sm_count();
   std::vector<LaunchPlan> c = {plan_heuristic(g)};
@@ -402,15 +406,15 @@ void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
   }
 }
 
-// The channels-last BF16 kernel (kernels/conv2d_nhwc.cuh) for NView (convidx::NhwcFprop /
-// NhwcDgrad) on `grid`, on operands already packed (its split-K partials into args.ws; the
-// caller reduces).
-template <class NView, class Tile>
-void launch_nhwc_tile(const kern::ConvKernelArgs& args, const __nv_bfloat16* a, const __nv_bfloat16* b, dim3 grid) {
+// The channels-last kernel (kernels/conv2d_nhwc.cuh) for NView (convidx::NhwcFprop /
+// NhwcDgrad with T = __nv_bfloat16, NhwcFprop32 / NhwcDgrad32 with T = float) on `grid`, on
+// operands already packed (its split-K partials into args.ws; the caller reduces).
+template <class NView, class T, class Tile>
+void launch_nhwc_tile(const kern::ConvKernelArgs& args, const T* a, const T* b, dim3 grid) {
   constexpr size_t smem = kern::conv_nhwc_smem_bytes<Tile>();
   if constexpr (smem > kern::kSmemDefaultLimit) {
     static std::atomic<uint64_t> opted_in{0};
-    opt_in_smem(kern::conv_nhwc_bf16_kernel<NView, Tile>, smem, opted_in);
+    opt_in_smem(kern::conv_nhwc_kernel<NView, Tile, T>, smem, opted_in);
   }
   kern::NhwcConvArgs na{};
   na.g = args.g;
@@ -422,29 +426,31 @@ void launch_nhwc_tile(const kern::ConvKernelArgs& args, const __nv_bfloat16* a, 
   na.ws_slice = args.ws_slice;
   na.splits = args.splits;
   na.accumulate = args.accumulate;
-  kern::conv_nhwc_bf16_kernel<NView, Tile><<<grid, Tile::kThreads, smem, detail::stream()>>>(na);
+  kern::conv_nhwc_kernel<NView, Tile, T><<<grid, Tile::kThreads, smem, detail::stream()>>>(na);
   DISCO_CUDA_CHECK_LAUNCH();
 }
 
-// Packs x or dy (N x ch x hw float) to BF16 channels-last (N x hw x chp) in `dst`.
-void pack_activation(const float* src, __nv_bfloat16* dst, int n, int ch, int chp, int64_t hw, TileKind t) {
+// Packs x or dy (N x ch x hw float) to channels-last T (N x hw x chp) in `dst`.
+template <class T>
+void pack_activation(const float* src, T* dst, int n, int ch, int chp, int64_t hw, TileKind t) {
   const dim3 pg(unsigned((hw + kern::kPackPix - 1) / kern::kPackPix), unsigned((chp + kern::kPackCh - 1) / kern::kPackCh),
                 unsigned(n));
   DISCO_CHECK(pg.y <= 65535 && pg.z <= 65535, "conv (custom): ", tile_name(t), ": too many channels or images (",
               ch, " channels, N=", n, ") for the pack grid");
-  kern::pack_nhwc_bf16_kernel<<<pg, kern::kPackThreads, 0, detail::stream()>>>(src, dst, ch, chp, int(hw));
+  kern::pack_nhwc_kernel<T><<<pg, kern::kPackThreads, 0, detail::stream()>>>(src, dst, ch, chp, int(hw));
   DISCO_CUDA_CHECK_LAUNCH();
 }
 
-// The channels-last weight gradient: packs dy (a_src) and x (b_src), runs the kernel on `grid`
-// (args.g.gemm_n: the padded R S Cp columns).
+// The channels-last weight gradient (BF16): packs dy (a_src) and x (b_src), runs the kernel on
+// `grid` (args.g.gemm_n: the padded R S Cp columns).
 void run_nhwc_wgrad(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
+  using bf16 = __nv_bfloat16;
   const Conv2dProblem& p = args.g.p;
   const int Kp = convidx::nhwc_padded_channels(p.K), Cp = convidx::nhwc_padded_channels(p.C);
-  detail::Scratch dyp(sizeof(__nv_bfloat16) * size_t(p.N) * size_t(p.P) * size_t(p.Q) * size_t(Kp));
-  detail::Scratch xp(sizeof(__nv_bfloat16) * size_t(p.N) * size_t(p.H) * size_t(p.W) * size_t(Cp));
-  pack_activation(args.a_src, dyp.as<__nv_bfloat16>(), p.N, p.K, Kp, int64_t(p.P) * p.Q, t);
-  pack_activation(args.b_src, xp.as<__nv_bfloat16>(), p.N, p.C, Cp, int64_t(p.H) * p.W, t);
+  detail::Scratch dyp(sizeof(bf16) * size_t(p.N) * size_t(p.P) * size_t(p.Q) * size_t(Kp));
+  detail::Scratch xp(sizeof(bf16) * size_t(p.N) * size_t(p.H) * size_t(p.W) * size_t(Cp));
+  pack_activation(args.a_src, dyp.as<bf16>(), p.N, p.K, Kp, int64_t(p.P) * p.Q, t);
+  pack_activation(args.b_src, xp.as<bf16>(), p.N, p.C, Cp, int64_t(p.H) * p.W, t);
   const auto launch = [&](auto tile) {
     using Tile = decltype(tile);
     constexpr size_t smem = kern::conv_nhwc_smem_bytes<Tile>();
@@ -454,8 +460,8 @@ void run_nhwc_wgrad(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
     }
     kern::NhwcConvArgs na{};
     na.g = args.g;
-    na.a = dyp.as<__nv_bfloat16>();
-    na.b = xp.as<__nv_bfloat16>();
+    na.a = dyp.as<bf16>();
+    na.b = xp.as<bf16>();
     na.out = args.out;
     na.bias = nullptr;
     na.ws = args.ws;
@@ -471,31 +477,33 @@ void run_nhwc_wgrad(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
     launch(kern::NhwcTileSmall{});
 }
 
-// Packs the launch's operands to BF16 channels-last in scratch -- fprop: x (a_src) and w
-// (b_src); dgrad: dy (a_src) and w (b_src) -- and runs the kernel.
-template <class NView>
+// Packs the launch's operands to channels-last T in scratch -- fprop: x (a_src) and w (b_src);
+// dgrad: dy (a_src) and w (b_src) -- and runs the kernel. NView's chunk matches T (8 BF16 or
+// 4 FP32 channels).
+template <class NView, class T>
 void run_nhwc(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
-  constexpr bool fprop = std::is_same_v<NView, convidx::NhwcFprop>;
+  constexpr bool fprop = std::is_same_v<typename NView::Out, convidx::FpropView>;
+  static_assert(NView::kChunk * sizeof(T) == 16, "16-byte chunks");
   const Conv2dProblem& p = args.g.p;
   const int ch = fprop ? p.C : p.K;  // the reduction's channels, innermost in the packs
-  const int chp = convidx::nhwc_padded_channels(ch);
+  const int chp = NView::padded_channels(ch);
   const int64_t hw = fprop ? int64_t(p.H) * p.W : int64_t(p.P) * p.Q;
-  detail::Scratch ap(sizeof(__nv_bfloat16) * size_t(p.N) * size_t(hw) * size_t(chp));
+  detail::Scratch ap(sizeof(T) * size_t(p.N) * size_t(hw) * size_t(chp));
   const int64_t wtotal = int64_t(p.R) * p.S * (fprop ? int64_t(p.K) : int64_t(p.C)) * chp;
-  detail::Scratch bp(sizeof(__nv_bfloat16) * size_t(wtotal));
-  pack_activation(args.a_src, ap.as<__nv_bfloat16>(), p.N, ch, chp, hw, t);
+  detail::Scratch bp(sizeof(T) * size_t(wtotal));
+  pack_activation(args.a_src, ap.as<T>(), p.N, ch, chp, hw, t);
   if constexpr (fprop) {
-    kern::pack_weights_nhwc_bf16_kernel<<<detail::grid_for(wtotal), kern::kBlock, 0, detail::stream()>>>(
-        args.b_src, bp.as<__nv_bfloat16>(), p.C, chp, p.R * p.S, wtotal);
+    kern::pack_weights_nhwc_kernel<T><<<detail::grid_for(wtotal), kern::kBlock, 0, detail::stream()>>>(
+        args.b_src, bp.as<T>(), p.C, chp, p.R * p.S, wtotal);
   } else {
-    kern::pack_weights_dgrad_nhwc_bf16_kernel<<<detail::grid_for(wtotal), kern::kBlock, 0, detail::stream()>>>(
-        args.b_src, bp.as<__nv_bfloat16>(), p.K, chp, p.C, p.R * p.S, wtotal);
+    kern::pack_weights_dgrad_nhwc_kernel<T><<<detail::grid_for(wtotal), kern::kBlock, 0, detail::stream()>>>(
+        args.b_src, bp.as<T>(), p.K, chp, p.C, p.R * p.S, wtotal);
   }
   DISCO_CUDA_CHECK_LAUNCH();
   if (t == TileKind::NhwcLarge)
-    launch_nhwc_tile<NView, kern::NhwcTileLarge>(args, ap.as<__nv_bfloat16>(), bp.as<__nv_bfloat16>(), grid);
+    launch_nhwc_tile<NView, T, kern::NhwcTileLarge>(args, ap.as<T>(), bp.as<T>(), grid);
   else
-    launch_nhwc_tile<NView, kern::NhwcTileSmall>(args, ap.as<__nv_bfloat16>(), bp.as<__nv_bfloat16>(), grid);
+    launch_nhwc_tile<NView, T, kern::NhwcTileSmall>(args, ap.as<T>(), bp.as<T>(), grid);
 }
 
 template <class View>
@@ -552,13 +560,22 @@ void run_custom_launch(const convidx::ConvGemmParams& g_in, const LaunchPlan& pl
     DISCO_CHECK(gx < (int64_t(1) << 31), "conv (custom): GEMM M too large");
     const dim3 grid(unsigned(gx), unsigned(gy), unsigned(g.num_slots * pl.splits));
     if (is_nhwc(pl.tile)) {
-      DISCO_CHECK(nhwc_fits(g, math), "conv (custom): ", tile_name(pl.tile), " runs BF16 convolutions only");
-      if constexpr (std::is_same_v<View, convidx::FpropView>)
-        run_nhwc<convidx::NhwcFprop>(pl.tile, args, grid);
-      else if constexpr (std::is_same_v<View, convidx::DgradView>)
-        run_nhwc<convidx::NhwcDgrad>(pl.tile, args, grid);
-      else
+      DISCO_CHECK(nhwc_fits(g, math), "conv (custom): ", tile_name(pl.tile),
+                  " runs BF16 convolutions and TF32 forward / data-gradient ones only");
+      const bool tf32 = math == ConvMath::TF32;
+      if constexpr (std::is_same_v<View, convidx::FpropView>) {
+        if (tf32)
+          run_nhwc<convidx::NhwcFprop32, float>(pl.tile, args, grid);
+        else
+          run_nhwc<convidx::NhwcFprop, __nv_bfloat16>(pl.tile, args, grid);
+      } else if constexpr (std::is_same_v<View, convidx::DgradView>) {
+        if (tf32)
+          run_nhwc<convidx::NhwcDgrad32, float>(pl.tile, args, grid);
+        else
+          run_nhwc<convidx::NhwcDgrad, __nv_bfloat16>(pl.tile, args, grid);
+      } else {
         run_nhwc_wgrad(pl.tile, args, grid);
+      }
     } else {
       switch (math) {
         case ConvMath::FP32: launch_tile_kind<View, ConvMath::FP32>(pl.tile, args, grid); break;
@@ -899,8 +916,8 @@ int conv_plan_candidates(ConvDir dir, const Conv2dProblem& p) {
   check_problem(p, "conv_plan_candidates");
   int n = 0;
   for_each_launch(to_kind(dir), p, [&](int, const convidx::ConvGemmParams& g) {
-    // the longest list: a tensor-core mode's (FP32 has no paired tile, only BF16 fprop and dgrad the
-    // channels-last one; set_conv_plan clamps)
+    // the longest list: a tensor-core mode's (FP32 has no paired tile nor channels-last ones;
+    // set_conv_plan clamps)
     n = std::max({n, int(plan_candidates(g, ConvMath::TF32).size()), int(plan_candidates(g, ConvMath::BF16).size())});
   });
   return n;

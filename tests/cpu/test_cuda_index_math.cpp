@@ -366,8 +366,9 @@ namespace {
 template <class V>
 void nhwc_gemm(const ConvGemmParams& g, int slot, const std::vector<double>& ap, const std::vector<double>& bp,
                std::vector<double>& out, std::vector<int>& hits) {
+  constexpr int CH = V::kChunk;
   const int M = V::gemm_m(g, slot), chunks = V::chunks(g, slot);
-  REQUIRE(chunks * 8 <= V::max_gemm_k(g));
+  REQUIRE(chunks * CH <= V::max_gemm_k(g));
   for (int m = 0; m <= M; ++m) {  // M: an invalid row
     const auto row = V::row(g, slot, m);
     std::vector<double> acc(size_t(g.gemm_n), 0.0);
@@ -379,15 +380,15 @@ void nhwc_gemm(const ConvGemmParams& g, int slot, const std::vector<double>& ap,
         if (chunks > 0) REQUIRE(std::memcmp(&cur, &direct, sizeof cur) == 0);
         const int64_t ao = V::a_chunk(g, slot, row, cur);
         if (m == M || kc >= chunks) REQUIRE(ao == -1);
-        REQUIRE(ao + 8 <= int64_t(ap.size()));
-        REQUIRE(ao % 8 == (ao < 0 ? -1 : 0));  // 16-byte aligned chunks
+        REQUIRE(ao + CH <= int64_t(ap.size()));
+        REQUIRE(ao % CH == (ao < 0 ? -1 : 0));  // 16-byte aligned chunks
         for (int n = 0; n <= g.gemm_n; ++n) {
           const int64_t bo = V::b_chunk(g, slot, n, cur);
           if (n == g.gemm_n || kc >= chunks) REQUIRE(bo == -1);
-          REQUIRE(bo + 8 <= int64_t(bp.size()));
-          REQUIRE(bo % 8 == (bo < 0 ? -1 : 0));
+          REQUIRE(bo + CH <= int64_t(bp.size()));
+          REQUIRE(bo % CH == (bo < 0 ? -1 : 0));
           if (ao < 0 || bo < 0) continue;
-          for (int e = 0; e < 8; ++e) acc[size_t(n)] += ap[size_t(ao + e)] * bp[size_t(bo + e)];
+          for (int e = 0; e < CH; ++e) acc[size_t(n)] += ap[size_t(ao + e)] * bp[size_t(bo + e)];
         }
         V::advance(g, slot, cur, 4);
       }
@@ -401,18 +402,22 @@ void nhwc_gemm(const ConvGemmParams& g, int slot, const std::vector<double>& ap,
   }
 }
 
+// CH = 8: the BF16 views (all three directions); CH = 4: the FP32 ones (fprop, dgrad).
+template <int CH>
 void check_nhwc(const Conv2dProblem& p, std::mt19937& rng) {
+  using Fprop = NhwcFpropT<CH>;
+  using Dgrad = NhwcDgradT<CH>;
   INFO("problem N=" << p.N << " C=" << p.C << " H=" << p.H << " W=" << p.W << " K=" << p.K << " R=" << p.R
                     << " S=" << p.S << " stride=" << p.stride_h << "," << p.stride_w << " pad=" << p.pad_h
                     << " dil=" << p.dil_h);
   for (int c : {p.C, p.K}) {
-    const int cp = nhwc_padded_channels(c);
-    REQUIRE(cp % 8 == 0);
+    const int cp = nhwc_padded_channels(c, CH);
+    REQUIRE(cp % CH == 0);
     REQUIRE(cp >= c);
-    REQUIRE(cp < c + 8);
+    REQUIRE(cp < c + CH);
   }
-  const int Cp = NhwcFprop::padded_channels(p.C), Kp = NhwcDgrad::padded_channels(p.K);
-  REQUIRE(NhwcFprop::gemm_k(p) == p.R * p.S * Cp);
+  const int Cp = Fprop::padded_channels(p.C), Kp = Dgrad::padded_channels(p.K);
+  REQUIRE(Fprop::gemm_k(p) == p.R * p.S * Cp);
   const auto x = random_vec(size_t(p.x_size()), rng);
   const auto w = random_vec(size_t(p.w_size()), rng);
   const auto dy = random_vec(size_t(p.y_size()), rng);
@@ -430,26 +435,26 @@ void check_nhwc(const Conv2dProblem& p, std::mt19937& rng) {
     for (int c = 0; c < p.C; ++c)
       for (int h = 0; h < p.H; ++h)
         for (int ww = 0; ww < p.W; ++ww)
-          put(xp, xhit, NhwcFprop::xp_off(p, n, c, h, ww), x[size_t(((int64_t(n) * p.C + c) * p.H + h) * p.W + ww)]);
+          put(xp, xhit, Fprop::xp_off(p, n, c, h, ww), x[size_t(((int64_t(n) * p.C + c) * p.H + h) * p.W + ww)]);
   for (int k = 0; k < p.K; ++k)
     for (int c = 0; c < p.C; ++c)
       for (int r = 0; r < p.R; ++r)
         for (int s = 0; s < p.S; ++s) {
           const double v = w[size_t(((int64_t(k) * p.C + c) * p.R + r) * p.S + s)];
-          put(wp, whit, NhwcFprop::wp_off(p, k, c, r, s), v);
-          put(wd, wdhit, NhwcDgrad::wd_off(p, k, c, r, s), v);
+          put(wp, whit, Fprop::wp_off(p, k, c, r, s), v);
+          put(wd, wdhit, Dgrad::wd_off(p, k, c, r, s), v);
         }
   for (int n = 0; n < p.N; ++n)
     for (int k = 0; k < p.K; ++k)
       for (int pp = 0; pp < p.P; ++pp)
         for (int qq = 0; qq < p.Q; ++qq)
-          put(dyp, dyhit, NhwcDgrad::dyp_off(p, n, k, pp, qq), dy[size_t(((int64_t(n) * p.K + k) * p.P + pp) * p.Q + qq)]);
+          put(dyp, dyhit, Dgrad::dyp_off(p, n, k, pp, qq), dy[size_t(((int64_t(n) * p.K + k) * p.P + pp) * p.Q + qq)]);
   {  // fprop
     const auto g = make_conv_gemm_params(p, ConvKind::Fprop);
-    REQUIRE(NhwcFprop::chunks(g, 0) * 8 == NhwcFprop::gemm_k(p));
+    REQUIRE(Fprop::chunks(g, 0) * CH == Fprop::gemm_k(p));
     std::vector<double> y(size_t(p.y_size()), NAN);
     std::vector<int> hits(y.size(), 0);
-    nhwc_gemm<NhwcFprop>(g, 0, xp, wp, y, hits);
+    nhwc_gemm<Fprop>(g, 0, xp, wp, y, hits);
     for (int h : hits) REQUIRE(h == 1);
     CHECK(max_abs_diff(y, ref::conv2d_fprop(p, x, w)) < 1e-12);
   }
@@ -459,14 +464,14 @@ void check_nhwc(const Conv2dProblem& p, std::mt19937& rng) {
     for (int base = 0; base < dgrad_num_phases(p); base += kMaxPhasesPerLaunch) {
       const auto g = make_conv_gemm_params(p, ConvKind::Dgrad, base);
       for (int slot = 0; slot < g.num_slots; ++slot) {
-        REQUIRE(NhwcDgrad::chunks(g, slot) * 8 == g.ph[slot].Kred / p.K * Kp);
-        nhwc_gemm<NhwcDgrad>(g, slot, dyp, wd, dx, hits);
+        REQUIRE(Dgrad::chunks(g, slot) * CH == g.ph[slot].Kred / p.K * Kp);
+        nhwc_gemm<Dgrad>(g, slot, dyp, wd, dx, hits);
       }
     }
     for (int h : hits) REQUIRE(h == 1);
     CHECK(max_abs_diff(dx, ref::conv2d_dgrad(p, dy, w)) < 1e-12);
   }
-  {  // wgrad: A and B chunks hold 8 GEMM rows / columns of one reduction index
+  if (CH == 8) {  // wgrad (BF16 only): A and B chunks hold 8 GEMM rows / columns of one reduction index
     auto g = make_conv_gemm_params(p, ConvKind::Wgrad);
     g.gemm_n = NhwcWgrad::gemm_n(p);
     REQUIRE(g.gemm_n == p.R * p.S * Cp);
@@ -514,16 +519,23 @@ void check_nhwc(const Conv2dProblem& p, std::mt19937& rng) {
 }
 }  // namespace
 
-TEST_CASE("channels-last BF16 views: packed layouts and chunk cursors reproduce direct convolutions",
+namespace {
+void check_nhwc_both(const Conv2dProblem& p, std::mt19937& rng) {
+  check_nhwc<8>(p, rng);
+  check_nhwc<4>(p, rng);
+}
+}  // namespace
+
+TEST_CASE("channels-last views (BF16 and FP32 packs): packed layouts and chunk cursors reproduce direct convolutions",
           "[cuda_index]") {
   std::mt19937 rng(7);
-  check_nhwc(make_problem(2, 3, 8, 8, 5, 4, 4, 2, 2, 1, 1, 1, 1), rng);     // 3 channels -> 8 (one chunk a tap)
-  check_nhwc(make_problem(1, 16, 6, 7, 12, 4, 4, 2, 2, 1, 1, 1, 1), rng);   // two chunks a tap (fprop)
-  check_nhwc(make_problem(1, 25, 5, 5, 20, 3, 3, 1, 1, 1, 1, 1, 1), rng);   // 25 -> 32, 20 -> 24
-  check_nhwc(make_problem(2, 40, 4, 4, 9, 1, 1, 1, 1, 0, 0, 1, 1), rng);    // 1x1: five chunks, S = 1
-  check_nhwc(make_problem(2, 2, 5, 4, 3, 1, 1, 2, 2, 0, 0, 1, 1), rng);     // dgrad phases without taps
-  check_nhwc(make_problem(1, 9, 9, 8, 10, 3, 3, 1, 1, 2, 2, 2, 2), rng);    // dilation 2
-  check_nhwc(make_problem(1, 12, 11, 10, 3, 5, 4, 3, 3, 2, 1, 1, 1), rng);  // stride 3, 5x4
-  check_nhwc(make_problem(1, 2, 12, 11, 17, 3, 3, 5, 5, 1, 1, 1, 1), rng);  // 25 phases: 2 launches
-  check_nhwc(make_conv_transpose2d_problem(2, 20, 2, 2, 6, 4, 4, 2, 1, 0), rng);  // a decoder layer
+  check_nhwc_both(make_problem(2, 3, 8, 8, 5, 4, 4, 2, 2, 1, 1, 1, 1), rng);     // 3 channels -> 8 (one chunk a tap)
+  check_nhwc_both(make_problem(1, 16, 6, 7, 12, 4, 4, 2, 2, 1, 1, 1, 1), rng);   // two chunks a tap (fprop)
+  check_nhwc_both(make_problem(1, 25, 5, 5, 20, 3, 3, 1, 1, 1, 1, 1, 1), rng);   // 25 -> 32, 20 -> 24
+  check_nhwc_both(make_problem(2, 40, 4, 4, 9, 1, 1, 1, 1, 0, 0, 1, 1), rng);    // 1x1: five chunks, S = 1
+  check_nhwc_both(make_problem(2, 2, 5, 4, 3, 1, 1, 2, 2, 0, 0, 1, 1), rng);     // dgrad phases without taps
+  check_nhwc_both(make_problem(1, 9, 9, 8, 10, 3, 3, 1, 1, 2, 2, 2, 2), rng);    // dilation 2
+  check_nhwc_both(make_problem(1, 12, 11, 10, 3, 5, 4, 3, 3, 2, 1, 1, 1), rng);  // stride 3, 5x4
+  check_nhwc_both(make_problem(1, 2, 12, 11, 17, 3, 3, 5, 5, 1, 1, 1, 1), rng);  // 25 phases: 2 launches
+  check_nhwc_both(make_conv_transpose2d_problem(2, 20, 2, 2, 6, 4, 4, 2, 1, 0), rng);  // a decoder layer
 }

@@ -321,9 +321,9 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
         ++pairs;
       }
       if (groups_expected(dir, p)) CHECK(pairs > 0);
-      // the channels-last kernel rounds x and w to BF16 like the NCHW BF16 tiles and differs
-      // from them only in the FP32 summation order: far closer than the 5e-3 to the double
-      // reference (a lost or doubled chunk of 8 channels would be ~1e-1)
+      // the channels-last kernels round the operands like the NCHW tiles of their mode (BF16,
+      // TF32) and differ from them only in the FP32 summation order: far closer than the 5e-3
+      // to the double reference (a lost or doubled chunk of channels would be ~1e-1)
       for (const auto& [key, out] : outs) {
         const auto& [mode, plan] = key;
         if (plan.find("nhwc") == std::string::npos) continue;
@@ -336,11 +336,11 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
         }
       }
       INFO(c.name << " | " << dc::to_string(dir));
-      // the channels-last BF16 kernels: candidates in every direction, BF16 only, for GEMMs of
-      // more than 4 columns (fewer: the thin kernel's)
+      // the channels-last kernels: candidates for GEMMs of more than 4 columns (fewer: the thin
+      // kernel's), BF16 in every direction, TF32 in fprop and dgrad, never FP32
       CHECK(!nhwc[int(dc::MathMode::FP32)]);
-      CHECK(!nhwc[int(dc::MathMode::TF32)]);
       const int gemm_cols = dir == dc::ConvDir::Fprop ? p.K : dir == dc::ConvDir::Dgrad ? p.C : p.C * p.R * p.S;
+      CHECK(nhwc[int(dc::MathMode::TF32)] == (gemm_cols > 4 && dir != dc::ConvDir::Wgrad));
       CHECK(nhwc[int(dc::MathMode::BF16)] == (gemm_cols > 4));
       CHECK(!paired[int(dc::MathMode::FP32)]);
       CHECK(paired[int(dc::MathMode::TF32)]);

@@ -155,30 +155,50 @@ uint16_t bf16_bits(__nv_bfloat16 h) {
   std::memcpy(&b, &h, 2);
   return b;
 }
+// cvt.rna.tf32.f32 (what the emulated TF32 mma applies to its inputs): 10 mantissa bits, ties away.
+float tf32_round(float v) {
+  uint32_t b;
+  std::memcpy(&b, &v, 4);
+  b = (b + 0x1000u) & 0xffffe000u;
+  std::memcpy(&v, &b, 4);
+  return v;
+}
+// A packed element against the float it was packed from: BF16 rounded to nearest even, FP32 as is.
+bool packed_as(__nv_bfloat16 got, float want) { return bf16_bits(got) == bf16_bits(__float2bfloat16_rn(want)); }
+bool packed_as(float got, float want) { return std::memcmp(&got, &want, 4) == 0; }
+template <class T>
+T pack_poison() {
+  if constexpr (std::is_same_v<T, float>) return NAN;
+  else return __ushort_as_bfloat16(0xffff);  // a BF16 NaN
+}
 
-// The pack kernels against the packed layouts of convidx::NhwcFprop / NhwcDgrad: every element
-// is the round-to-nearest-even BF16 of its source, bit for bit, every padded channel zero,
-// nothing else written (the buffers start as 0xffff, a BF16 NaN). fprop packs x and w (xp,
-// wp); dgrad dy and w (dyp, wd).
-bool check_pack(const Conv2dProblem& p, bool dgrad, std::vector<__nv_bfloat16>& ap, std::vector<__nv_bfloat16>& bp,
-                const std::vector<float>& a, const std::vector<float>& w) {
+// The pack kernels against the packed layouts of convidx::NhwcFpropT / NhwcDgradT<CH>: every
+// element is its source, bit for bit (BF16: rounded to nearest even), every padded channel
+// zero, nothing else written (the buffers start as NaN). fprop packs x and w (xp, wp); dgrad dy
+// and w (dyp, wd). T: __nv_bfloat16 (8 channels a chunk) or float (4).
+template <class T>
+bool check_pack(const Conv2dProblem& p, bool dgrad, std::vector<T>& ap, std::vector<T>& bp, const std::vector<float>& a,
+                const std::vector<float>& w) {
+  constexpr int CH = int(16 / sizeof(T));
+  using Fprop = NhwcFpropT<CH>;
+  using Dgrad = NhwcDgradT<CH>;
   using disco::cuda::kern::kPackCh;
   using disco::cuda::kern::kPackPix;
   using disco::cuda::kern::kPackThreads;
-  const int ch = dgrad ? p.K : p.C, chp = nhwc_padded_channels(ch);
+  const int ch = dgrad ? p.K : p.C, chp = nhwc_padded_channels(ch, CH);
   const int HW = dgrad ? p.P * p.Q : p.H * p.W, RS = p.R * p.S;
-  ap.assign(size_t(p.N) * HW * chp, __ushort_as_bfloat16(0xffff));
-  bp.assign(size_t(dgrad ? p.C : p.K) * RS * chp, __ushort_as_bfloat16(0xffff));
+  ap.assign(size_t(p.N) * HW * chp, pack_poison<T>());
+  bp.assign(size_t(dgrad ? p.C : p.K) * RS * chp, pack_poison<T>());
   disco_emu::launch(dim3(unsigned((HW + kPackPix - 1) / kPackPix), unsigned((chp + kPackCh - 1) / kPackCh), unsigned(p.N)),
-                    kPackThreads, [&] { disco::cuda::kern::pack_nhwc_bf16_kernel(a.data(), ap.data(), ch, chp, HW); });
+                    kPackThreads, [&] { disco::cuda::kern::pack_nhwc_kernel<T>(a.data(), ap.data(), ch, chp, HW); });
   const int64_t wtotal = int64_t(bp.size());
   disco_emu::launch(dim3(3), 64, [&] {  // a grid smaller than the work: the grid-stride loop
     if (dgrad)
-      disco::cuda::kern::pack_weights_dgrad_nhwc_bf16_kernel(w.data(), bp.data(), p.K, chp, p.C, RS, wtotal);
+      disco::cuda::kern::pack_weights_dgrad_nhwc_kernel<T>(w.data(), bp.data(), p.K, chp, p.C, RS, wtotal);
     else
-      disco::cuda::kern::pack_weights_nhwc_bf16_kernel(w.data(), bp.data(), p.C, chp, RS, wtotal);
+      disco::cuda::kern::pack_weights_nhwc_kernel<T>(w.data(), bp.data(), p.C, chp, RS, wtotal);
   });
-  const auto same = [](__nv_bfloat16 got, float want) { return bf16_bits(got) == bf16_bits(__float2bfloat16_rn(want)); };
+  const auto same = [](T got, float want) { return packed_as(got, want); };
   const int H = dgrad ? p.P : p.H, W = dgrad ? p.Q : p.W;
   bool ok = true;
   for (int n = 0; n < p.N; ++n)
@@ -186,44 +206,45 @@ bool check_pack(const Conv2dProblem& p, bool dgrad, std::vector<__nv_bfloat16>& 
       for (int h = 0; h < H; ++h)
         for (int x = 0; x < W; ++x) {
           const float want = c < ch ? a[size_t(((int64_t(n) * ch + c) * H + h) * W + x)] : 0.f;
-          const int64_t o = dgrad ? NhwcDgrad::dyp_off(p, n, c, h, x) : NhwcFprop::xp_off(p, n, c, h, x);
+          const int64_t o = dgrad ? Dgrad::dyp_off(p, n, c, h, x) : Fprop::xp_off(p, n, c, h, x);
           ok = ok && same(ap[size_t(o)], want);
         }
-  for (int k = 0; k < (dgrad ? nhwc_padded_channels(p.K) : p.K); ++k)
-    for (int c = 0; c < (dgrad ? p.C : nhwc_padded_channels(p.C)); ++c)
+  for (int k = 0; k < (dgrad ? nhwc_padded_channels(p.K, CH) : p.K); ++k)
+    for (int c = 0; c < (dgrad ? p.C : nhwc_padded_channels(p.C, CH)); ++c)
       for (int r = 0; r < p.R; ++r)
         for (int s = 0; s < p.S; ++s) {
           const bool real = k < p.K && c < p.C;
           const float want = real ? w[size_t(((int64_t(k) * p.C + c) * p.R + r) * p.S + s)] : 0.f;
-          const int64_t o = dgrad ? NhwcDgrad::wd_off(p, k, c, r, s) : NhwcFprop::wp_off(p, k, c, r, s);
+          const int64_t o = dgrad ? Dgrad::wd_off(p, k, c, r, s) : Fprop::wp_off(p, k, c, r, s);
           ok = ok && same(bp[size_t(o)], want);
         }
   return ok;
 }
 
 // Pack, the kernel (every dgrad phase launch, plus the split-K reduction), against the double
-// reference (5e-3) and against the double convolution of the BF16-rounded operands (1e-5: only
-// the FP32 summation order differs), fprop with bias; then once more accumulating onto that
-// output.
-template <class NView, class Tile>
+// reference (5e-3) and against the double convolution of the rounded operands (BF16, or TF32
+// as the mma rounds them; 1e-5: only the FP32 summation order differs), fprop with bias; then
+// once more accumulating onto that output. T = float: the TF32 kernel on FP32 packs.
+template <class NView, class Tile, class T = __nv_bfloat16>
 int check_nhwc(const char* name, const Conv2dProblem& p, int splits) {
   using disco::cuda::kern::NhwcConvArgs;
   using Out = typename NView::Out;
-  constexpr bool dgrad = std::is_same_v<NView, NhwcDgrad>;
+  constexpr bool dgrad = std::is_same_v<Out, DgradView>;
+  constexpr bool tf32 = std::is_same_v<T, float>;
   const auto t0 = std::chrono::steady_clock::now();
   g_launch_failed = false;
   const auto x = random_vec(p.x_size()), w = random_vec(p.w_size()), dy = random_vec(p.y_size());
   const auto bias = random_vec(p.K);
   const std::vector<float>& a = dgrad ? dy : x;
   std::vector<float> ar(a), wr(w);
-  for (auto& v : ar) v = bf16_round(v);
-  for (auto& v : wr) v = bf16_round(v);
+  for (auto& v : ar) v = tf32 ? tf32_round(v) : bf16_round(v);
+  for (auto& v : wr) v = tf32 ? tf32_round(v) : bf16_round(v);
   const auto want = dgrad ? ref::conv2d_dgrad(p, to_double(dy), to_double(w))
                           : ref::conv2d_fprop(p, to_double(x), to_double(w), to_double(bias));
   const auto want_bf16 = dgrad ? ref::conv2d_dgrad(p, to_double(ar), to_double(wr))
                                : ref::conv2d_fprop(p, to_double(ar), to_double(wr), to_double(bias));
-  std::vector<__nv_bfloat16> ap, bp;
-  const bool pack_ok = check_pack(p, dgrad, ap, bp, a, w);
+  std::vector<T> ap, bp;
+  const bool pack_ok = check_pack<T>(p, dgrad, ap, bp, a, w);
 
   std::vector<float> out(want.size(), NAN);
   const auto run = [&](bool accumulate) {
@@ -241,7 +262,7 @@ int check_nhwc(const char* name, const Conv2dProblem& p, int splits) {
       args.ws_slice = int64_t(g.max_m) * g.gemm_n;
       args.splits = splits;
       args.accumulate = accumulate ? 1 : 0;
-      const auto kernel = disco::cuda::kern::conv_nhwc_bf16_kernel<NView, Tile>;
+      const auto kernel = disco::cuda::kern::conv_nhwc_kernel<NView, Tile, T>;
       constexpr size_t smem = disco::cuda::kern::conv_nhwc_smem_bytes<Tile>();
       if (smem > disco::cuda::kern::kSmemDefaultLimit &&
           cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess)
@@ -273,10 +294,10 @@ int check_nhwc(const char* name, const Conv2dProblem& p, int splits) {
   const bool ok = pack_ok && !g_launch_failed && err <= 5e-3 && err_bf16 <= 1e-5 && err_acc <= 1e-5;
   if (!ok) ++g_failures;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%-4s %-22s BF16 tile=%dx%dnhwc splits=%d  pack %s %s %.2e, vs bf16 operands %.2e, += %.2e  (tol 5e-3 "
-              "/ 1e-5, %.1fs)\n",
-              ok ? "ok" : "FAIL", name, Tile::BM, Tile::BN, splits, pack_ok ? "exact" : "WRONG", dgrad ? "dgrad" : "fprop",
-              err, err_bf16, err_acc, secs);
+  std::printf("%-4s %-22s %s tile=%dx%dnhwc splits=%d  pack %s %s %.2e, vs rounded operands %.2e, += %.2e  (tol "
+              "5e-3 / 1e-5, %.1fs)\n",
+              ok ? "ok" : "FAIL", name, tf32 ? "TF32" : "BF16", Tile::BM, Tile::BN, splits, pack_ok ? "exact" : "WRONG",
+              dgrad ? "dgrad" : "fprop", err, err_bf16, err_acc, secs);
   std::fflush(stdout);
   return 1;
 }
@@ -297,7 +318,8 @@ int check_nhwc_wgrad(const char* name, const Conv2dProblem& p, int splits) {
   const auto want = ref::conv2d_wgrad(p, to_double(x), to_double(dy));
   const auto want_bf16 = ref::conv2d_wgrad(p, to_double(xr), to_double(dyr));
   std::vector<__nv_bfloat16> dyp, xp, unused;
-  const bool pack_ok = check_pack(p, true, dyp, unused, dy, w) && check_pack(p, false, xp, unused, x, w);
+  const bool pack_ok = check_pack<__nv_bfloat16>(p, true, dyp, unused, dy, w) &&
+                       check_pack<__nv_bfloat16>(p, false, xp, unused, x, w);
 
   auto g = make_conv_gemm_params(p, ConvKind::Wgrad);
   g.gemm_n = NhwcWgrad::gemm_n(p);  // as the launcher: the padded (r, s, c) columns
@@ -467,6 +489,14 @@ int main(int argc, char** argv) {
   ncases += check_nhwc<NhwcDgrad, NhwcTileSmall>("1x1 s2", s2k1, 1);
   ncases += check_nhwc<NhwcDgrad, NhwcTileLarge>("convT 40->9 2x2->4x4", convt, 2);
   ncases += check_nhwc<NhwcFprop, NhwcTileLarge>("130->140 k3 @5 b2", big, 2);
+  // TF32 on FP32 packs (4 channels a chunk): 3 -> 4, 70 -> 72, 5 -> 8, 130 -> 132 channels
+  ncases += check_nhwc<NhwcFprop32, NhwcTileSmall, float>("3->32 k4s2p1 @16 b2", first, 2);
+  ncases += check_nhwc<NhwcDgrad32, NhwcTileSmall, float>("3->32 k4s2p1 @16 b2", first, 1);
+  ncases += check_nhwc<NhwcFprop32, NhwcTileLarge, float>("70->25 k4s2p1 @4 b1", deep, 1);
+  ncases += check_nhwc<NhwcDgrad32, NhwcTileSmall, float>("70->25 k4s2p1 @4 b1", deep, 3);
+  ncases += check_nhwc<NhwcFprop32, NhwcTileSmall, float>("odd 5->6 k3 7x9", odd, 1);
+  ncases += check_nhwc<NhwcDgrad32, NhwcTileLarge, float>("s3 k5", s3, 2);
+  ncases += check_nhwc<NhwcDgrad32, NhwcTileSmall, float>("s5 25 phases", s5, 1);
   ncases += check_nhwc_wgrad<NhwcTileSmall>("3->32 k4s2p1 @16 b2", first, 4);
   ncases += check_nhwc_wgrad<NhwcTileLarge>("70->25 k4s2p1 @4 b1", deep, 1);
   ncases += check_nhwc_wgrad<NhwcTileSmall>("odd 5->6 k3 7x9", odd, 3);

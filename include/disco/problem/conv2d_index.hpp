@@ -547,24 +547,28 @@ struct WgradView {
 };
 
 // ---- channels-last BF16 views (kernels/conv2d_nhwc.cuh) -----------------------------------
-// The channels-last kernel reads copies of its operands packed to BF16 with the reduction's
-// channel count (fprop: C, dgrad: K) padded to a multiple of 8 (zero channels past it), so
-// its reduction runs tap-major over chunks of 8 channels of one tap -- 16 contiguous bytes of
-// both packed operands, one cp.async each:
+// The channels-last kernel reads copies of its operands packed to BF16 (TF32 math: FP32) with
+// the reduction's channel count (fprop: C, dgrad: K) padded to a multiple of 8 (FP32: 4;
+// zero channels past it), so its reduction runs tap-major over chunks of 8 (FP32: 4) channels
+// of one tap -- 16 contiguous bytes of both packed operands, one cp.async each (below for
+// BF16; the FP32 views NhwcFprop32 / NhwcDgrad32 read 8 as 4):
 //   fprop  xp[n][h][w][Cp] (N x H x W x Cp)    wp[k][r][s][c]  (K x R x S x Cp)
 //          chunk kc = (r S + s) Cp8 + c8,  Kred = R S Cp
 //   dgrad  dyp[n][p][q][Kp] (N x P x Q x Kp)   wd[r][s][c][k]  (R x S x C x Kp)
 //          per phase: chunk kc = (th ntaps_w + tw) Kp8 + k8,  Kred = ntaps_h ntaps_w Kp
 // A thread's loader walks chunks kc0, kc0 + step, ... with a Cursor (no division per chunk);
 // A (a_chunk, per GEMM row) and B (b_chunk, per GEMM column) of one chunk share it. Offsets
-// are in BF16 elements, -1 where the implicit matrix holds a zero. M, N and the output are
+// are in elements of the pack, -1 where the implicit matrix holds a zero. M, N and the output are
 // those of the NCHW view (Out: FpropView / DgradView, whose c_off writes y / dx).
-DISCO_HOST_DEVICE int nhwc_padded_channels(int c) { return (c + 7) / 8 * 8; }
+// CH: channels per 16-byte chunk, 8 (BF16 packs) or 4 (FP32 packs, the TF32 kernels); the
+// channel counts are padded to a multiple of CH.
+DISCO_HOST_DEVICE int nhwc_padded_channels(int c, int ch = 8) { return (c + ch - 1) / ch * ch; }
 
-struct NhwcFprop {
+template <int CH>
+struct NhwcFpropT {
   using Out = FpropView;
-  static constexpr int kChunk = 8;  // channels per 16-byte chunk
-  DISCO_HOST_DEVICE static int padded_channels(int C) { return nhwc_padded_channels(C); }
+  static constexpr int kChunk = CH;  // channels per 16-byte chunk
+  DISCO_HOST_DEVICE static int padded_channels(int C) { return nhwc_padded_channels(C, CH); }
   DISCO_HOST_DEVICE static int chunks_per_tap(const Conv2dProblem& p) { return padded_channels(p.C) / kChunk; }
   DISCO_HOST_DEVICE static int gemm_k(const Conv2dProblem& p) { return p.R * p.S * padded_channels(p.C); }
   DISCO_HOST_DEVICE static int gemm_m(const ConvGemmParams& g, int) { return g.max_m; }
@@ -628,10 +632,11 @@ struct NhwcFprop {
   }
 };
 
-struct NhwcDgrad {
+template <int CH>
+struct NhwcDgradT {
   using Out = DgradView;
-  static constexpr int kChunk = 8;
-  DISCO_HOST_DEVICE static int padded_channels(int K) { return nhwc_padded_channels(K); }
+  static constexpr int kChunk = CH;
+  DISCO_HOST_DEVICE static int padded_channels(int K) { return nhwc_padded_channels(K, CH); }
   DISCO_HOST_DEVICE static int chunks_per_tap(const Conv2dProblem& p) { return padded_channels(p.K) / kChunk; }
   DISCO_HOST_DEVICE static int gemm_m(const ConvGemmParams& g, int slot) { return g.ph[slot].M; }
   DISCO_HOST_DEVICE static int chunks(const ConvGemmParams& g, int slot) {
@@ -705,6 +710,10 @@ struct NhwcDgrad {
     return ((int64_t(r) * p.S + s) * p.C + c) * padded_channels(p.K) + k;
   }
 };
+using NhwcFprop = NhwcFpropT<8>;  // BF16 packs
+using NhwcDgrad = NhwcDgradT<8>;
+using NhwcFprop32 = NhwcFpropT<4>;  // FP32 packs (the TF32 kernels)
+using NhwcDgrad32 = NhwcDgradT<4>;
 
 // Weight gradient, channels-last: both operands are packed, dy -> dyp (N x P x Q x Kp, as
 // dgrad's A) and x -> xp (N x H x W x Cp, as fprop's A). GEMM rows are the filters k (M = K;
