@@ -1,33 +1,35 @@
 #pragma once
-// Channels-last BF16 implicit-GEMM convolution, forward (fprop), data gradient (dgrad,
-// phase-decomposed like the NCHW kernel) and weight gradient (wgrad, at the end), for tensor cores (m16n8k16, FP32 accumulation):
-// BF16 math mode only, a tuning candidate of the launcher (src/cuda/conv_custom.cu, plans
-// "128x128nhwc" / "64x64nhwc").
+// Channels-last implicit-GEMM convolutions for tensor cores, FP32 accumulation: BF16
+// (m16n8k16) forward (fprop), data gradient (dgrad, phase-decomposed like the NCHW kernel) and
+// weight gradient (wgrad, at the end of this file); TF32 (m16n8k8) fprop and dgrad. Tuning
+// candidates of the launcher (src/cuda/conv_custom.cu, plans "128x128nhwc" / "64x64nhwc").
 //
 // Why: the NCHW kernels (conv2d_igemm.cuh) gather one float per 4-byte cp.async and keep
 // float32 in shared memory, so their loaders issue an instruction per element and their
 // fragment builds convert per element; on an H200 that loader work, not the tensor cores,
-// bounds them (docs/benchmarks.md). Here the launcher first packs the operands to BF16 with
-// the reduction's channels innermost, padded to a multiple of 8 (zeros): fprop x -> xp[N][H][W][Cp]
-// and w -> wp[K][R][S][Cp]; dgrad dy -> dyp[N][P][Q][Kp] and w -> wd[R][S][C][Kp]
-// (pack_nhwc_bf16_kernel, pack_weights_nhwc_bf16_kernel, pack_weights_dgrad_nhwc_bf16_kernel;
-// index math: convidx::NhwcFprop / NhwcDgrad, unit-tested on the CPU). The reduction then runs
-// tap-major over chunks of 8 channels, and every chunk is 16 contiguous bytes of both operands:
-//  * loaders: one 16-byte cp.async (zero-filled where the tap hits padding) per 8 reduction
-//    elements, for A and B alike; a thread owns one chunk column of BM / (threads / 4) rows
-//    and walks it with an incremental (r, s, c8) cursor;
-//  * shared memory holds BF16 rows of BK = 32 (64 bytes, no padding) with an XOR swizzle of
-//    the 16-byte chunks (chunk j of row r at position j ^ ((r / 2) % 4)): the cp.async stores
-//    and the ldmatrix reads are free of bank conflicts;
-//  * fragments: ldmatrix.x4 -- one instruction per 16 x 16 A block and per two 8-column B
-//    blocks, already in the mma.sync register layout (no conversion).
+// bounds them (docs/benchmarks.md). Here the launcher first packs the operands with the
+// reduction's channels innermost, padded with zeros to a 16-byte chunk (8 BF16 / 4 FP32
+// channels): fprop x -> xp[N][H][W][Cp] and w -> wp[K][R][S][Cp]; dgrad dy -> dyp[N][P][Q][Kp]
+// and w -> wd[R][S][C][Kp]; wgrad dy -> dyp and x -> xp (pack_nhwc_kernel,
+// pack_weights_nhwc_kernel, pack_weights_dgrad_nhwc_kernel; BF16 packs are rounded to nearest
+// even, FP32 packs are copies; index math: convidx::NhwcFpropT / NhwcDgradT / NhwcWgrad,
+// unit-tested on the CPU). fprop / dgrad (conv_nhwc_kernel) then reduce tap-major over
+// chunks, and every chunk is 16 contiguous bytes of both operands:
+//  * loaders: one 16-byte cp.async (zero-filled where the tap hits padding) per chunk, for A
+//    and B alike; a thread owns one chunk column of BM / (threads / 4) rows and walks it with
+//    an incremental (r, s, c8) / (th, tw, k8) cursor;
+//  * shared memory: 64-byte rows (BK = 32 BF16 / 16 FP32 reduction elements, no padding) with
+//    an XOR swizzle of the 16-byte chunks (chunk j of row r at position j ^ ((r / 2) % 4)): the
+//    cp.async stores and the ldmatrix reads are free of bank conflicts;
+//  * fragments: ldmatrix.x4 -- one instruction per 16-row A block and per two 8-column B
+//    blocks, already in the mma.sync register layout (BF16: no conversion; TF32: cvt.rna).
 // The output, bias, accumulation, dgrad phases (grid z = slots x splits) and split-K partials
 // are those of the NCHW kernel (conv_store_tile, conv_splitk_reduce_kernel<View::Out>). The
-// results equal those of the NCHW BF16 kernels up to the FP32 summation order (both round the
-// operands to BF16, nearest even).
+// results equal those of the NCHW kernels of the same math mode up to the FP32 summation
+// order (both round the operands the same way).
 //
-// CPU emulation (tests/emu, tests/emu_backend): ldmatrix goes to disco_emu_ldmatrix_x4,
-// written from the PTX ISA's description independently of the address math here.
+// CPU emulation (tests/emu, tests/emu_backend): ldmatrix goes to disco_emu_ldmatrix_x4 /
+// _trans, written from the PTX ISA's description independently of the address math here.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -43,7 +45,7 @@ namespace disco {
 namespace cuda {
 namespace kern {
 
-// BM x BN output tile, BK = 32 (four 16-byte chunks per row), WARPS_M x WARPS_N warps of
+// BM x BN output tile, BK = 32 BF16 (64 bytes: four 16-byte chunks per row), WARPS_M x WARPS_N warps of
 // WM x WN (MI x NI fragments of 16 x 8; NI even: B fragments come in pairs from one ldmatrix.x4).
 template <int BM_, int BN_, int WARPS_M_, int WARPS_N_, int STAGES_>
 struct NhwcTile {
