@@ -441,16 +441,40 @@ void pack_activation(const float* src, T* dst, int n, int ch, int chp, int64_t h
   DISCO_CUDA_CHECK_LAUNCH();
 }
 
+// Scratch for a launch's two packs, one block: `a_bytes` at the start, then the second pack
+// (256-byte aligned). The block's size is rounded up to a power of two, so the caching
+// allocator sees few distinct sizes across the layers: the blocks it keeps for the packs --
+// in a captured graph's private pool too, where a freed block only serves later requests of
+// its own size -- stay under twice the largest.
+struct PackScratch {
+  detail::Scratch mem;
+  size_t b_offset;
+  PackScratch(size_t a_bytes, size_t b_bytes)
+      : mem(pow2_at_least(round_up(a_bytes) + b_bytes)), b_offset(round_up(a_bytes)) {}
+  template <class T>
+  T* a() const { return mem.as<T>(); }
+  template <class T>
+  T* b() const { return reinterpret_cast<T*>(mem.as<unsigned char>() + b_offset); }
+  static size_t round_up(size_t n) { return (n + 255) / 256 * 256; }
+  static size_t pow2_at_least(size_t n) {
+    size_t p = 256;
+    while (p < n) p <<= 1;
+    return p;
+  }
+};
+
 // The channels-last weight gradient (BF16): packs dy (a_src) and x (b_src), runs the kernel on
 // `grid` (args.g.gemm_n: the padded R S Cp columns).
 void run_nhwc_wgrad(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
   using bf16 = __nv_bfloat16;
   const Conv2dProblem& p = args.g.p;
   const int Kp = convidx::nhwc_padded_channels(p.K), Cp = convidx::nhwc_padded_channels(p.C);
-  detail::Scratch dyp(sizeof(bf16) * size_t(p.N) * size_t(p.P) * size_t(p.Q) * size_t(Kp));
-  detail::Scratch xp(sizeof(bf16) * size_t(p.N) * size_t(p.H) * size_t(p.W) * size_t(Cp));
-  pack_activation(args.a_src, dyp.as<bf16>(), p.N, p.K, Kp, int64_t(p.P) * p.Q, t);
-  pack_activation(args.b_src, xp.as<bf16>(), p.N, p.C, Cp, int64_t(p.H) * p.W, t);
+  const PackScratch packs(sizeof(bf16) * size_t(p.N) * size_t(p.P) * size_t(p.Q) * size_t(Kp),
+                          sizeof(bf16) * size_t(p.N) * size_t(p.H) * size_t(p.W) * size_t(Cp));
+  bf16* const dyp = packs.a<bf16>();
+  bf16* const xp = packs.b<bf16>();
+  pack_activation(args.a_src, dyp, p.N, p.K, Kp, int64_t(p.P) * p.Q, t);
+  pack_activation(args.b_src, xp, p.N, p.C, Cp, int64_t(p.H) * p.W, t);
   const auto launch = [&](auto tile) {
     using Tile = decltype(tile);
     constexpr size_t smem = kern::conv_nhwc_smem_bytes<Tile>();
@@ -460,8 +484,8 @@ void run_nhwc_wgrad(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
     }
     kern::NhwcConvArgs na{};
     na.g = args.g;
-    na.a = dyp.as<bf16>();
-    na.b = xp.as<bf16>();
+    na.a = dyp;
+    na.b = xp;
     na.out = args.out;
     na.bias = nullptr;
     na.ws = args.ws;
@@ -488,22 +512,23 @@ void run_nhwc(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
   const int ch = fprop ? p.C : p.K;  // the reduction's channels, innermost in the packs
   const int chp = NView::padded_channels(ch);
   const int64_t hw = fprop ? int64_t(p.H) * p.W : int64_t(p.P) * p.Q;
-  detail::Scratch ap(sizeof(T) * size_t(p.N) * size_t(hw) * size_t(chp));
   const int64_t wtotal = int64_t(p.R) * p.S * (fprop ? int64_t(p.K) : int64_t(p.C)) * chp;
-  detail::Scratch bp(sizeof(T) * size_t(wtotal));
-  pack_activation(args.a_src, ap.as<T>(), p.N, ch, chp, hw, t);
+  const PackScratch packs(sizeof(T) * size_t(p.N) * size_t(hw) * size_t(chp), sizeof(T) * size_t(wtotal));
+  T* const ap = packs.a<T>();
+  T* const bp = packs.b<T>();
+  pack_activation(args.a_src, ap, p.N, ch, chp, hw, t);
   if constexpr (fprop) {
     kern::pack_weights_nhwc_kernel<T><<<detail::grid_for(wtotal), kern::kBlock, 0, detail::stream()>>>(
-        args.b_src, bp.as<T>(), p.C, chp, p.R * p.S, wtotal);
+        args.b_src, bp, p.C, chp, p.R * p.S, wtotal);
   } else {
     kern::pack_weights_dgrad_nhwc_kernel<T><<<detail::grid_for(wtotal), kern::kBlock, 0, detail::stream()>>>(
-        args.b_src, bp.as<T>(), p.K, chp, p.C, p.R * p.S, wtotal);
+        args.b_src, bp, p.K, chp, p.C, p.R * p.S, wtotal);
   }
   DISCO_CUDA_CHECK_LAUNCH();
   if (t == TileKind::NhwcLarge)
-    launch_nhwc_tile<NView, T, kern::NhwcTileLarge>(args, ap.as<T>(), bp.as<T>(), grid);
+    launch_nhwc_tile<NView, T, kern::NhwcTileLarge>(args, ap, bp, grid);
   else
-    launch_nhwc_tile<NView, T, kern::NhwcTileSmall>(args, ap.as<T>(), bp.as<T>(), grid);
+    launch_nhwc_tile<NView, T, kern::NhwcTileSmall>(args, ap, bp, grid);
 }
 
 template <class View>
