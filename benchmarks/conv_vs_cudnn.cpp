@@ -111,8 +111,32 @@ void family_vs_other(const std::vector<dc::ConvPlanTiming>& t, Pred in_family, d
     other += std::isfinite(bo) ? bo : NAN;
   }
 }
-void grouped_vs_other(const std::vector<dc::ConvPlanTiming>& t, double& grouped, double& other) {
-  family_vs_other(t, grouped_plan, grouped, other);
+
+// Over the tuned rows of one math mode: the geomean of (best family plan / best other plan)
+// per direction (geo[0..2]: fprop, dgrad, wgrad) and over all (geo[3]) with their counts,
+// the best and worst ratio, and in how many rows tuning kept a plan of the family.
+struct FamilySummary {
+  double geo[4];
+  int cnt[4];
+  double best, worst;
+  int kept, tuned;
+};
+template <class Pred>
+FamilySummary family_summary(const std::vector<Row>& rows, const std::string& math, Pred in_family) {
+  FamilySummary f{{0, 0, 0, 0}, {0, 0, 0, 0}, INFINITY, 0, 0, 0};
+  for (const Row& r : rows) {
+    if (r.math != math || r.tuning.empty()) continue;
+    ++f.tuned;
+    f.kept += in_family(r.disco_plan) ? 1 : 0;
+    double fam, other;
+    family_vs_other(r.tuning, in_family, fam, other);
+    if (!(std::isfinite(fam) && std::isfinite(other) && fam > 0 && other > 0)) continue;
+    const int d = r.dir == "fprop" ? 0 : (r.dir == "dgrad" ? 1 : 2);
+    for (int k : {d, 3}) f.geo[k] += std::log(fam / other), ++f.cnt[k];
+    f.best = std::min(f.best, fam / other), f.worst = std::max(f.worst, fam / other);
+  }
+  for (int k = 0; k < 4; ++k) f.geo[k] = f.cnt[k] ? std::exp(f.geo[k] / f.cnt[k]) : NAN;
+  return f;
 }
 
 int self_test() {
@@ -156,13 +180,13 @@ int self_test() {
   // the tuning comparison: best grouped vs best other plan, per launch, summed
   {
     double g = 0, o = 0;
-    grouped_vs_other({{0, "128x128", 2.f, false}, {0, "128x128g split 2", 1.5f, true}, {0, "64x64g", 3.f, false},
-                      {0, "thin", NAN, false}, {1, "64x64", 1.f, true}, {1, "128x32g", 4.f, false}},
-                     g, o);
-    expect(g == 1.5 + 4.0 && o == 2.0 + 1.0, "grouped_vs_other sums the per-launch minima");
-    grouped_vs_other({{0, "128x128", 2.f, true}, {0, "thin", 1.f, false}}, g, o);
+    family_vs_other({{0, "128x128", 2.f, false}, {0, "128x128g split 2", 1.5f, true}, {0, "64x64g", 3.f, false},
+                     {0, "thin", NAN, false}, {1, "64x64", 1.f, true}, {1, "128x32g", 4.f, false}},
+                    grouped_plan, g, o);
+    expect(g == 1.5 + 4.0 && o == 2.0 + 1.0, "family_vs_other sums the per-launch minima");
+    family_vs_other({{0, "128x128", 2.f, true}, {0, "thin", 1.f, false}}, grouped_plan, g, o);
     expect(std::isnan(g) && o == 1.0, "no grouped candidate: NaN");
-    grouped_vs_other({}, g, o);
+    family_vs_other({}, grouped_plan, g, o);
     expect(std::isnan(g) && std::isnan(o), "not tuned: NaN");
     expect(grouped_plan("128x32g split 4") && grouped_plan("64x64g") && !grouped_plan("128x128p split 2") &&
                !grouped_plan("smallout split 64") && !grouped_plan("thin"),
@@ -173,6 +197,21 @@ int self_test() {
     family_vs_other({{0, "128x128", 2.f, false}, {0, "64x64nhwc split 2", 1.f, true}, {0, "128x128g", 1.5f, false}},
                     nhwc_plan, g, o);
     expect(g == 1.0 && o == 1.5, "family_vs_other: the channels-last family against every other plan");
+    // the summary over rows: per direction, over all, best / worst, kept, untuned rows skipped
+    std::vector<Row> rows(4);
+    const std::string dirs[4] = {"fprop", "dgrad", "fprop", "wgrad"};
+    for (int i = 0; i < 4; ++i) rows[size_t(i)].math = "bf16", rows[size_t(i)].dir = dirs[i];
+    rows[0].tuning = {{0, "128x128", 2.f, false}, {0, "64x64nhwc", 1.f, true}};  // 0.5
+    rows[0].disco_plan = "64x64nhwc";
+    rows[1].tuning = {{0, "128x128", 1.f, true}, {0, "64x64nhwc", 2.f, false}};  // 2
+    rows[2].tuning = {{0, "128x128", 1.f, true}, {0, "64x64nhwc", 4.f, false}};  // 4
+    const FamilySummary f = family_summary(rows, "bf16", nhwc_plan);
+    expect(f.tuned == 3 && f.kept == 1 && f.cnt[3] == 3 && f.cnt[0] == 2 && f.cnt[1] == 1 && f.cnt[2] == 0,
+           "family_summary counts");
+    expect(std::abs(f.geo[0] - std::sqrt(2.0)) < 1e-12 && std::abs(f.geo[1] - 2.0) < 1e-12 && std::isnan(f.geo[2]) &&
+               std::abs(f.geo[3] - std::cbrt(4.0)) < 1e-12 && f.best == 0.5 && f.worst == 4.0,
+           "family_summary geomeans, best and worst");
+    expect(family_summary(rows, "tf32", nhwc_plan).tuned == 0, "family_summary: other math modes skipped");
   }
   std::printf(fails ? "self-test: %d failure(s)\n" : "self-test: ok\n", fails);
   return fails ? 1 : 0;
@@ -464,46 +503,20 @@ int main(int argc, char** argv) {
                   dc::to_string(mode), std::exp(log_sum / cnt), dir_cnt[0] ? std::exp(dir_log[0] / dir_cnt[0]) : NAN,
                   dir_cnt[1] ? std::exp(dir_log[1] / dir_cnt[1]) : NAN,
                   dir_cnt[2] ? std::exp(dir_log[2] / dir_cnt[2]) : NAN, peak, src.c_str());
-    // the grouped loaders against the other plans, from tuning's own timings
-    double glog[4] = {0, 0, 0, 0};
-    int gcnt[4] = {0, 0, 0, 0}, chosen = 0, tuned = 0;
-    for (const Row& r : rows) {
-      if (r.math != dc::to_string(mode) || r.tuning.empty()) continue;
-      ++tuned;
-      chosen += grouped_plan(r.disco_plan) ? 1 : 0;
-      double g, o;
-      grouped_vs_other(r.tuning, g, o);
-      if (!(std::isfinite(g) && std::isfinite(o) && g > 0 && o > 0)) continue;
-      const int d = r.dir == "fprop" ? 0 : (r.dir == "dgrad" ? 1 : 2);
-      for (int k : {d, 3}) glog[k] += std::log(g / o), ++gcnt[k];
-    }
-    const auto gm = [&](int k) { return gcnt[k] ? std::exp(glog[k] / gcnt[k]) : NAN; };
-    if (tuned)
+    // the grouped loaders and the channels-last kernels (pack included; BF16 in every
+    // direction, TF32 in fprop and dgrad) against the other plans, from tuning's own timings
+    const FamilySummary gs = family_summary(rows, dc::to_string(mode), grouped_plan);
+    if (gs.tuned)
       std::printf("grouped loaders (%s, tuning times): best grouped / best other plan geomean %.3f over %d case(s) "
                   "[fprop %.3f, dgrad %.3f, wgrad %.3f]; kept in %d of %d tuned case(s)\n\n",
-                  dc::to_string(mode), gm(3), gcnt[3], gm(0), gm(1), gm(2), chosen, tuned);
-    // the channels-last kernels (pack included) against the other plans: BF16 fprop, dgrad and
-    // wgrad, TF32 fprop and dgrad
-    if (mode != dc::MathMode::FP32) {
-      double nlog[4] = {0, 0, 0, 0}, worst = 0, best = INFINITY;
-      int ncnt[4] = {0, 0, 0, 0}, nchosen = 0, ntuned = 0;
-      for (const Row& r : rows) {
-        if (r.math != dc::to_string(mode) || r.tuning.empty()) continue;
-        ++ntuned;
-        nchosen += nhwc_plan(r.disco_plan) ? 1 : 0;
-        double f, o;
-        family_vs_other(r.tuning, nhwc_plan, f, o);
-        if (!(std::isfinite(f) && std::isfinite(o) && f > 0 && o > 0)) continue;
-        for (int k : {r.dir == "fprop" ? 0 : r.dir == "dgrad" ? 1 : 2, 3}) nlog[k] += std::log(f / o), ++ncnt[k];
-        worst = std::max(worst, f / o), best = std::min(best, f / o);
-      }
-      const auto nm = [&](int k) { return ncnt[k] ? std::exp(nlog[k] / ncnt[k]) : NAN; };
-      if (ntuned)
-        std::printf("channels-last %s (tuning times, pack included): best nhwc / best other plan geomean %.3f over "
-                    "%d case(s) [fprop %.3f, dgrad %.3f, wgrad %.3f; best %.3f, worst %.3f]; kept in %d of %d tuned "
-                    "case(s)\n\n",
-                    dc::to_string(mode), nm(3), ncnt[3], nm(0), nm(1), nm(2), best, worst, nchosen, ntuned);
-    }
+                  dc::to_string(mode), gs.geo[3], gs.cnt[3], gs.geo[0], gs.geo[1], gs.geo[2], gs.kept, gs.tuned);
+    const FamilySummary ns = family_summary(rows, dc::to_string(mode), nhwc_plan);
+    if (mode != dc::MathMode::FP32 && ns.tuned)
+      std::printf("channels-last %s (tuning times, pack included): best nhwc / best other plan geomean %.3f over "
+                  "%d case(s) [fprop %.3f, dgrad %.3f, wgrad %.3f; best %.3f, worst %.3f]; kept in %d of %d tuned "
+                  "case(s)\n\n",
+                  dc::to_string(mode), ns.geo[3], ns.cnt[3], ns.geo[0], ns.geo[1], ns.geo[2], ns.best, ns.worst,
+                  ns.kept, ns.tuned);
   }
   if (!csv.empty()) {
     std::ofstream f(csv);

@@ -124,17 +124,22 @@ __device__ __forceinline__ void cp_async_f32(float* smem, const float* gmem, boo
   *smem = pred ? *gmem : 0.f;
 #endif
 }
-// 16 bytes (4 floats), both addresses 16-byte aligned; zero-filled when !pred. The host
-// fallback (CPU emulation) poisons the destination with NaN where a GPU would fault on a
-// misaligned address, so the emulated tests catch it.
-__device__ __forceinline__ void cp_async_f32x4(float* smem, const float* gmem, bool pred) {
+// 16 bytes (4 floats, 8 BF16), both addresses 16-byte aligned; zero-filled when !pred. The
+// host fallback (CPU emulation) fills the destination with 0xff bytes (NaN as float and as
+// BF16) where a GPU would fault on a misaligned address, so the emulated tests catch it.
+__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool pred) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   const int src_bytes = pred ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
 #else
   const bool misaligned = ((reinterpret_cast<uintptr_t>(smem) | (pred ? reinterpret_cast<uintptr_t>(gmem) : 0)) & 15u) != 0;
-  for (int e = 0; e < 4; ++e) smem[e] = misaligned ? NAN : (pred ? gmem[e] : 0.f);
+  if (misaligned)
+    std::memset(smem, 0xff, 16);
+  else if (pred)
+    std::memcpy(smem, gmem, 16);
+  else
+    std::memset(smem, 0, 16);
 #endif
 }
 __device__ __forceinline__ void cp_async_commit() {
@@ -351,7 +356,7 @@ __device__ __forceinline__ void cp_async_group4(float* dst, const float* src, co
                                                 int lim) {
   const bool all = e.valid && e.w >= 0 && e.w + 3 * step < lim;
   if (step == 1 && all && (reinterpret_cast<uintptr_t>(src + e.off) & 15u) == 0) {
-    cp_async_f32x4(dst, src + e.off, true);
+    cp_async_16(dst, src + e.off, true);
     return;
   }
 #pragma unroll
@@ -422,7 +427,7 @@ __device__ __forceinline__ void load_b_tile(const convidx::ConvGemmParams& g, in
       for (int it = 0; it < Tile::BN / NSTEP4; ++it) {
         const int nl = n_local0 + it * NSTEP4, n = n0 + nl;
         const bool valid = kr < g.max_kred && n < g.gemm_n;
-        cp_async_f32x4(&Bs[nl][k4], src + (valid ? int64_t(n) * g.max_kred + kr : 0), valid);
+        cp_async_16(&Bs[nl][k4], src + (valid ? int64_t(n) * g.max_kred + kr : 0), valid);
       }
       return;
     }

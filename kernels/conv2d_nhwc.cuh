@@ -28,8 +28,8 @@
 // results equal those of the NCHW kernels of the same math mode up to the FP32 summation
 // order (both round the operands the same way).
 //
-// CPU emulation (tests/emu, tests/emu_backend): ldmatrix goes to disco_emu_ldmatrix_x4 /
-// _trans, written from the PTX ISA's description independently of the address math here.
+// CPU emulation (tests/emu, tests/emu_backend): ldmatrix goes to disco_emu_ldmatrix_x4,
+// written from the PTX ISA's description independently of the address math here.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -89,54 +89,27 @@ struct NhwcConvArgs {
 };
 
 // ---- PTX wrappers ---------------------------------------------------------------------------------
-// 16 bytes global -> shared, both 16-byte aligned; zero-filled when !pred. The host fallback
-// (CPU emulation) fills the destination with 0xff bytes (NaN as float and as BF16) where a GPU
-// would fault on a misaligned address.
-__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool pred) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  const int src_bytes = pred ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
-#else
-  const bool misaligned = ((reinterpret_cast<uintptr_t>(smem) | (pred ? reinterpret_cast<uintptr_t>(gmem) : 0)) & 15u) != 0;
-  if (misaligned)
-    std::memset(smem, 0xff, 16);
-  else if (pred)
-    std::memcpy(smem, gmem, 16);
-  else
-    std::memset(smem, 0, 16);
-#endif
-}
-
+// (cp_async_16 and the mma helpers: conv2d_igemm.cuh.)
 // ldmatrix.sync.aligned.m8n8.x4.shared.b16: lane l gives the address of row l % 8 of matrix
 // l / 8 (16 bytes, 16-byte aligned); r[i] receives the 32-bit word lane % 4 of row lane / 4 of
-// matrix i -- the mma.sync fragment layout. Warp-collective.
+// matrix i -- the mma.sync fragment layout. Warp-collective. TRANS (.trans): r[i] receives the
+// two 16-bit elements in column lane / 4 of matrix i, rows 2 (lane % 4) and 2 (lane % 4) + 1
+// (low half: the first) -- the fragment of the transposed 8 x 8 matrix, for operands stored
+// with the mma's k as rows.
+template <bool TRANS = false>
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row_addr));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
+  if constexpr (TRANS)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
 #elif defined(DISCO_KERNEL_EMULATION)
-  disco_emu_ldmatrix_x4(r, row_addr);
-#else
-  (void)row_addr;
-  r[0] = r[1] = r[2] = r[3] = 0;
-  __trap();
-#endif
-}
-
-// The same with .trans: r[i] receives the two 16-bit elements in column lane / 4 of matrix i,
-// rows 2 (lane % 4) and 2 (lane % 4) + 1 (low half: the first) -- the fragment of the
-// transposed 8 x 8 matrix, for operands stored with the mma's k as rows.
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row_addr) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row_addr));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-#elif defined(DISCO_KERNEL_EMULATION)
-  disco_emu_ldmatrix_x4_trans(r, row_addr);
+  disco_emu_ldmatrix_x4(r, row_addr, TRANS);
 #else
   (void)row_addr;
   r[0] = r[1] = r[2] = r[3] = 0;
@@ -444,11 +417,11 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_bf16_kernel(co
       uint32_t a[MI][4], b[NI][2];
 #pragma unroll
       for (int i2 = 0; i2 < MI; ++i2)
-        ldmatrix_x4_trans(a[i2], as + nhwc_kmajor_swizzle(16 * kh + a_k, a_c + 2 * i2, AW));
+        ldmatrix_x4<true>(a[i2], as + nhwc_kmajor_swizzle(16 * kh + a_k, a_c + 2 * i2, AW));
 #pragma unroll
       for (int jj = 0; jj < NI / 2; ++jj) {
         uint32_t r[4];
-        ldmatrix_x4_trans(r, bs + nhwc_kmajor_swizzle(16 * kh + b_k, b_c + 2 * jj, BW));
+        ldmatrix_x4<true>(r, bs + nhwc_kmajor_swizzle(16 * kh + b_k, b_c + 2 * jj, BW));
         b[2 * jj][0] = r[0];
         b[2 * jj][1] = r[1];
         b[2 * jj + 1][0] = r[2];

@@ -409,13 +409,8 @@ void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
 // The channels-last kernel (kernels/conv2d_nhwc.cuh) for NView (convidx::NhwcFprop /
 // NhwcDgrad with T = __nv_bfloat16, NhwcFprop32 / NhwcDgrad32 with T = float) on `grid`, on
 // operands already packed (its split-K partials into args.ws; the caller reduces).
-template <class NView, class T, class Tile>
-void launch_nhwc_tile(const kern::ConvKernelArgs& args, const T* a, const T* b, dim3 grid) {
-  constexpr size_t smem = kern::conv_nhwc_smem_bytes<Tile>();
-  if constexpr (smem > kern::kSmemDefaultLimit) {
-    static std::atomic<uint64_t> opted_in{0};
-    opt_in_smem(kern::conv_nhwc_kernel<NView, Tile, T>, smem, opted_in);
-  }
+// The channels-last kernels' arguments: the launch's, with the packed operands a and b.
+kern::NhwcConvArgs nhwc_args(const kern::ConvKernelArgs& args, const void* a, const void* b) {
   kern::NhwcConvArgs na{};
   na.g = args.g;
   na.a = a;
@@ -426,7 +421,17 @@ void launch_nhwc_tile(const kern::ConvKernelArgs& args, const T* a, const T* b, 
   na.ws_slice = args.ws_slice;
   na.splits = args.splits;
   na.accumulate = args.accumulate;
-  kern::conv_nhwc_kernel<NView, Tile, T><<<grid, Tile::kThreads, smem, detail::stream()>>>(na);
+  return na;
+}
+
+template <class NView, class T, class Tile>
+void launch_nhwc_tile(const kern::ConvKernelArgs& args, const T* a, const T* b, dim3 grid) {
+  constexpr size_t smem = kern::conv_nhwc_smem_bytes<Tile>();
+  if constexpr (smem > kern::kSmemDefaultLimit) {
+    static std::atomic<uint64_t> opted_in{0};
+    opt_in_smem(kern::conv_nhwc_kernel<NView, Tile, T>, smem, opted_in);
+  }
+  kern::conv_nhwc_kernel<NView, Tile, T><<<grid, Tile::kThreads, smem, detail::stream()>>>(nhwc_args(args, a, b));
   DISCO_CUDA_CHECK_LAUNCH();
 }
 
@@ -482,17 +487,7 @@ void run_nhwc_wgrad(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
       static std::atomic<uint64_t> opted_in{0};
       opt_in_smem(kern::conv_wgrad_nhwc_bf16_kernel<Tile>, smem, opted_in);
     }
-    kern::NhwcConvArgs na{};
-    na.g = args.g;
-    na.a = dyp;
-    na.b = xp;
-    na.out = args.out;
-    na.bias = nullptr;
-    na.ws = args.ws;
-    na.ws_slice = args.ws_slice;
-    na.splits = args.splits;
-    na.accumulate = args.accumulate;
-    kern::conv_wgrad_nhwc_bf16_kernel<Tile><<<grid, Tile::kThreads, smem, detail::stream()>>>(na);
+    kern::conv_wgrad_nhwc_bf16_kernel<Tile><<<grid, Tile::kThreads, smem, detail::stream()>>>(nhwc_args(args, dyp, xp));
     DISCO_CUDA_CHECK_LAUNCH();
   };
   if (t == TileKind::NhwcLarge)

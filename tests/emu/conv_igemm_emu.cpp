@@ -221,6 +221,58 @@ bool check_pack(const Conv2dProblem& p, bool dgrad, std::vector<T>& ap, std::vec
   return ok;
 }
 
+// One launch of a channels-last kernel (`kernel`, Tile) on args (grid: g's M x N x slots x
+// splits, the shared-memory opt-in as the launcher does it), then with splits > 1 the split-K
+// reduction with the view Red (same workspace layout as the NCHW kernels). A failed launch
+// sets g_launch_failed.
+template <class Red, class Tile, class Kernel>
+void launch_nhwc(Kernel kernel, const disco::cuda::kern::NhwcConvArgs& args) {
+  const ConvGemmParams& g = args.g;
+  constexpr size_t smem = disco::cuda::kern::conv_nhwc_smem_bytes<Tile>();
+  if (smem > disco::cuda::kern::kSmemDefaultLimit &&
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess)
+    g_launch_failed = true;
+  const dim3 grid(unsigned((g.max_m + Tile::BM - 1) / Tile::BM), unsigned((g.gemm_n + Tile::BN - 1) / Tile::BN),
+                  unsigned(g.num_slots * args.splits));
+  if (disco_emu::launch(grid, Tile::kThreads, smem, reinterpret_cast<const void*>(kernel), [&] { kernel(args); }) !=
+      cudaSuccess)
+    g_launch_failed = true;
+  if (args.splits > 1) {
+    ConvKernelArgs r{};
+    r.g = g;
+    r.out = args.out;
+    r.bias = args.bias;
+    r.ws = args.ws;
+    r.ws_slice = args.ws_slice;
+    r.splits = args.splits;
+    r.accumulate = args.accumulate;
+    disco_emu::launch(dim3(1), 32, [&] { disco::cuda::kern::conv_splitk_reduce_kernel<Red>(r); });
+  }
+}
+
+// The verdict of a channels-last case: run(false) into `out` against the double reference
+// `want` (5e-3) and the double result of the rounded operands `want_rounded` (1e-5), then
+// run(true) (accumulating) against twice the latter; prints one line, counts a failure.
+template <class Run>
+void finish_nhwc(const char* name, const char* math, const char* dir, int bm, int bn, int splits, bool pack_ok,
+                 std::chrono::steady_clock::time_point t0, const std::vector<float>& out,
+                 const std::vector<double>& want, const std::vector<double>& want_rounded, Run run) {
+  run(false);
+  const double err = rel_l2(out, want), err_rounded = rel_l2(out, want_rounded);
+  run(true);
+  std::vector<double> want2(want_rounded);
+  for (auto& v : want2) v *= 2;
+  const double err_acc = rel_l2(out, want2);
+  const bool ok = pack_ok && !g_launch_failed && err <= 5e-3 && err_rounded <= 1e-5 && err_acc <= 1e-5;
+  if (!ok) ++g_failures;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%-4s %-22s %s tile=%dx%dnhwc splits=%d  pack %s %s %.2e, vs rounded operands %.2e, += %.2e  (tol "
+              "5e-3 / 1e-5, %.1fs)\n",
+              ok ? "ok" : "FAIL", name, math, bm, bn, splits, pack_ok ? "exact" : "WRONG", dir, err, err_rounded, err_acc,
+              secs);
+  std::fflush(stdout);
+}
+
 // Pack, the kernel (every dgrad phase launch, plus the split-K reduction), against the double
 // reference (5e-3) and against the double convolution of the rounded operands (BF16, or TF32
 // as the mma rounds them; 1e-5: only the FP32 summation order differs), fprop with bias; then
@@ -241,8 +293,8 @@ int check_nhwc(const char* name, const Conv2dProblem& p, int splits) {
   for (auto& v : wr) v = tf32 ? tf32_round(v) : bf16_round(v);
   const auto want = dgrad ? ref::conv2d_dgrad(p, to_double(dy), to_double(w))
                           : ref::conv2d_fprop(p, to_double(x), to_double(w), to_double(bias));
-  const auto want_bf16 = dgrad ? ref::conv2d_dgrad(p, to_double(ar), to_double(wr))
-                               : ref::conv2d_fprop(p, to_double(ar), to_double(wr), to_double(bias));
+  const auto want_rounded = dgrad ? ref::conv2d_dgrad(p, to_double(ar), to_double(wr))
+                                  : ref::conv2d_fprop(p, to_double(ar), to_double(wr), to_double(bias));
   std::vector<T> ap, bp;
   const bool pack_ok = check_pack<T>(p, dgrad, ap, bp, a, w);
 
@@ -262,43 +314,11 @@ int check_nhwc(const char* name, const Conv2dProblem& p, int splits) {
       args.ws_slice = int64_t(g.max_m) * g.gemm_n;
       args.splits = splits;
       args.accumulate = accumulate ? 1 : 0;
-      const auto kernel = disco::cuda::kern::conv_nhwc_kernel<NView, Tile, T>;
-      constexpr size_t smem = disco::cuda::kern::conv_nhwc_smem_bytes<Tile>();
-      if (smem > disco::cuda::kern::kSmemDefaultLimit &&
-          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess)
-        g_launch_failed = true;
-      const dim3 grid(unsigned((g.max_m + Tile::BM - 1) / Tile::BM), unsigned((g.gemm_n + Tile::BN - 1) / Tile::BN),
-                      unsigned(g.num_slots * splits));
-      if (disco_emu::launch(grid, Tile::kThreads, smem, reinterpret_cast<const void*>(kernel), [&] { kernel(args); }) !=
-          cudaSuccess)
-        g_launch_failed = true;
-      if (splits > 1) {  // the NCHW kernel's reduction: same workspace layout
-        ConvKernelArgs r{};
-        r.g = g;
-        r.out = out.data();
-        r.bias = args.bias;
-        r.ws = ws.data();
-        r.ws_slice = args.ws_slice;
-        r.splits = splits;
-        r.accumulate = args.accumulate;
-        disco_emu::launch(dim3(1), 32, [&] { disco::cuda::kern::conv_splitk_reduce_kernel<Out>(r); });
-      }
+      launch_nhwc<Out, Tile>(disco::cuda::kern::conv_nhwc_kernel<NView, Tile, T>, args);
     }
   };
-  run(false);
-  const double err = rel_l2(out, want), err_bf16 = rel_l2(out, want_bf16);
-  run(true);
-  std::vector<double> want2(want_bf16);
-  for (size_t i = 0; i < want2.size(); ++i) want2[i] += want_bf16[i];
-  const double err_acc = rel_l2(out, want2);
-  const bool ok = pack_ok && !g_launch_failed && err <= 5e-3 && err_bf16 <= 1e-5 && err_acc <= 1e-5;
-  if (!ok) ++g_failures;
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%-4s %-22s %s tile=%dx%dnhwc splits=%d  pack %s %s %.2e, vs rounded operands %.2e, += %.2e  (tol "
-              "5e-3 / 1e-5, %.1fs)\n",
-              ok ? "ok" : "FAIL", name, tf32 ? "TF32" : "BF16", Tile::BM, Tile::BN, splits, pack_ok ? "exact" : "WRONG",
-              dgrad ? "dgrad" : "fprop", err, err_bf16, err_acc, secs);
-  std::fflush(stdout);
+  finish_nhwc(name, tf32 ? "TF32" : "BF16", dgrad ? "dgrad" : "fprop", Tile::BM, Tile::BN, splits, pack_ok, t0, out, want,
+              want_rounded, run);
   return 1;
 }
 
@@ -316,7 +336,7 @@ int check_nhwc_wgrad(const char* name, const Conv2dProblem& p, int splits) {
   for (auto& v : xr) v = bf16_round(v);
   for (auto& v : dyr) v = bf16_round(v);
   const auto want = ref::conv2d_wgrad(p, to_double(x), to_double(dy));
-  const auto want_bf16 = ref::conv2d_wgrad(p, to_double(xr), to_double(dyr));
+  const auto want_rounded = ref::conv2d_wgrad(p, to_double(xr), to_double(dyr));
   std::vector<__nv_bfloat16> dyp, xp, unused;
   const bool pack_ok = check_pack<__nv_bfloat16>(p, true, dyp, unused, dy, w) &&
                        check_pack<__nv_bfloat16>(p, false, xp, unused, x, w);
@@ -335,41 +355,9 @@ int check_nhwc_wgrad(const char* name, const Conv2dProblem& p, int splits) {
     args.ws_slice = int64_t(g.max_m) * g.gemm_n;
     args.splits = splits;
     args.accumulate = accumulate ? 1 : 0;
-    const auto kernel = disco::cuda::kern::conv_wgrad_nhwc_bf16_kernel<Tile>;
-    constexpr size_t smem = disco::cuda::kern::conv_nhwc_smem_bytes<Tile>();
-    if (smem > disco::cuda::kern::kSmemDefaultLimit &&
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess)
-      g_launch_failed = true;
-    const dim3 grid(unsigned((g.max_m + Tile::BM - 1) / Tile::BM), unsigned((g.gemm_n + Tile::BN - 1) / Tile::BN),
-                    unsigned(splits));
-    if (disco_emu::launch(grid, Tile::kThreads, smem, reinterpret_cast<const void*>(kernel), [&] { kernel(args); }) !=
-        cudaSuccess)
-      g_launch_failed = true;
-    if (splits > 1) {
-      ConvKernelArgs r{};
-      r.g = g;
-      r.out = out.data();
-      r.ws = ws.data();
-      r.ws_slice = args.ws_slice;
-      r.splits = splits;
-      r.accumulate = args.accumulate;
-      disco_emu::launch(dim3(1), 32, [&] { disco::cuda::kern::conv_splitk_reduce_kernel<NhwcWgrad>(r); });
-    }
+    launch_nhwc<NhwcWgrad, Tile>(disco::cuda::kern::conv_wgrad_nhwc_bf16_kernel<Tile>, args);
   };
-  run(false);
-  const double err = rel_l2(out, want), err_bf16 = rel_l2(out, want_bf16);
-  run(true);
-  std::vector<double> want2(want_bf16);
-  for (size_t i = 0; i < want2.size(); ++i) want2[i] += want_bf16[i];
-  const double err_acc = rel_l2(out, want2);
-  const bool ok = pack_ok && !g_launch_failed && err <= 5e-3 && err_bf16 <= 1e-5 && err_acc <= 1e-5;
-  if (!ok) ++g_failures;
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%-4s %-22s BF16 tile=%dx%dnhwc splits=%d  pack %s wgrad %.2e, vs bf16 operands %.2e, += %.2e  (tol 5e-3 "
-              "/ 1e-5, %.1fs)\n",
-              ok ? "ok" : "FAIL", name, Tile::BM, Tile::BN, splits, pack_ok ? "exact" : "WRONG", err, err_bf16, err_acc,
-              secs);
-  std::fflush(stdout);
+  finish_nhwc(name, "BF16", "wgrad", Tile::BM, Tile::BN, splits, pack_ok, t0, out, want, want_rounded, run);
   return 1;
 }
 

@@ -317,7 +317,7 @@ inline void mma_m16n8(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)
 // kernels only multiplies, so no lane writes the rows before all have read them.
 // .trans: lane l receives in register i the elements of column l / 4 of matrix i, rows 2 (l % 4)
 // (low 16 bits) and 2 (l % 4) + 1 (high 16 bits).
-inline void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr, bool trans = false) {
+inline void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr, bool trans) {
   if ((block_dim.x & 31u) != 0) fail("ldmatrix in a partial warp");
   const int lane = int(thread_idx.x) & 31, warp = int(thread_idx.x) >> 5;
   if ((reinterpret_cast<uintptr_t>(row_addr) & 15u) != 0) fail("ldmatrix: row address not 16-byte aligned");
@@ -370,8 +370,7 @@ inline void disco_emu_mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint
 inline void disco_emu_mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   disco_emu::mma_m16n8<true>(c, a, b);
 }
-inline void disco_emu_ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) { disco_emu::ldmatrix_x4(r, row_addr); }
-inline void disco_emu_ldmatrix_x4_trans(uint32_t (&r)[4], const void* row_addr) {
-  disco_emu::ldmatrix_x4(r, row_addr, true);
+inline void disco_emu_ldmatrix_x4(uint32_t (&r)[4], const void* row_addr, bool trans) {
+  disco_emu::ldmatrix_x4(r, row_addr, trans);
 }
 #define DISCO_KERNEL_EMULATION 1

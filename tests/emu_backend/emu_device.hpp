@@ -115,9 +115,8 @@ inline void disco_emu_mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint
 inline void disco_emu_mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   ::disco_emu::mma_bf16(c, a, b);
 }
-inline void disco_emu_ldmatrix_x4(uint32_t (&r)[4], const void* row_addr) { ::disco_emu::ldmatrix_x4(r, row_addr, false); }
-inline void disco_emu_ldmatrix_x4_trans(uint32_t (&r)[4], const void* row_addr) {
-  ::disco_emu::ldmatrix_x4(r, row_addr, true);
+inline void disco_emu_ldmatrix_x4(uint32_t (&r)[4], const void* row_addr, bool trans) {
+  ::disco_emu::ldmatrix_x4(r, row_addr, trans);
 }
 // The typed form, which <cuda_runtime.h> declares for nvcc only (__CUDACC__): kernel -> address.
 template <class T>

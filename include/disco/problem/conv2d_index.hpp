@@ -564,6 +564,27 @@ struct WgradView {
 // channel counts are padded to a multiple of CH.
 DISCO_HOST_DEVICE int nhwc_padded_channels(int c, int ch = 8) { return (c + ch - 1) / ch * ch; }
 
+// Output pixel idx = (n, p, q) of the convolution (idx < count = N P Q; fprop's GEMM row,
+// wgrad's reduction index) and its input window: base = (n H W) cp into a channels-last input
+// with cp channels, hb / wb the input row / column of tap (0, 0).
+struct NhwcPixel {
+  int64_t base;
+  int hb, wb;
+  bool valid;
+};
+DISCO_HOST_DEVICE NhwcPixel nhwc_output_pixel(const ConvGemmParams& g, int idx, int count, int cp) {
+  NhwcPixel x{0, 0, 0, false};
+  if (idx < 0 || idx >= count) return x;
+  int n, pq, pp, qq;
+  g.div_pq.divmod(idx, n, pq);
+  g.div_q.divmod(pq, pp, qq);
+  x.base = int64_t(n) * g.p.H * g.p.W * cp;
+  x.hb = pp * g.p.stride_h - g.p.pad_h;
+  x.wb = qq * g.p.stride_w - g.p.pad_w;
+  x.valid = true;
+  return x;
+}
+
 template <int CH>
 struct NhwcFpropT {
   using Out = FpropView;
@@ -575,22 +596,9 @@ struct NhwcFpropT {
   DISCO_HOST_DEVICE static int chunks(const ConvGemmParams& g, int) { return g.p.R * g.p.S * chunks_per_tap(g.p); }
   // The largest reduction of the launch's GEMMs (padded): what the planner's k-tiles count.
   DISCO_HOST_DEVICE static int max_gemm_k(const ConvGemmParams& g) { return gemm_k(g.p); }
-  struct Row {
-    int64_t base;  // (n H W) Cp
-    int hb, wb;    // input row / column of tap (0, 0)
-    bool valid;
-  };
+  using Row = NhwcPixel;  // GEMM row m: output pixel m
   DISCO_HOST_DEVICE static Row row(const ConvGemmParams& g, int, int m) {
-    Row r{0, 0, 0, false};
-    if (m < 0 || m >= g.max_m) return r;
-    int n, pq, pp, qq;
-    g.div_pq.divmod(m, n, pq);
-    g.div_q.divmod(pq, pp, qq);
-    r.base = int64_t(n) * g.p.H * g.p.W * padded_channels(g.p.C);
-    r.hb = pp * g.p.stride_h - g.p.pad_h;
-    r.wb = qq * g.p.stride_w - g.p.pad_w;
-    r.valid = true;
-    return r;
+    return nhwc_output_pixel(g, m, g.max_m, padded_channels(g.p.C));
   }
   // (r, s, c8) of the chunk; r >= R past the end of the reduction.
   struct Cursor {
@@ -751,22 +759,9 @@ struct NhwcWgrad {
     return c;
   }
   // Reduction index kr: the dy pixel (n, p, q) (decoded once per slice and row).
-  struct Pix {
-    int64_t base;  // (n H W) Cp
-    int hb, wb;
-    bool valid;
-  };
+  using Pix = NhwcPixel;
   DISCO_HOST_DEVICE static Pix pix(const ConvGemmParams& g, int kr) {
-    Pix x{0, 0, 0, false};
-    if (kr < 0 || kr >= g.max_kred) return x;
-    int n, pq, pp, qq;
-    g.div_pq.divmod(kr, n, pq);
-    g.div_q.divmod(pq, pp, qq);
-    x.base = int64_t(n) * g.p.H * g.p.W * nhwc_padded_channels(g.p.C);
-    x.hb = pp * g.p.stride_h - g.p.pad_h;
-    x.wb = qq * g.p.stride_w - g.p.pad_w;
-    x.valid = true;
-    return x;
+    return nhwc_output_pixel(g, kr, g.max_kred, nhwc_padded_channels(g.p.C));
   }
   // Columns of `col` at pixel `px`, into xp.
   DISCO_HOST_DEVICE static int64_t b_chunk(const ConvGemmParams& g, const Pix& px, const Col& col) {
