@@ -16,7 +16,10 @@
 // (conv_tuning_times), one row each; the summary also compares two plan families with the
 // other plans, per case the family's best time over the best other time: the grouped-loader
 // tiles ("...g") and the channels-last kernels ("...nhwc": BF16 in every direction, TF32 in
-// fprop and dgrad; their time includes packing the operands).
+// fprop and dgrad; their time includes packing the operands). It also prints tuning's output
+// check: how many candidate plans disagreed with their layer's reference plan (each counts as
+// a failure: a kernel that computes wrongly on this device) and the worst agreeing difference;
+// the CSV has each plan's diff and verdict.
 //
 // Without a CUDA device it prints a skip line and exits 77. --self-test checks the layer table
 // and the FLOP arithmetic on the CPU (a ctest). Directions are those of the Conv2dProblem: for
@@ -517,6 +520,29 @@ int main(int argc, char** argv) {
                   "case(s)\n\n",
                   dc::to_string(mode), ns.geo[3], ns.cnt[3], ns.geo[0], ns.geo[1], ns.geo[2], ns.best, ns.worst,
                   ns.kept, ns.tuned);
+    // tuning's output check: every candidate against the layer's reference plan
+    int checked = 0, rejected = 0;
+    float worst_agreeing = 0.f;
+    std::string list;
+    for (const Row& r : rows) {
+      if (r.math != dc::to_string(mode)) continue;
+      for (const auto& t : r.tuning) {
+        if (std::isnan(t.ms)) continue;  // did not run
+        ++checked;
+        if (t.agrees) {
+          worst_agreeing = std::max(worst_agreeing, t.diff);
+        } else {
+          ++rejected;
+          if (rejected <= 12) list += " " + r.layer + "." + r.dir + ":" + t.plan + "(" + std::to_string(t.diff) + ")";
+        }
+      }
+    }
+    if (checked) {
+      std::printf("tuning output check (%s): %d of %d candidate plan(s) disagreed with their layer's reference plan; "
+                  "worst agreeing max|diff|/max|ref| %.2e%s%s\n\n",
+                  dc::to_string(mode), rejected, checked, worst_agreeing, rejected ? "; rejected:" : "", list.c_str());
+      failures += rejected;
+    }
   }
   if (!csv.empty()) {
     std::ofstream f(csv);
@@ -531,14 +557,16 @@ int main(int argc, char** argv) {
   }
   if (!tuning_csv.empty()) {
     std::ofstream f(tuning_csv);
-    f << "device,size,batch,layer,dir,math,launch,plan,ms,chosen,grouped,nhwc\n";
+    f << "device,size,batch,layer,dir,math,launch,plan,ms,chosen,grouped,nhwc,diff,agrees\n";
     for (const Row& r : rows)
       for (const auto& t : r.tuning)
         f << '"' << dc::device_name() << "\"," << size << ',' << batch << ',' << r.layer << ',' << r.dir << ','
           << r.math << ',' << t.launch << ",\"" << t.plan << "\"," << t.ms << ',' << (t.chosen ? 1 : 0) << ','
-          << (grouped_plan(t.plan) ? 1 : 0) << ',' << (nhwc_plan(t.plan) ? 1 : 0) << '\n';
+          << (grouped_plan(t.plan) ? 1 : 0) << ',' << (nhwc_plan(t.plan) ? 1 : 0) << ',' << t.diff << ','
+          << (t.agrees ? 1 : 0) << '\n';
     std::printf("wrote %s\n", tuning_csv.c_str());
   }
-  if (failures) std::printf("%d case(s) where disco and cuDNN disagree\n", failures);
+  if (failures)
+    std::printf("%d case(s) where disco and cuDNN disagree, or tuning rejected a plan's output\n", failures);
   return failures ? 1 : 0;
 }

@@ -237,6 +237,54 @@ __global__ void __launch_bounds__(kBlock) channel_sum_kernel(const float* __rest
   if (threadIdx.x == 0) db[c] = accumulate ? db[c] + acc[0] : acc[0];
 }
 
+// Largest |a - b| and largest |b| (b: the reference): each block writes its two maxima to
+// partials[2 blockIdx.x + {0, 1}], and max_abs_diff_finish_kernel (one block) folds them into
+// out[0], out[1]. A NaN difference (a NaN or an infinity in a or b) makes out[0] NaN. The
+// tuner checks a candidate launch plan's output against the reference plan's with it.
+__device__ __forceinline__ float max_or_nan(float acc, float v) { return (acc != acc || v != v) ? NAN : fmaxf(acc, v); }
+__device__ __forceinline__ void block_max2(float& d, float& m) {
+  __shared__ float sd[kBlock], sm[kBlock];
+  const int t = threadIdx.x;
+  sd[t] = d;
+  sm[t] = m;
+  __syncthreads();
+  for (int s = kBlock / 2; s > 0; s >>= 1) {
+    if (t < s) {
+      sd[t] = max_or_nan(sd[t], sd[t + s]);
+      sm[t] = max_or_nan(sm[t], sm[t + s]);
+    }
+    __syncthreads();
+  }
+  d = sd[0];
+  m = sm[0];
+}
+__global__ void __launch_bounds__(kBlock) max_abs_diff_kernel(const float* __restrict__ a, const float* __restrict__ b,
+                                                              int64_t n, float* __restrict__ partials) {
+  float d = 0.f, m = 0.f;
+  DISCO_GRID_STRIDE(i, n) {
+    d = max_or_nan(d, fabsf(a[i] - b[i]));
+    m = max_or_nan(m, fabsf(b[i]));
+  }
+  block_max2(d, m);
+  if (threadIdx.x == 0) {
+    partials[2 * int64_t(blockIdx.x)] = d;
+    partials[2 * int64_t(blockIdx.x) + 1] = m;
+  }
+}
+__global__ void __launch_bounds__(kBlock) max_abs_diff_finish_kernel(const float* __restrict__ partials, int blocks,
+                                                                     float* __restrict__ out) {
+  float d = 0.f, m = 0.f;
+  for (int i = threadIdx.x; i < blocks; i += kBlock) {
+    d = max_or_nan(d, partials[2 * i]);
+    m = max_or_nan(m, partials[2 * i + 1]);
+  }
+  block_max2(d, m);
+  if (threadIdx.x == 0) {
+    out[0] = d;
+    out[1] = m;
+  }
+}
+
 // Strided copy of up to 6 dimensions.
 struct StridedCopyArgs {
   int64_t shape[6];

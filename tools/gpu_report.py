@@ -302,11 +302,11 @@ def steps(R):
 def conv(R, size):
     name, logname = "conv_vs_cudnn_%d.csv" % size, "conv_vs_cudnn_%d.log" % size
     text, log = R.read(name), R.read(logname)
-    # the geomean lines, and how the grouped-loader tiles and the channels-last BF16 fprop did in
-    # tuning (conv_vs_cudnn prints all three)
-    geo = grep(log, r"^(geomean|grouped loaders|channels-last)") if log is not None else \
+    # the geomean lines, how the grouped-loader tiles and the channels-last kernels did in tuning,
+    # and tuning's output check (conv_vs_cudnn prints all four)
+    geo = grep(log, r"^(geomean|grouped loaders|channels-last|tuning output check)") if log is not None else \
         [l for l in R.summary_lines("conv_vs_cudnn %d px" % size)
-         if l.startswith(("geomean", "grouped loaders", "channels-last"))]
+         if l.startswith(("geomean", "grouped loaders", "channels-last", "tuning output check"))]
     R.p("**%d px**%s" % (size, (": " + grep(log, r"^conv_vs_cudnn: ")[0]) if grep(log, r"^conv_vs_cudnn: ") else ""))
     R.p()
     if text is None:
@@ -355,7 +355,7 @@ def conv(R, size):
         for g in geo:
             R.p("- `%s`" % g)
         R.p()
-    mism = grep(log, r"disagree|^ERROR")
+    mism = grep(log, r"^(?!tuning output check).*disagree|^ERROR")
     for m in mism:
         R.p("- `%s`" % m)
     if bad:
@@ -656,6 +656,8 @@ def conv_log(size, csv_text, path):
                 lines.append("channels-last bf16 (tuning times, pack included): best nhwc / best other plan "
                              "geomean 0.800 over 1 case(s) [fprop 0.800, dgrad nan, wgrad nan; best 0.800, worst 0.800]; "
                              "kept in 1 of 1 tuned case(s)")
+            lines.append("tuning output check (%s): 0 of %d candidate plan(s) disagreed with their layer's reference "
+                         "plan; worst agreeing max|diff|/max|ref| 4.10e-03" % (mth, 7 * n))
     if any(x["ok"] == "0" for x in rows):
         lines.append("1 case(s) where disco and cuDNN disagree")
     return "\n".join(lines) + "\n"
@@ -828,6 +830,7 @@ def self_test():
             "`geomean t_disco/t_cudnn (bf16): 0.816  [fprop 0.816, dgrad nan, wgrad nan]", "1 case(s) where disco and cuDNN disagree",
             "`grouped loaders (tf32, tuning times): best grouped / best other plan geomean 0.910 over 6 case(s)",
             "`channels-last bf16 (tuning times, pack included): best nhwc / best other plan geomean 0.800",
+            "`tuning output check (bf16): 0 of 14 candidate plan(s) disagreed with their layer's reference plan",
             "| recon_adv_loss mse | n=1572864 m=32 (128px) | 2150.7 | 0.853 | yes |", "| relu_fwd | n=67108864 | 2842.0 | 0.970 | **no** |",
             "`instance_norm_vs_cudnn: fwd geomean 1.52x", "`elementwise_vs_cudnn: add 1.04x",
             "fused loss GB/s >= 0.8 of a copy of the same bytes (worst size): met (0.853; target >= 0.800)",

@@ -181,6 +181,10 @@ struct LaunchPlan {
   int splits = 1;
 };
 bool operator==(const LaunchPlan& a, const LaunchPlan& b) { return a.tile == b.tile && a.splits == b.splits; }
+// As conv_plan names it: "128x128", "64x64 split 6".
+std::string plan_string(const LaunchPlan& pl) {
+  return std::string(tile_name(pl.tile)) + (pl.splits > 1 ? " split " + std::to_string(pl.splits) : "");
+}
 
 // The GEMM's columns as the tile kind runs it: the channels-last wgrad has R S Cp (its channels
 // padded to a multiple of 8), the others gemm_n.
@@ -694,37 +698,101 @@ float median_of_3_ms(F&& f) {
   return t[1];
 }
 
-// What tuning measured per launch (conv_tuning_times): each candidate and its time.
-using PlanTimes = std::vector<std::pair<LaunchPlan, float>>;
+// What tuning measured per launch (conv_tuning_times): each candidate, its time and how far its
+// output was from the reference plan's.
+struct PlanTime {
+  LaunchPlan plan;
+  float ms;        // NaN: could not run
+  float diff;      // max |out - ref| / max |ref|; 0 for the reference, NaN when not compared
+  bool agrees;     // within tuning_tolerance (the reference and unchecked plans: true)
+};
+using PlanTimes = std::vector<PlanTime>;
 KeyedCache<PlanTimes>& tuning_times() {
   static auto* c = new KeyedCache<PlanTimes>;  // never destroyed: used until exit
   return *c;
 }
 
+// How far a candidate's output may be from the reference plan's, relative to the reference's
+// largest magnitude. Plans of one mode round the operands alike (BF16 / TF32 tensor-core
+// tiles) or not at all (the thin and small-output kernels' FP32 FMAs, in every mode), and sum
+// in different orders: measured differences are ~1e-6 (FP32), ~5e-4 (TF32), ~5e-3 (BF16).
+// A kernel that is wrong on this device -- a lost tap, a misplaced tile, a NaN -- is off by
+// O(1).
+float tuning_tolerance(ConvMath math) {
+  switch (math) {
+    case ConvMath::FP32: return 1e-4f;
+    case ConvMath::TF32: return 5e-3f;
+    case ConvMath::BF16: return 3e-2f;
+  }
+  return 0.f;
+}
+
+// For tests (set_conv_tuning_fault): tuning perturbs the output of the candidates after the
+// reference whose plan name contains this string, before checking it.
+std::string& tuning_fault() {
+  static auto* s = new std::string;
+  return *s;
+}
+std::mutex& tuning_fault_mutex() {
+  static auto* m = new std::mutex;
+  return *m;
+}
+
+// max |got - ref| / max |ref| over n floats (synchronizes the stream); NaN when a difference is.
+float relative_max_diff(const float* got, const float* ref, size_t n) {
+  detail::Scratch dev(2 * sizeof(float));
+  max_abs_diff(got, ref, int64_t(n), dev.as<float>());
+  float h[2];
+  DISCO_CUDA_CHECK(cudaMemcpyAsync(h, dev.as<float>(), sizeof(h), cudaMemcpyDeviceToHost, detail::stream()));
+  DISCO_CUDA_CHECK(cudaStreamSynchronize(detail::stream()));
+  if (std::isnan(h[0])) return NAN;
+  return h[1] > 0.f ? h[0] / h[1] : (h[0] > 0.f ? INFINITY : 0.f);
+}
+
 // Times each candidate on the current stream (median_of_3_ms) into a scratch output, so the
-// real output -- which may be accumulated into -- is untouched. The times go to `times`.
+// real output -- which may be accumulated into -- is untouched. The first candidate that runs
+// (normally the heuristic plan, cand[0], the one every device has run) is the reference: a
+// candidate whose output differs from it by more than tuning_tolerance is never chosen,
+// however fast -- tuning must not trade a correct kernel for a wrong one. Both outputs start
+// zeroed (a dgrad launch writes only its phases' pixels). Every candidate and its figures go
+// to `times`.
 template <class View>
 LaunchPlan tune(const convidx::ConvGemmParams& g, const float* a, const float* b, size_t out_elems, ConvMath math,
                 PlanTimes& times) {
   const std::vector<LaunchPlan> cand = plan_candidates(g, math);
   times.clear();
   if (cand.size() == 1) return cand[0];
-  detail::Scratch scratch(sizeof(float) * out_elems);
+  const size_t bytes = sizeof(float) * out_elems;
+  detail::Scratch ref(bytes), out(bytes);
+  std::string fault;
+  {
+    std::lock_guard<std::mutex> lock(tuning_fault_mutex());
+    fault = tuning_fault();
+  }
+  bool have_ref = false;
   LaunchPlan best = cand[0];
   float best_ms = INFINITY;
   for (const LaunchPlan& pl : cand) {
+    float* dst = have_ref ? out.as<float>() : ref.as<float>();
     float ms;
     try {
-      ms = median_of_3_ms([&] { run_custom_launch<View>(g, pl, a, b, scratch.as<float>(), nullptr, false, math); });
+      DISCO_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, detail::stream()));
+      ms = median_of_3_ms([&] { run_custom_launch<View>(g, pl, a, b, dst, nullptr, false, math); });
     } catch (const Error&) {
       // a candidate that cannot run here (e.g. no memory for its split-K partials) is
       // skipped; the heuristic plan (cand[0]) is kept unless another one ran faster
       (void)cudaGetLastError();
-      times.emplace_back(pl, NAN);
+      times.push_back({pl, NAN, NAN, true});
       continue;
     }
-    times.emplace_back(pl, ms);
-    if (ms < best_ms) best_ms = ms, best = pl;
+    if (have_ref && !fault.empty() && plan_string(pl).find(fault) != std::string::npos)
+      scale(dst, 1.5f, dst, int64_t(out_elems));  // the planted fault of set_conv_tuning_fault
+    float diff = 0.f;
+    if (have_ref) diff = relative_max_diff(dst, ref.as<float>(), out_elems);
+    have_ref = true;
+    const bool agrees = diff <= tuning_tolerance(math);  // false for NaN
+    times.push_back({pl, ms, diff, agrees});
+    if (agrees && ms < best_ms) best_ms = ms, best = pl;
   }
   return best;
 }
@@ -804,10 +872,6 @@ ConvKind to_kind(ConvDir d) {
     case ConvDir::Wgrad: return ConvKind::Wgrad;
   }
   return ConvKind::Fprop;
-}
-
-std::string plan_string(const LaunchPlan& pl) {
-  return std::string(tile_name(pl.tile)) + (pl.splits > 1 ? " split " + std::to_string(pl.splits) : "");
 }
 
 // ---- ConvAlgo::Auto: disco's kernels or cuDNN, whichever ran this problem faster ----------------
@@ -897,6 +961,10 @@ const char* conv_auto_choice(ConvDir dir, const Conv2dProblem& p, MathMode mode)
 
 // ---- per-layer tuning -----------------------------------------------------------------------------
 void set_conv_autotune(bool on) { autotune_flag().store(on); }
+void set_conv_tuning_fault(const std::string& plan_substring) {
+  std::lock_guard<std::mutex> lock(tuning_fault_mutex());
+  tuning_fault() = plan_substring;
+}
 bool conv_autotune() { return autotune_flag().load(); }
 void clear_conv_plans() {
   plan_cache().clear();
@@ -914,7 +982,8 @@ std::vector<ConvPlanTiming> conv_tuning_times(ConvDir dir, const Conv2dProblem& 
     PlanTimes times;
     LaunchPlan chosen;
     if (tuning_times().get(key, times) && plan_cache().get(key, chosen))
-      for (const auto& t : times) out.push_back({launch, plan_string(t.first), t.second, t.first == chosen});
+      for (const PlanTime& t : times)
+        out.push_back({launch, plan_string(t.plan), t.ms, t.plan == chosen, t.diff, t.agrees});
     ++launch;
   });
   return out;

@@ -170,6 +170,16 @@ void sumsq(const float* x, int64_t n, float* out) {
   launch_reduce<1>(n, kern::vec4_groups(n, {x}), kern::RedElem<kern::RedKind::SumSq>{x}, kern::ScalarFin{out, 1.0});
 }
 
+void max_abs_diff(const float* a, const float* b, int64_t n, float* out) {
+  check_n(n, "max_abs_diff");
+  const int blocks = std::max(1, std::min(grid_for(n), 1024));
+  detail::Scratch partials(sizeof(float) * 2 * size_t(blocks));
+  kern::max_abs_diff_kernel<<<blocks, kern::kBlock, 0, stream()>>>(a, b, n, partials.as<float>());
+  DISCO_CUDA_CHECK_LAUNCH();
+  kern::max_abs_diff_finish_kernel<<<1, kern::kBlock, 0, stream()>>>(partials.as<float>(), blocks, out);
+  DISCO_CUDA_CHECK_LAUNCH();
+}
+
 void copy_strided(const float* src, const int64_t* ss, float* dst, const int64_t* ds, const int64_t* shape, int ndim) {
   DISCO_CHECK(ndim >= 1 && ndim <= 6, "copy_strided: ndim must be in [1, 6], got ", ndim);
   kern::StridedCopyArgs a{};

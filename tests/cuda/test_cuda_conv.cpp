@@ -385,6 +385,10 @@ TEST_CASE("per-layer tuning: tunes once, leaves accumulated outputs alone, never
       INFO(t.plan << " " << t.ms << " ms" << (t.chosen ? " (chosen)" : ""));
       CHECK(t.launch == 0);
       CHECK((std::isfinite(t.ms) && t.ms >= 0.f));
+      // every candidate's output agrees with the reference plan's (the first)
+      CHECK(t.agrees);
+      CHECK(t.diff <= 1e-4f);
+      if (&t == &times.front()) CHECK(t.diff == 0.f);
       chosen += t.chosen ? 1 : 0;
       if (t.chosen) CHECK(t.plan == tuned);
       grouped = grouped || t.plan.find("g") != std::string::npos;
@@ -396,6 +400,53 @@ TEST_CASE("per-layer tuning: tunes once, leaves accumulated outputs alone, never
     dc::set_conv_plan(dc::ConvDir::Wgrad, p, dc::MathMode::FP32, 0);                  // set: no longer tuned
     CHECK(dc::conv_tuning_times(dc::ConvDir::Wgrad, p, dc::MathMode::FP32).empty());
   }
+  // a candidate whose output is wrong is never chosen, however fast: plant a fault (its output
+  // scaled by 1.5) in one plan, then in every plan but the reference (a problem of its own);
+  // tune again: the faulty plans are marked and never kept, the result stays right
+  for (const bool all : {false, true}) {
+    const Conv2dProblem q = all ? disco::make_conv2d_problem(2, 16, 8, 8, 24, 3, 3, 1, 1) : p;
+    const Refs rq = all ? make_refs(q) : r;
+    auto xq = upload(rq.x), dyq = upload(rq.dy), dwq = poisoned(rq.dw.size());
+    const auto tune_now = [&] {
+      dc::clear_conv_plans();
+      dc::conv2d_wgrad(q, xq.data(), dyq.data(), dwq.data(), false, dc::ConvAlgo::Custom, dc::MathMode::TF32);
+      CHECK(rel_l2(download(dwq), rq.dw) <= 5e-3);
+      return dc::conv_tuning_times(dc::ConvDir::Wgrad, q, dc::MathMode::TF32);
+    };
+    const auto clean = tune_now();
+    REQUIRE(clean.size() >= 2);
+    const std::string kept = dc::conv_plan(dc::ConvDir::Wgrad, q, dc::MathMode::TF32);
+    // the first round faults the plan kept, or (when that is the reference) the next one; the
+    // second every plan (all names have an "x") but the reference, which is never faulted
+    const std::string fault = all ? "x" : kept != clean.front().plan ? kept : clean[1].plan;
+    INFO("reference " << clean.front().plan << ", kept " << kept << ", fault in '" << fault << "'");
+    struct Unfault {
+      ~Unfault() { dc::set_conv_tuning_fault(""); }
+    } unfault;
+    dc::set_conv_tuning_fault(fault);
+    const auto times = tune_now();
+    REQUIRE(times.size() == clean.size());
+    int rejected = 0;
+    for (size_t i = 0; i < times.size(); ++i) {
+      const auto& t = times[i];
+      INFO(t.plan << " diff " << t.diff << (t.chosen ? " (chosen)" : ""));
+      if (i == 0 || t.plan.find(fault) == std::string::npos) {  // the reference is never faulted
+        CHECK(t.agrees);
+        CHECK(t.diff <= (i == 0 ? 0.f : 5e-3f));
+      } else {
+        CHECK(!t.agrees);
+        CHECK(t.diff > 0.1f);
+        CHECK(!t.chosen);
+        ++rejected;
+      }
+    }
+    CHECK(rejected >= 1);
+    if (all)
+      CHECK(times.front().chosen);
+    else
+      CHECK(dc::conv_plan(dc::ConvDir::Wgrad, q, dc::MathMode::TF32).find(fault) == std::string::npos);
+  }
+  dc::clear_conv_plans();
 
   // an untuned problem inside a capture: no timing, no synchronization (that would break the
   // capture and throw); the heuristic plan is captured and replays correctly

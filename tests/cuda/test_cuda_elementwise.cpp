@@ -182,6 +182,36 @@ TEST_CASE("sum, mean, sumsq", "[cuda][reduce]") {
   }
 }
 
+TEST_CASE("max_abs_diff: largest difference and largest reference magnitude, NaN wins", "[cuda][reduce]") {
+  for (int64_t n : kSizes) {
+    const auto ha = randu(size_t(n), -1.f, 2.f), hb = randu(size_t(n), -3.f, 1.f);
+    auto a = upload(ha), b = upload(hb);
+    auto out = poisoned(2);
+    float d = 0.f, m = 0.f;
+    for (size_t i = 0; i < ha.size(); ++i) {
+      d = std::max(d, std::abs(ha[i] - hb[i]));
+      m = std::max(m, std::abs(hb[i]));
+    }
+    dc::max_abs_diff(a.data(), b.data(), n, out.data());
+    auto got = download(out);
+    INFO("n = " << n);
+    CHECK(got[0] == d);  // exact: a max of exactly computed values
+    CHECK(got[1] == m);
+    // one NaN anywhere (last element: the tail of the last thread) makes the difference NaN;
+    // the reference's maximum ignores it
+    std::vector<float> hn = ha;
+    hn.back() = NAN;
+    auto an = upload(hn);
+    dc::max_abs_diff(an.data(), b.data(), n, out.data());
+    got = download(out);
+    CHECK(std::isnan(got[0]));
+    CHECK(got[1] == m);
+  }
+  auto out = poisoned(2);  // nothing to compare: 0 and 0
+  dc::max_abs_diff(nullptr, nullptr, 0, out.data());
+  CHECK(download(out) == std::vector<float>{0.f, 0.f});
+}
+
 TEST_CASE("strided copies: transpose, slice, concat, 6-d permute", "[cuda][copy]") {
   {  // 2-D transpose [37 x 53] -> [53 x 37]
     const int64_t R = 37, C = 53;

@@ -47,6 +47,10 @@ void conv2d_wgrad(const Conv2dProblem& p, const float* x, const float* dy, float
 // ---- per-layer tuning of ConvAlgo::Custom ------------------------------------------------
 void set_conv_autotune(bool on);
 bool conv_autotune();
+// For tests of tuning's output check: from now on tuning scales the output of every candidate
+// but the reference whose plan name contains `plan_substring` by 1.5 before comparing it
+// ("": no fault).
+void set_conv_tuning_fault(const std::string& plan_substring);
 // Forget every tuned (or set) plan, and ConvAlgo::Auto's choices.
 void clear_conv_plans();
 // The plan the custom kernels use for this problem, e.g. "128x128", "64x64 split 6" (dgrad
@@ -62,11 +66,16 @@ void set_conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, int candi
 // the problem (dgrad with more than 16 phases has several). Empty when this problem was not
 // tuned in this process (tuning off, a graph capture, set_conv_plan, or not run yet). For
 // benchmarks: conv_vs_cudnn --tuning-csv compares the tile variants from these figures.
+// Tuning also checks each candidate's output against the first plan that ran (the heuristic's,
+// normally): max |out - ref| / max |ref| must stay within 1e-4 (FP32), 5e-3 (TF32) or 3e-2
+// (BF16); a plan outside it is never chosen, whatever its time.
 struct ConvPlanTiming {
-  int launch;        // 0 .. launches - 1
-  std::string plan;  // as conv_plan names it
+  int launch;         // 0 .. launches - 1
+  std::string plan;   // as conv_plan names it
   float ms;
-  bool chosen;       // the plan tuning kept for this launch
+  bool chosen;        // the plan tuning kept for this launch
+  float diff = 0.f;   // max |out - ref| / max |ref| (0: the reference; NaN: NaN output, or not run)
+  bool agrees = true; // diff within the tolerance (false: rejected)
 };
 std::vector<ConvPlanTiming> conv_tuning_times(ConvDir dir, const Conv2dProblem& p, MathMode mode);
 

@@ -65,6 +65,9 @@ void bf16_to_f32(const void* x_bf16, float* y, int64_t n);
 void sum(const float* x, int64_t n, float* out);
 void mean(const float* x, int64_t n, float* out);
 void sumsq(const float* x, int64_t n, float* out);
+// out[0] = max_i |a[i] - b[i]| (NaN when any difference is NaN: a NaN or an infinity in a or
+// b), out[1] = max_i |b[i]|; two floats in device memory, 0 and 0 for n = 0.
+void max_abs_diff(const float* a, const float* b, int64_t n, float* out);
 
 // Strided copy of an ndim-dimensional view (ndim in [1, 6]): dst[idx . dst_strides] =
 // src[idx . src_strides] for every index idx < shape. Strides are in elements (host arrays).
