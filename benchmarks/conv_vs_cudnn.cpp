@@ -15,8 +15,8 @@
 // --tuning-csv: every candidate launch plan per-layer tuning timed on each case's first call
 // (conv_tuning_times), one row each; the summary also compares two plan families with the
 // other plans, per case the family's best time over the best other time: the grouped-loader
-// tiles ("...g") and the channels-last kernels ("...nhwc": BF16 in every direction, TF32 in
-// fprop and dgrad; their time includes packing the operands). It also prints tuning's output
+// tiles ("...g") and the channels-last kernels ("...nhwc": BF16 and TF32, every direction;
+// their time includes packing the operands). It also prints tuning's output
 // check: how many candidate plans disagreed with their layer's reference plan (each counts as
 // a failure: a kernel that computes wrongly on this device) and the worst agreeing difference;
 // the CSV has each plan's diff and verdict.
@@ -507,7 +507,7 @@ int main(int argc, char** argv) {
                   dir_cnt[1] ? std::exp(dir_log[1] / dir_cnt[1]) : NAN,
                   dir_cnt[2] ? std::exp(dir_log[2] / dir_cnt[2]) : NAN, peak, src.c_str());
     // the grouped loaders and the channels-last kernels (pack included; BF16 in every
-    // direction, TF32 in fprop and dgrad) against the other plans, from tuning's own timings
+    // direction, TF32 too) against the other plans, from tuning's own timings
     const FamilySummary gs = family_summary(rows, dc::to_string(mode), grouped_plan);
     if (gs.tuned)
       std::printf("grouped loaders (%s, tuning times): best grouped / best other plan geomean %.3f over %d case(s) "

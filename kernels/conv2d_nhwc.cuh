@@ -1,7 +1,7 @@
 #pragma once
 // Channels-last implicit-GEMM convolutions for tensor cores, FP32 accumulation: BF16
-// (m16n8k16) forward (fprop), data gradient (dgrad, phase-decomposed like the NCHW kernel) and
-// weight gradient (wgrad, at the end of this file); TF32 (m16n8k8) fprop and dgrad. Tuning
+// (m16n8k16) and TF32 (m16n8k8) forward (fprop), data gradient (dgrad, phase-decomposed like
+// the NCHW kernel) and weight gradient (wgrad, at the end of this file). Tuning
 // candidates of the launcher (src/cuda/conv_custom.cu, plans "128x128nhwc" / "64x64nhwc").
 //
 // Why: the NCHW kernels (conv2d_igemm.cuh) gather one float per 4-byte cp.async and keep
@@ -12,7 +12,7 @@
 // channels): fprop x -> xp[N][H][W][Cp] and w -> wp[K][R][S][Cp]; dgrad dy -> dyp[N][P][Q][Kp]
 // and w -> wd[R][S][C][Kp]; wgrad dy -> dyp and x -> xp (pack_nhwc_kernel,
 // pack_weights_nhwc_kernel, pack_weights_dgrad_nhwc_kernel; BF16 packs are rounded to nearest
-// even, FP32 packs are copies; index math: convidx::NhwcFpropT / NhwcDgradT / NhwcWgrad,
+// even, FP32 packs are copies; index math: convidx::NhwcFpropT / NhwcDgradT / NhwcWgradT,
 // unit-tested on the CPU). fprop / dgrad (conv_nhwc_kernel) then reduce tap-major over
 // chunks, and every chunk is 16 contiguous bytes of both operands:
 //  * loaders: one 16-byte cp.async (zero-filled where the tap hits padding) per chunk, for A
@@ -323,37 +323,54 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_kernel(const __grid_
 }
 
 // ---- weight gradient ----------------------------------------------------------------------------------
-// The GEMM of convidx::NhwcWgrad: rows the filters k (dyp), columns (r, s, c) (xp), reduction
+// The GEMM of convidx::NhwcWgradT: rows the filters k (dyp), columns (r, s, c) (xp), reduction
 // over dy's pixels. Both packed operands are contiguous along their GEMM dimension, so the
 // tiles are stored k-major -- As[BK][BM], Bs[BK][BN], one row per reduction index, 16-byte
-// chunks of 8 rows / columns, chunk j of row k at position (j & ~7) | ((j ^ k) & 7) -- and the
-// fragments come from ldmatrix.x4.trans (8 consecutive k rows at one chunk: 8 distinct bank
-// groups; a quarter warp's 8 stores: 8 chunks of one row, distinct too). Loader: a thread owns
-// one chunk column of A (8 rows m) and one of B (8 columns, tap and channel chunk decoded
-// once) and BK / (threads / chunks a row) reduction rows; per slice it decodes each of its B
-// rows' pixel (n, p, q). Grid (ceil(K / BM), ceil(R S Cp / BN), splits); the NCHW kernel's
-// epilogue and split-K reduction with the NhwcWgrad view (columns of padded channels skipped).
+// chunks of CH rows / columns (8 BF16, 4 FP32) -- with an XOR swizzle inside each group of 8
+// chunks (nhwc_kmajor_swizzle). Loader: a thread owns one chunk column of A (CH rows m) and
+// one of B (CH columns, tap and channel chunk decoded once) and BK / (threads / chunks a row)
+// reduction rows; per slice it decodes each of its B rows' pixel (n, p, q). A quarter warp's
+// 8 cp.async stores are 8 chunks of one row: distinct bank groups under either swizzle.
+//  * BF16 (T = __nv_bfloat16, BK = 32 rows, m16n8k16): fragments from ldmatrix.x4.trans; its
+//    8 consecutive k rows at one chunk sit at chunk ^ (k % 8): 8 distinct bank groups.
+//  * TF32 (T = float, BK = 16 rows, the same 64 bytes per row of A and B, m16n8k8): ldmatrix
+//    cannot transpose 32-bit elements, so the fragments are scalar loads -- a[i] = A(k0 + t,
+//    g), A(k0 + t, g + 8), A(k0 + t + 4, g), A(k0 + t + 4, g + 8), b[j] = B(k0 + t, g),
+//    B(k0 + t + 4, g) (g = lane / 4, t = lane % 4) -- rounded with cvt.rna. A warp reads 8
+//    consecutive columns (two chunks) of 4 consecutive rows at once; the swizzle key 2 (k % 4)
+//    puts the rows' chunk pairs at 4 distinct pairs of bank groups: no conflicts.
+// Grid (ceil(K / BM), ceil(R S Cp / BN), splits); the NCHW kernel's epilogue and split-K
+// reduction with the NhwcWgradT view (columns of padded channels skipped).
+template <class T>
 __host__ __device__ constexpr int nhwc_kmajor_swizzle(int row, int chunk, int chunks_per_row) {
-  return (row * chunks_per_row + ((chunk & ~7) | ((chunk ^ row) & 7))) * 8;
+  constexpr int kCh = int(16 / sizeof(T));
+  const int key = sizeof(T) == 2 ? (row & 7) : ((2 * row) & 7);
+  return (row * chunks_per_row + ((chunk & ~7) | ((chunk ^ key) & 7))) * kCh;
 }
 
-template <class Tile>
-__global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_bf16_kernel(const __grid_constant__ NhwcConvArgs args) {
-  using V = convidx::NhwcWgrad;
-  constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, STAGES = Tile::STAGES;
+template <class Tile, class T = __nv_bfloat16>
+__global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_kernel(const __grid_constant__ NhwcConvArgs args) {
+  constexpr bool kTF32 = std::is_same_v<T, float>;
+  using V = convidx::NhwcWgradT<int(16 / sizeof(T))>;
+  constexpr int CH = V::kChunk;
+  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES;
+  constexpr int BK = Tile::BK * int(sizeof(__nv_bfloat16)) / int(sizeof(T));  // reduction rows per slice
   constexpr int MI = Tile::MI, NI = Tile::NI;
-  constexpr int AW = BM / 8, BW = BN / 8;                                   // chunks per k row
+  constexpr int AW = BM / CH, BW = BN / CH;                                 // chunks per k row
   constexpr int A_RPP = Tile::kThreads / AW, B_RPP = Tile::kThreads / BW;  // k rows per pass
   static_assert(AW % 8 == 0 && BW % 8 == 0, "whole swizzle groups of 8 chunks");
   static_assert(Tile::kThreads % AW == 0 && Tile::kThreads % BW == 0 && BK % A_RPP == 0 && BK % B_RPP == 0,
                 "whole loader passes");
-  DISCO_DYNAMIC_SMEM(smem);  // conv_nhwc_smem_bytes<Tile>(): As[STAGES][BK][BM], Bs[STAGES][BK][BN]
-  __nv_bfloat16* const As = reinterpret_cast<__nv_bfloat16*>(smem);
-  __nv_bfloat16* const Bs = As + STAGES * BM * BK;
+  static_assert(BK % 16 == 0, "whole mma k steps per slice");
+  // conv_nhwc_smem_bytes<Tile>(): As[STAGES][BK][BM], Bs[STAGES][BK][BN] of T (the same bytes
+  // for both element types)
+  DISCO_DYNAMIC_SMEM(smem);
+  T* const As = reinterpret_cast<T*>(smem);
+  T* const Bs = As + STAGES * BM * BK;
 
   const convidx::ConvGemmParams& g = args.g;
-  const __nv_bfloat16* const a_src = static_cast<const __nv_bfloat16*>(args.a);
-  const __nv_bfloat16* const b_src = static_cast<const __nv_bfloat16*>(args.b);
+  const T* const a_src = static_cast<const T*>(args.a);
+  const T* const b_src = static_cast<const T*>(args.b);
   const int M = V::gemm_m(g, 0), N = g.gemm_n, kred = V::max_gemm_k(g);
   const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
   if (m0 >= M || n0 >= N) return;
@@ -366,22 +383,22 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_bf16_kernel(co
   const int wn0 = (warp % Tile::WARPS_N) * Tile::WN;
 
   const int aj = tid % AW, ar = tid / AW, bj = tid % BW, br = tid / BW;
-  const int am = m0 + 8 * aj;
-  const V::Col col = V::col(g, n0 + 8 * bj);
+  const int am = m0 + CH * aj;
+  const typename V::Col col = V::col(g, n0 + CH * bj);
   const auto load = [&](int stage, int kbase) {
-    __nv_bfloat16* const as = As + stage * BM * BK;
-    __nv_bfloat16* const bs = Bs + stage * BN * BK;
+    T* const as = As + stage * BM * BK;
+    T* const bs = Bs + stage * BN * BK;
 #pragma unroll
     for (int i = 0; i < BK / A_RPP; ++i) {
       const int k = ar + A_RPP * i;
       const int64_t off = V::a_chunk(g, kbase + k, am);
-      cp_async_16(as + nhwc_kmajor_swizzle(k, aj, AW), a_src + (off >= 0 ? off : 0), off >= 0);
+      cp_async_16(as + nhwc_kmajor_swizzle<T>(k, aj, AW), a_src + (off >= 0 ? off : 0), off >= 0);
     }
 #pragma unroll
     for (int i = 0; i < BK / B_RPP; ++i) {
       const int k = br + B_RPP * i;
       const int64_t off = V::b_chunk(g, V::pix(g, kbase + k), col);
-      cp_async_16(bs + nhwc_kmajor_swizzle(k, bj, BW), b_src + (off >= 0 ? off : 0), off >= 0);
+      cp_async_16(bs + nhwc_kmajor_swizzle<T>(k, bj, BW), b_src + (off >= 0 ? off : 0), off >= 0);
     }
   };
 
@@ -393,12 +410,14 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_bf16_kernel(co
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
-  // ldmatrix.trans rows (per lane): A block i at k-half kh: k row 16 kh + 8 (lane / 16) +
-  // lane % 8, chunk (wm0 + 16 i) / 8 + (lane / 8) % 2 -> a[i][0..3] = m 0-7 / 8-15 x k 0-7 / 8-15.
-  // B pair jj: k row 16 kh + 8 ((lane / 8) % 2) + lane % 8, chunk (wn0 + 16 jj) / 8 + lane / 16 ->
-  // b[2 jj][0..1], b[2 jj + 1][0..1].
-  const int a_k = 8 * (lane >> 4) + (lane & 7), a_c = wm0 / 8 + ((lane >> 3) & 1);
-  const int b_k = 8 * ((lane >> 3) & 1) + (lane & 7), b_c = wn0 / 8 + (lane >> 4);
+  // Per lane: BF16 -- ldmatrix.trans rows: A block i at k-half kh: k row 16 kh + 8 (lane / 16)
+  // + lane % 8, chunk (wm0 + 16 i) / 8 + (lane / 8) % 2 -> a[i][0..3] = m 0-7 / 8-15 x k 0-7 /
+  // 8-15; B pair jj: k row 16 kh + 8 ((lane / 8) % 2) + lane % 8, chunk (wn0 + 16 jj) / 8 +
+  // lane / 16 -> b[2 jj][0..1], b[2 jj + 1][0..1]. TF32 -- the fragment row / column g and k t.
+  const int frag_k = kTF32 ? (lane & 3) : 8 * (lane >> 4) + (lane & 7);
+  const int frag_a = kTF32 ? wm0 + (lane >> 2) : wm0 / 8 + ((lane >> 3) & 1);
+  const int frag_bk = kTF32 ? (lane & 3) : 8 * ((lane >> 3) & 1) + (lane & 7);
+  const int frag_b = kTF32 ? wn0 + (lane >> 2) : wn0 / 8 + (lane >> 4);
 
 #pragma unroll
   for (int st = 0; st < STAGES - 1; ++st) {
@@ -410,27 +429,56 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_bf16_kernel(co
     __syncthreads();
     if (i + STAGES - 1 < nkt) load((i + STAGES - 1) % STAGES, (kt_begin + i + STAGES - 1) * BK);
     cp_async_commit();
-    const __nv_bfloat16* const as = As + (i % STAGES) * BM * BK;
-    const __nv_bfloat16* const bs = Bs + (i % STAGES) * BN * BK;
+    const T* const as = As + (i % STAGES) * BM * BK;
+    const T* const bs = Bs + (i % STAGES) * BN * BK;
+    if constexpr (kTF32) {
+      // element (k, column x) of a k-major FP32 tile of cpr chunks a row, rounded to TF32
+      const auto at = [](const float* tile, int k, int x, int cpr) {
+        return to_tf32(tile[nhwc_kmajor_swizzle<float>(k, x >> 2, cpr) + (x & 3)]);
+      };
 #pragma unroll
-    for (int kh = 0; kh < BK / 16; ++kh) {
-      uint32_t a[MI][4], b[NI][2];
+      for (int k0 = 0; k0 < BK; k0 += 8) {  // one m16n8k8 step
+        uint32_t a[MI][4], b[NI][2];
 #pragma unroll
-      for (int i2 = 0; i2 < MI; ++i2)
-        ldmatrix_x4<true>(a[i2], as + nhwc_kmajor_swizzle(16 * kh + a_k, a_c + 2 * i2, AW));
+        for (int i2 = 0; i2 < MI; ++i2) {
+          const int r = frag_a + 16 * i2;
+          a[i2][0] = at(as, k0 + frag_k, r, AW);
+          a[i2][1] = at(as, k0 + frag_k, r + 8, AW);
+          a[i2][2] = at(as, k0 + frag_k + 4, r, AW);
+          a[i2][3] = at(as, k0 + frag_k + 4, r + 8, AW);
+        }
 #pragma unroll
-      for (int jj = 0; jj < NI / 2; ++jj) {
-        uint32_t r[4];
-        ldmatrix_x4<true>(r, bs + nhwc_kmajor_swizzle(16 * kh + b_k, b_c + 2 * jj, BW));
-        b[2 * jj][0] = r[0];
-        b[2 * jj][1] = r[1];
-        b[2 * jj + 1][0] = r[2];
-        b[2 * jj + 1][1] = r[3];
+        for (int j = 0; j < NI; ++j) {
+          const int c = frag_b + 8 * j;
+          b[j][0] = at(bs, k0 + frag_bk, c, BW);
+          b[j][1] = at(bs, k0 + frag_bk + 4, c, BW);
+        }
+#pragma unroll
+        for (int i2 = 0; i2 < MI; ++i2)
+#pragma unroll
+          for (int j = 0; j < NI; ++j) mma_tf32_16x8x8(acc[i2][j], a[i2], b[j]);
       }
+    } else {
 #pragma unroll
-      for (int i2 = 0; i2 < MI; ++i2)
+      for (int kh = 0; kh < BK / 16; ++kh) {
+        uint32_t a[MI][4], b[NI][2];
 #pragma unroll
-        for (int j = 0; j < NI; ++j) mma_bf16_16x8x16(acc[i2][j], a[i2], b[j]);
+        for (int i2 = 0; i2 < MI; ++i2)
+          ldmatrix_x4<true>(a[i2], as + nhwc_kmajor_swizzle<T>(16 * kh + frag_k, frag_a + 2 * i2, AW));
+#pragma unroll
+        for (int jj = 0; jj < NI / 2; ++jj) {
+          uint32_t r[4];
+          ldmatrix_x4<true>(r, bs + nhwc_kmajor_swizzle<T>(16 * kh + frag_bk, frag_b + 2 * jj, BW));
+          b[2 * jj][0] = r[0];
+          b[2 * jj][1] = r[1];
+          b[2 * jj + 1][0] = r[2];
+          b[2 * jj + 1][1] = r[3];
+        }
+#pragma unroll
+        for (int i2 = 0; i2 < MI; ++i2)
+#pragma unroll
+          for (int j = 0; j < NI; ++j) mma_bf16_16x8x16(acc[i2][j], a[i2], b[j]);
+      }
     }
   }
 

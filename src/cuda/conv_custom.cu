@@ -7,8 +7,8 @@
 // <= 4 columns and its 32-column form (fprop, dgrad; FP32 FMA in every mode) = 37, + the
 // small-output wgrad kernel = 38, + 3 directions x 3 math modes x the 3 tiles with the grouped
 // loaders (tuning candidates) = 65, + the channels-last kernels in 2 tiles (kernels/conv2d_nhwc.cuh,
-// tuning candidates): BF16 fprop / dgrad / wgrad, TF32 fprop / dgrad = 75, + their 6 pack kernels,
-// + 3 split-K reductions, and
+// tuning candidates): BF16 and TF32 fprop / dgrad / wgrad = 77, + their 6 pack kernels,
+// + 5 split-K reductions (three views, the two channels-last wgrad column layouts), and
 // the launch plans (tile shape, split-K): a heuristic, or per-layer tuning (conv_autotune).
 #include <algorithm>
 #include <array>
@@ -107,8 +107,8 @@ void launch_math(ConvMath math, const kern::ConvKernelArgs& args, dim3 grid) {
 // reduction indices), for problems whose view has groups (groups_ok), every math mode; tuning
 // only.
 // NhwcLarge / NhwcSmall: the channels-last kernels (conv2d_nhwc.cuh; their operands packed
-// channels-last per launch, which the plan's time includes): BF16 every direction, TF32 fprop
-// and dgrad (FP32 packs); tuning only.
+// channels-last per launch, which the plan's time includes): BF16 and TF32 (FP32 packs), every
+// direction; tuning only.
 enum class TileKind : int {
   Large = 0,
   Small = 1,
@@ -187,9 +187,11 @@ std::string plan_string(const LaunchPlan& pl) {
 }
 
 // The GEMM's columns as the tile kind runs it: the channels-last wgrad has R S Cp (its channels
-// padded to a multiple of 8), the others gemm_n.
-int gemm_n_of(const convidx::ConvGemmParams& g, TileKind t) {
-  return is_nhwc(t) && g.kind == int(ConvKind::Wgrad) ? convidx::NhwcWgrad::gemm_n(g.p) : g.gemm_n;
+// padded to a multiple of 8 for BF16, 4 for TF32), the others gemm_n. The planner's estimates
+// (output tiles, split caps) use the BF16 count, the larger one.
+int gemm_n_of(const convidx::ConvGemmParams& g, TileKind t, ConvMath math = ConvMath::BF16) {
+  if (!is_nhwc(t) || g.kind != int(ConvKind::Wgrad)) return g.gemm_n;
+  return math == ConvMath::TF32 ? convidx::NhwcWgrad32::gemm_n(g.p) : convidx::NhwcWgrad::gemm_n(g.p);
 }
 
 int64_t output_tiles(const convidx::ConvGemmParams& g, TileKind t) {
@@ -308,15 +310,13 @@ bool groups_ok(const convidx::ConvGemmParams& g) {
   return false;
 }
 
-// Can the channels-last kernels run this launch? BF16 (every direction) or TF32 (fprop,
-// dgrad), packed operands whose pixels fit
-// 32-bit indices and a pack grid that fits (the GEMM's own coordinates are checked for every
-// problem; the wgrad's padded columns R S Cp too).
+// Can the channels-last kernels run this launch? BF16 or TF32 (every direction), packed
+// operands whose pixels fit 32-bit indices and a pack grid that fits (the GEMM's own
+// coordinates are checked for every problem; the wgrad's padded columns R S Cp too).
 bool nhwc_fits(const convidx::ConvGemmParams& g, ConvMath math) {
   const Conv2dProblem& p = g.p;
   const int64_t lim = int64_t(1) << 31;
   if (math == ConvMath::FP32 || p.N > 65535) return false;
-  if (math == ConvMath::TF32 && g.kind == int(ConvKind::Wgrad)) return false;  // BF16 only
   if (g.kind == int(ConvKind::Fprop)) return int64_t(p.N) * p.H * p.W < lim;
   if (g.kind == int(ConvKind::Dgrad)) return int64_t(p.N) * p.P * p.Q < lim;
   return int64_t(p.N) * p.H * p.W < lim && int64_t(p.N) * p.P * p.Q < lim &&
@@ -327,7 +327,7 @@ bool nhwc_fits(const convidx::ConvGemmParams& g, ConvMath math) {
 // the view has groups (groups_ok), the grouped form of each of these tile plans; for
 // TF32 / BF16 then the paired large tile at the large tile's splits (appended after every plan
 // FP32 has, so candidate i names the same plan in every math mode for i below the FP32 count);
-// for BF16 (every direction) and TF32 (fprop, dgrad) last the channels-last kernels' two tiles
+// for BF16 and TF32 last the channels-last kernels' two tiles
 // at no split, their heuristic split and half / twice that (the large one where it fits the
 // device and M, N > 32; neither for GEMMs of <= 4 columns, the thin kernel's). Their k-tiles
 // are counted in BF16 slices of 32 channels (a TF32 slice holds 16: only the split heuristic
@@ -472,16 +472,17 @@ struct PackScratch {
   }
 };
 
-// The channels-last weight gradient (BF16): packs dy (a_src) and x (b_src), runs the kernel on
-// `grid` (args.g.gemm_n: the padded R S Cp columns).
+// The channels-last weight gradient (T = __nv_bfloat16: BF16, float: TF32): packs dy (a_src)
+// and x (b_src), runs the kernel on `grid` (args.g.gemm_n: the padded R S Cp columns).
+template <class T>
 void run_nhwc_wgrad(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
-  using bf16 = __nv_bfloat16;
+  using V = convidx::NhwcWgradT<int(16 / sizeof(T))>;
   const Conv2dProblem& p = args.g.p;
-  const int Kp = convidx::nhwc_padded_channels(p.K), Cp = convidx::nhwc_padded_channels(p.C);
-  const PackScratch packs(sizeof(bf16) * size_t(p.N) * size_t(p.P) * size_t(p.Q) * size_t(Kp),
-                          sizeof(bf16) * size_t(p.N) * size_t(p.H) * size_t(p.W) * size_t(Cp));
-  bf16* const dyp = packs.a<bf16>();
-  bf16* const xp = packs.b<bf16>();
+  const int Kp = V::padded_channels(p.K), Cp = V::padded_channels(p.C);
+  const PackScratch packs(sizeof(T) * size_t(p.N) * size_t(p.P) * size_t(p.Q) * size_t(Kp),
+                          sizeof(T) * size_t(p.N) * size_t(p.H) * size_t(p.W) * size_t(Cp));
+  T* const dyp = packs.a<T>();
+  T* const xp = packs.b<T>();
   pack_activation(args.a_src, dyp, p.N, p.K, Kp, int64_t(p.P) * p.Q, t);
   pack_activation(args.b_src, xp, p.N, p.C, Cp, int64_t(p.H) * p.W, t);
   const auto launch = [&](auto tile) {
@@ -489,9 +490,9 @@ void run_nhwc_wgrad(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
     constexpr size_t smem = kern::conv_nhwc_smem_bytes<Tile>();
     if constexpr (smem > kern::kSmemDefaultLimit) {
       static std::atomic<uint64_t> opted_in{0};
-      opt_in_smem(kern::conv_wgrad_nhwc_bf16_kernel<Tile>, smem, opted_in);
+      opt_in_smem(kern::conv_wgrad_nhwc_kernel<Tile, T>, smem, opted_in);
     }
-    kern::conv_wgrad_nhwc_bf16_kernel<Tile><<<grid, Tile::kThreads, smem, detail::stream()>>>(nhwc_args(args, dyp, xp));
+    kern::conv_wgrad_nhwc_kernel<Tile, T><<<grid, Tile::kThreads, smem, detail::stream()>>>(nhwc_args(args, dyp, xp));
     DISCO_CUDA_CHECK_LAUNCH();
   };
   if (t == TileKind::NhwcLarge)
@@ -535,7 +536,7 @@ void run_custom_launch(const convidx::ConvGemmParams& g_in, const LaunchPlan& pl
                        float* out, const float* bias, bool accumulate, ConvMath math) {
   if (g_in.max_m <= 0 || g_in.gemm_n <= 0 || g_in.num_slots <= 0) return;
   convidx::ConvGemmParams g = g_in;
-  g.gemm_n = gemm_n_of(g_in, pl.tile);  // the channels-last wgrad's padded columns
+  g.gemm_n = gemm_n_of(g_in, pl.tile, math);  // the channels-last wgrad's padded columns
   kern::ConvKernelArgs args{};
   args.g = g;
   args.a_src = a;
@@ -585,7 +586,7 @@ void run_custom_launch(const convidx::ConvGemmParams& g_in, const LaunchPlan& pl
     const dim3 grid(unsigned(gx), unsigned(gy), unsigned(g.num_slots * pl.splits));
     if (is_nhwc(pl.tile)) {
       DISCO_CHECK(nhwc_fits(g, math), "conv (custom): ", tile_name(pl.tile),
-                  " runs BF16 convolutions and TF32 forward / data-gradient ones only");
+                  " runs BF16 and TF32 convolutions only (and at most 65535 images)");
       const bool tf32 = math == ConvMath::TF32;
       if constexpr (std::is_same_v<View, convidx::FpropView>) {
         if (tf32)
@@ -597,8 +598,10 @@ void run_custom_launch(const convidx::ConvGemmParams& g_in, const LaunchPlan& pl
           run_nhwc<convidx::NhwcDgrad32, float>(pl.tile, args, grid);
         else
           run_nhwc<convidx::NhwcDgrad, __nv_bfloat16>(pl.tile, args, grid);
+      } else if (tf32) {
+        run_nhwc_wgrad<float>(pl.tile, args, grid);
       } else {
-        run_nhwc_wgrad(pl.tile, args, grid);
+        run_nhwc_wgrad<__nv_bfloat16>(pl.tile, args, grid);
       }
     } else {
       switch (math) {
@@ -610,11 +613,14 @@ void run_custom_launch(const convidx::ConvGemmParams& g_in, const LaunchPlan& pl
   }
   if (pl.splits > 1) {
     const int64_t total = args.ws_slice * g.num_slots;
-    if (is_nhwc(pl.tile) && std::is_same_v<View, convidx::WgradView>)  // its (r, s, c) columns
-      kern::conv_splitk_reduce_kernel<convidx::NhwcWgrad><<<detail::grid_for(total), kern::kBlock, 0, detail::stream()>>>(
-          args);
+    const bool nhwc_wgrad = is_nhwc(pl.tile) && std::is_same_v<View, convidx::WgradView>;  // (r, s, c) columns
+    const unsigned blocks = unsigned(detail::grid_for(total));
+    if (nhwc_wgrad && math == ConvMath::TF32)
+      kern::conv_splitk_reduce_kernel<convidx::NhwcWgrad32><<<blocks, kern::kBlock, 0, detail::stream()>>>(args);
+    else if (nhwc_wgrad)
+      kern::conv_splitk_reduce_kernel<convidx::NhwcWgrad><<<blocks, kern::kBlock, 0, detail::stream()>>>(args);
     else
-      kern::conv_splitk_reduce_kernel<View><<<detail::grid_for(total), kern::kBlock, 0, detail::stream()>>>(args);
+      kern::conv_splitk_reduce_kernel<View><<<blocks, kern::kBlock, 0, detail::stream()>>>(args);
     DISCO_CUDA_CHECK_LAUNCH();
   }
 }

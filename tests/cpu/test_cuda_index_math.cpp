@@ -358,7 +358,7 @@ TEST_CASE("the loaders' incremental cursors and column tables match the direct i
 }
 
 namespace {
-// The channels-last BF16 views (NhwcFprop, NhwcDgrad; NhwcWgrad below): the operands packed by their layout
+// The channels-last views (NhwcFpropT, NhwcDgradT; NhwcWgradT below; CH = 8 or 4): the operands packed by their layout
 // functions (zeros in the padded channels), then a GEMM over the 16-byte chunks the kernel's
 // loader visits -- each thread's cursor from its first chunk kc0 < 4 in steps of 4 (one
 // BK = 32 slice), past the end of the reduction, A and B of a chunk from the same cursor --
@@ -471,40 +471,41 @@ void check_nhwc(const Conv2dProblem& p, std::mt19937& rng) {
     for (int h : hits) REQUIRE(h == 1);
     CHECK(max_abs_diff(dx, ref::conv2d_dgrad(p, dy, w)) < 1e-12);
   }
-  if (CH == 8) {  // wgrad (BF16 only): A and B chunks hold 8 GEMM rows / columns of one reduction index
+  {  // wgrad: A and B chunks hold CH GEMM rows / columns of one reduction index
+    using Wgrad = NhwcWgradT<CH>;
     auto g = make_conv_gemm_params(p, ConvKind::Wgrad);
-    g.gemm_n = NhwcWgrad::gemm_n(p);
+    g.gemm_n = Wgrad::gemm_n(p);
     REQUIRE(g.gemm_n == p.R * p.S * Cp);
-    REQUIRE(NhwcWgrad::gemm_m(g, 0) == p.K);
+    REQUIRE(Wgrad::gemm_m(g, 0) == p.K);
     std::vector<double> dw(size_t(p.w_size()), NAN);
     std::vector<int> hits(dw.size(), 0);
-    const int kred = NhwcWgrad::max_gemm_k(g);
+    const int kred = Wgrad::max_gemm_k(g);
     REQUIRE(kred == p.N * p.P * p.Q);
-    for (int n8 = 0; n8 <= g.gemm_n; n8 += 8) {  // gemm_n: an invalid column chunk
-      const auto col = NhwcWgrad::col(g, n8);
+    for (int n8 = 0; n8 <= g.gemm_n; n8 += CH) {  // gemm_n: an invalid column chunk
+      const auto col = Wgrad::col(g, n8);
       REQUIRE(col.valid == (n8 < g.gemm_n));
-      for (int m8 = 0; m8 <= Kp; m8 += 8) {  // Kp: an invalid row chunk
-        double acc[8][8] = {};
+      for (int m8 = 0; m8 <= Kp; m8 += CH) {  // Kp: an invalid row chunk
+        double acc[CH][CH] = {};
         for (int kr = 0; kr <= kred; ++kr) {  // kred: an invalid reduction index
           INFO("wgrad rows " << m8 << " columns " << n8 << " kr " << kr);
-          const int64_t ao = NhwcWgrad::a_chunk(g, kr, m8);
-          const auto px = NhwcWgrad::pix(g, kr);
-          const int64_t bo = NhwcWgrad::b_chunk(g, px, col);
+          const int64_t ao = Wgrad::a_chunk(g, kr, m8);
+          const auto px = Wgrad::pix(g, kr);
+          const int64_t bo = Wgrad::b_chunk(g, px, col);
           if (kr == kred || m8 == Kp) REQUIRE(ao == -1);
           if (kr == kred || n8 == g.gemm_n) REQUIRE(bo == -1);
-          REQUIRE(ao + 8 <= int64_t(dyp.size()));
-          REQUIRE(bo + 8 <= int64_t(xp.size()));
-          REQUIRE(ao % 8 == (ao < 0 ? -1 : 0));
-          REQUIRE(bo % 8 == (bo < 0 ? -1 : 0));
+          REQUIRE(ao + CH <= int64_t(dyp.size()));
+          REQUIRE(bo + CH <= int64_t(xp.size()));
+          REQUIRE(ao % CH == (ao < 0 ? -1 : 0));
+          REQUIRE(bo % CH == (bo < 0 ? -1 : 0));
           if (ao < 0 || bo < 0) continue;
-          for (int i = 0; i < 8; ++i)
-            for (int j = 0; j < 8; ++j) acc[i][j] += dyp[size_t(ao + i)] * xp[size_t(bo + j)];
+          for (int i = 0; i < CH; ++i)
+            for (int j = 0; j < CH; ++j) acc[i][j] += dyp[size_t(ao + i)] * xp[size_t(bo + j)];
         }
         if (m8 == Kp || n8 == g.gemm_n) continue;
-        for (int i = 0; i < 8; ++i)
-          for (int j = 0; j < 8; ++j) {
+        for (int i = 0; i < CH; ++i)
+          for (int j = 0; j < CH; ++j) {
             const int m = m8 + i, n = n8 + j;
-            const int64_t o = NhwcWgrad::c_off(g, 0, m, n);
+            const int64_t o = Wgrad::c_off(g, 0, m, n);
             if (n % Cp >= p.C) REQUIRE(o == -1);  // a padded channel
             if (m >= p.K || o < 0) continue;
             REQUIRE(o < int64_t(dw.size()));

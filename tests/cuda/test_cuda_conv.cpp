@@ -337,10 +337,10 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       }
       INFO(c.name << " | " << dc::to_string(dir));
       // the channels-last kernels: candidates for GEMMs of more than 4 columns (fewer: the thin
-      // kernel's), BF16 in every direction, TF32 in fprop and dgrad, never FP32
+      // kernel's), BF16 and TF32 in every direction, never FP32
       CHECK(!nhwc[int(dc::MathMode::FP32)]);
       const int gemm_cols = dir == dc::ConvDir::Fprop ? p.K : dir == dc::ConvDir::Dgrad ? p.C : p.C * p.R * p.S;
-      CHECK(nhwc[int(dc::MathMode::TF32)] == (gemm_cols > 4 && dir != dc::ConvDir::Wgrad));
+      CHECK(nhwc[int(dc::MathMode::TF32)] == (gemm_cols > 4));
       CHECK(nhwc[int(dc::MathMode::BF16)] == (gemm_cols > 4));
       CHECK(!paired[int(dc::MathMode::FP32)]);
       CHECK(paired[int(dc::MathMode::TF32)]);

@@ -322,27 +322,29 @@ int check_nhwc(const char* name, const Conv2dProblem& p, int splits) {
   return 1;
 }
 
-// The channels-last weight gradient (conv_wgrad_nhwc_bf16_kernel, convidx::NhwcWgrad): dy and
-// x packed by the pack kernel (checked bit for bit by check_pack), then the kernel (plus the
-// split-K reduction with the NhwcWgrad view) against the double reference (5e-3) and the
-// double wgrad of the BF16-rounded operands (1e-5); then accumulating onto that result.
-template <class Tile>
+// The channels-last weight gradient (conv_wgrad_nhwc_kernel, convidx::NhwcWgradT): dy and x
+// packed by the pack kernel (checked bit for bit by check_pack), then the kernel (plus the
+// split-K reduction with the NhwcWgradT view) against the double reference (5e-3) and the
+// double wgrad of the rounded operands (BF16, or TF32 for T = float; 1e-5); then accumulating
+// onto that result.
+template <class Tile, class T = __nv_bfloat16>
 int check_nhwc_wgrad(const char* name, const Conv2dProblem& p, int splits) {
   using disco::cuda::kern::NhwcConvArgs;
+  using V = disco::convidx::NhwcWgradT<int(16 / sizeof(T))>;
+  constexpr bool tf32 = std::is_same_v<T, float>;
   const auto t0 = std::chrono::steady_clock::now();
   g_launch_failed = false;
   const auto x = random_vec(p.x_size()), w = random_vec(p.w_size()), dy = random_vec(p.y_size());
   std::vector<float> xr(x), dyr(dy);
-  for (auto& v : xr) v = bf16_round(v);
-  for (auto& v : dyr) v = bf16_round(v);
+  for (auto& v : xr) v = tf32 ? tf32_round(v) : bf16_round(v);
+  for (auto& v : dyr) v = tf32 ? tf32_round(v) : bf16_round(v);
   const auto want = ref::conv2d_wgrad(p, to_double(x), to_double(dy));
   const auto want_rounded = ref::conv2d_wgrad(p, to_double(xr), to_double(dyr));
-  std::vector<__nv_bfloat16> dyp, xp, unused;
-  const bool pack_ok = check_pack<__nv_bfloat16>(p, true, dyp, unused, dy, w) &&
-                       check_pack<__nv_bfloat16>(p, false, xp, unused, x, w);
+  std::vector<T> dyp, xp, unused;
+  const bool pack_ok = check_pack<T>(p, true, dyp, unused, dy, w) && check_pack<T>(p, false, xp, unused, x, w);
 
   auto g = make_conv_gemm_params(p, ConvKind::Wgrad);
-  g.gemm_n = NhwcWgrad::gemm_n(p);  // as the launcher: the padded (r, s, c) columns
+  g.gemm_n = V::gemm_n(p);  // as the launcher: the padded (r, s, c) columns
   std::vector<float> out(want.size(), NAN);
   const auto run = [&](bool accumulate) {
     std::vector<float> ws(splits > 1 ? size_t(g.max_m) * g.gemm_n * splits : 0, NAN);
@@ -355,9 +357,10 @@ int check_nhwc_wgrad(const char* name, const Conv2dProblem& p, int splits) {
     args.ws_slice = int64_t(g.max_m) * g.gemm_n;
     args.splits = splits;
     args.accumulate = accumulate ? 1 : 0;
-    launch_nhwc<NhwcWgrad, Tile>(disco::cuda::kern::conv_wgrad_nhwc_bf16_kernel<Tile>, args);
+    launch_nhwc<V, Tile>(disco::cuda::kern::conv_wgrad_nhwc_kernel<Tile, T>, args);
   };
-  finish_nhwc(name, "BF16", "wgrad", Tile::BM, Tile::BN, splits, pack_ok, t0, out, want, want_rounded, run);
+  finish_nhwc(name, tf32 ? "TF32" : "BF16", "wgrad", Tile::BM, Tile::BN, splits, pack_ok, t0, out, want, want_rounded,
+              run);
   return 1;
 }
 
@@ -491,7 +494,14 @@ int main(int argc, char** argv) {
   ncases += check_nhwc_wgrad<NhwcTileSmall>("dil2", dil, 1);
   ncases += check_nhwc_wgrad<NhwcTileSmall>("s3 k5", s3, 2);
   ncases += check_nhwc_wgrad<NhwcTileLarge>("convT 40->9 2x2->4x4", convt, 2);
+  // TF32 wgrad (FP32 packs; scalar fragment loads): 3 -> 4, 70 -> 72, 5 -> 8, 9 channels -> 12
+  ncases += check_nhwc_wgrad<NhwcTileSmall, float>("3->32 k4s2p1 @16 b2", first, 4);
+  ncases += check_nhwc_wgrad<NhwcTileLarge, float>("70->25 k4s2p1 @4 b1", deep, 1);
+  ncases += check_nhwc_wgrad<NhwcTileSmall, float>("odd 5->6 k3 7x9", odd, 3);
+  ncases += check_nhwc_wgrad<NhwcTileLarge, float>("convT 40->9 2x2->4x4", convt, 2);
+  ncases += check_nhwc_wgrad<NhwcTileSmall, float>("dil2", dil, 1);
   if (full) {
+    ncases += check_nhwc_wgrad<NhwcTileLarge, float>("130->140 k3 @5 b2", big, 1);
     ncases += check_nhwc_wgrad<NhwcTileLarge>("130->140 k3 @5 b2", big, 2);
     ncases += check_nhwc<NhwcFprop, NhwcTileLarge>("3->32 k4s2p1 @16 b2", first, 2);
     ncases += check_nhwc<NhwcFprop, NhwcTileSmall>("130->140 k3 @5 b2", big, 1);

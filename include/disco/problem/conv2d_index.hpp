@@ -727,28 +727,32 @@ using NhwcDgrad32 = NhwcDgradT<4>;
 // dgrad's A) and x -> xp (N x H x W x Cp, as fprop's A). GEMM rows are the filters k (M = K;
 // dyp has Kp), columns (r, s, c) with c fastest (N = R S Cp, GEMM column n -> r S + s = n / Cp,
 // c = n % Cp), the reduction runs over the pixels kr = (n, p, q) of dy (N P Q). Both operands
-// are contiguous along their GEMM dimension, not the reduction: a 16-byte chunk holds 8 rows
-// (dyp: 8 filters of one pixel) or 8 columns (xp: 8 channels of one tap and pixel). The
-// output dw[k][c][r][s]; columns of padded channels (c >= C) are not written (c_off = -1).
-struct NhwcWgrad {
+// are contiguous along their GEMM dimension, not the reduction: a 16-byte chunk holds CH rows
+// (dyp: CH filters of one pixel) or CH columns (xp: CH channels of one tap and pixel); CH = 8
+// (BF16 packs) or 4 (FP32 packs, the TF32 kernel), the channel counts padded to a multiple of
+// CH. The output dw[k][c][r][s]; columns of padded channels (c >= C) are not written
+// (c_off = -1).
+template <int CH>
+struct NhwcWgradT {
   static constexpr bool kSkipCols = true;
-  static constexpr int kChunk = 8;
-  DISCO_HOST_DEVICE static int gemm_n(const Conv2dProblem& p) { return p.R * p.S * nhwc_padded_channels(p.C); }
+  static constexpr int kChunk = CH;
+  DISCO_HOST_DEVICE static int padded_channels(int C) { return nhwc_padded_channels(C, CH); }
+  DISCO_HOST_DEVICE static int gemm_n(const Conv2dProblem& p) { return p.R * p.S * padded_channels(p.C); }
   DISCO_HOST_DEVICE static int gemm_m(const ConvGemmParams& g, int) { return g.max_m; }
   DISCO_HOST_DEVICE static int max_gemm_k(const ConvGemmParams& g) { return g.max_kred; }
-  // Rows m .. m+7 (m % 8 == 0) at reduction index kr, into dyp.
+  // Rows m .. m+CH-1 (m % CH == 0) at reduction index kr, into dyp.
   DISCO_HOST_DEVICE static int64_t a_chunk(const ConvGemmParams& g, int kr, int m) {
-    const int Kp = nhwc_padded_channels(g.p.K);
+    const int Kp = padded_channels(g.p.K);
     if (kr < 0 || kr >= g.max_kred || m < 0 || m >= Kp) return -1;
     return int64_t(kr) * Kp + m;
   }
-  // Columns n .. n+7 (n % 8 == 0): their tap and channel chunk (decoded once per loader).
+  // Columns n .. n+CH-1 (n % CH == 0): their tap and channel chunk (decoded once per loader).
   struct Col {
-    int r, s, c8;
+    int r, s, c8;  // c8: the channel chunk (channels CH c8 ..)
     bool valid;
   };
   DISCO_HOST_DEVICE static Col col(const ConvGemmParams& g, int n) {
-    const int cpt = nhwc_padded_channels(g.p.C) / kChunk;
+    const int cpt = padded_channels(g.p.C) / kChunk;
     Col c{0, 0, 0, false};
     if (n < 0 || n >= gemm_n(g.p)) return c;
     const int chunk = n / kChunk, rs = chunk / cpt;
@@ -761,23 +765,25 @@ struct NhwcWgrad {
   // Reduction index kr: the dy pixel (n, p, q) (decoded once per slice and row).
   using Pix = NhwcPixel;
   DISCO_HOST_DEVICE static Pix pix(const ConvGemmParams& g, int kr) {
-    return nhwc_output_pixel(g, kr, g.max_kred, nhwc_padded_channels(g.p.C));
+    return nhwc_output_pixel(g, kr, g.max_kred, padded_channels(g.p.C));
   }
   // Columns of `col` at pixel `px`, into xp.
   DISCO_HOST_DEVICE static int64_t b_chunk(const ConvGemmParams& g, const Pix& px, const Col& col) {
     if (!px.valid || !col.valid) return -1;
     const int h = px.hb + col.r * g.p.dil_h, w = px.wb + col.s * g.p.dil_w;
     if (h < 0 || h >= g.p.H || w < 0 || w >= g.p.W) return -1;
-    return px.base + (int64_t(h) * g.p.W + w) * nhwc_padded_channels(g.p.C) + kChunk * col.c8;
+    return px.base + (int64_t(h) * g.p.W + w) * padded_channels(g.p.C) + kChunk * col.c8;
   }
   // dw offset of GEMM (m, n) = (k, (r, s, c)); -1 for a padded channel.
   DISCO_HOST_DEVICE static int64_t c_off(const ConvGemmParams& g, int, int m, int n) {
-    const int Cp = nhwc_padded_channels(g.p.C);
+    const int Cp = padded_channels(g.p.C);
     const int rs = n / Cp, c = n - rs * Cp;
     if (c >= g.p.C) return -1;
     return (int64_t(m) * g.p.C + c) * g.p.R * g.p.S + rs;
   }
 };
+using NhwcWgrad = NhwcWgradT<8>;    // BF16 packs
+using NhwcWgrad32 = NhwcWgradT<4>;  // FP32 packs (the TF32 kernel)
 
 // Element accessors composed from the row/column contexts, for CPU tests and references:
 // offset into the A (resp. B) source, or -1 where the implicit matrix holds a zero.
