@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <type_traits>
@@ -450,6 +451,57 @@ void pack_activation(const float* src, T* dst, int n, int ch, int chp, int64_t h
   DISCO_CUDA_CHECK_LAUNCH();
 }
 
+// ---- pack sharing (ConvPackShare) -------------------------------------------------------------------
+// Within a ConvPackShare scope, the channels-last launches of this thread keep each activation
+// pack in the scope's storage and reuse it when a later launch packs the same source the same
+// way (pointer, images, channels, padding, pixels, element type): the data gradient and the
+// weight gradient of one layer both pack dy (a transposed conv's: the input gradient). Timing
+// (median_of_3_ms, for tuning and ConvAlgo::Auto) suspends the sharing, so every plan is timed
+// with its own packs.
+struct SharedPack {
+  const float* src;
+  int n, ch, chp;
+  int64_t hw;
+  size_t elem;
+  std::unique_ptr<detail::Scratch> mem;
+};
+struct PackShareState {
+  std::vector<SharedPack> packs;
+  int suspended = 0;
+  int64_t reused = 0;
+};
+thread_local PackShareState* t_share = nullptr;  // the innermost scope of this thread
+bool pack_sharing() { return t_share != nullptr && t_share->suspended == 0; }
+struct SuspendPackShare {
+  PackShareState* s = t_share;
+  SuspendPackShare() {
+    if (s) ++s->suspended;
+  }
+  ~SuspendPackShare() {
+    if (s) --s->suspended;
+  }
+};
+
+// The channels-last pack of an activation: into `dst` (scratch of the launch); while sharing,
+// into the scope's storage, or the scope's earlier pack of the same source (dst unused).
+template <class T>
+const T* activation_pack(const float* src, T* dst, int n, int ch, int chp, int64_t hw, TileKind t) {
+  if (!pack_sharing()) {
+    pack_activation(src, dst, n, ch, chp, hw, t);
+    return dst;
+  }
+  for (const SharedPack& e : t_share->packs)
+    if (e.src == src && e.n == n && e.ch == ch && e.chp == chp && e.hw == hw && e.elem == sizeof(T)) {
+      ++t_share->reused;
+      return e.mem->as<T>();
+    }
+  auto mem = std::make_unique<detail::Scratch>(sizeof(T) * size_t(n) * size_t(hw) * size_t(chp));
+  pack_activation(src, mem->as<T>(), n, ch, chp, hw, t);
+  T* const out = mem->as<T>();
+  t_share->packs.push_back({src, n, ch, chp, hw, sizeof(T), std::move(mem)});
+  return out;
+}
+
 // Scratch for a launch's two packs, one block: `a_bytes` at the start, then the second pack
 // (256-byte aligned). The block's size is rounded up to a power of two, so the caching
 // allocator sees few distinct sizes across the layers: the blocks it keeps for the packs --
@@ -479,12 +531,11 @@ void run_nhwc_wgrad(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
   using V = convidx::NhwcWgradT<int(16 / sizeof(T))>;
   const Conv2dProblem& p = args.g.p;
   const int Kp = V::padded_channels(p.K), Cp = V::padded_channels(p.C);
-  const PackScratch packs(sizeof(T) * size_t(p.N) * size_t(p.P) * size_t(p.Q) * size_t(Kp),
-                          sizeof(T) * size_t(p.N) * size_t(p.H) * size_t(p.W) * size_t(Cp));
-  T* const dyp = packs.a<T>();
-  T* const xp = packs.b<T>();
-  pack_activation(args.a_src, dyp, p.N, p.K, Kp, int64_t(p.P) * p.Q, t);
-  pack_activation(args.b_src, xp, p.N, p.C, Cp, int64_t(p.H) * p.W, t);
+  const bool share = pack_sharing();  // both packs in the scope's storage
+  const PackScratch packs(share ? 0 : sizeof(T) * size_t(p.N) * size_t(p.P) * size_t(p.Q) * size_t(Kp),
+                          share ? 0 : sizeof(T) * size_t(p.N) * size_t(p.H) * size_t(p.W) * size_t(Cp));
+  const T* const dyp = activation_pack(args.a_src, packs.a<T>(), p.N, p.K, Kp, int64_t(p.P) * p.Q, t);
+  const T* const xp = activation_pack(args.b_src, packs.b<T>(), p.N, p.C, Cp, int64_t(p.H) * p.W, t);
   const auto launch = [&](auto tile) {
     using Tile = decltype(tile);
     constexpr size_t smem = kern::conv_nhwc_smem_bytes<Tile>();
@@ -513,10 +564,10 @@ void run_nhwc(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
   const int chp = NView::padded_channels(ch);
   const int64_t hw = fprop ? int64_t(p.H) * p.W : int64_t(p.P) * p.Q;
   const int64_t wtotal = int64_t(p.R) * p.S * (fprop ? int64_t(p.K) : int64_t(p.C)) * chp;
-  const PackScratch packs(sizeof(T) * size_t(p.N) * size_t(hw) * size_t(chp), sizeof(T) * size_t(wtotal));
-  T* const ap = packs.a<T>();
+  const PackScratch packs(pack_sharing() ? 0 : sizeof(T) * size_t(p.N) * size_t(hw) * size_t(chp),
+                          sizeof(T) * size_t(wtotal));
+  const T* const ap = activation_pack(args.a_src, packs.a<T>(), p.N, ch, chp, hw, t);
   T* const bp = packs.b<T>();
-  pack_activation(args.a_src, ap, p.N, ch, chp, hw, t);
   if constexpr (fprop) {
     kern::pack_weights_nhwc_kernel<T><<<detail::grid_for(wtotal), kern::kBlock, 0, detail::stream()>>>(
         args.b_src, bp, p.C, chp, p.R * p.S, wtotal);
@@ -682,6 +733,7 @@ bool stream_is_capturing() {
 // synchronize), then the median of 3 runs timed with events. Throws what f throws.
 template <class F>
 float median_of_3_ms(F&& f) {
+  const SuspendPackShare own_packs;  // each plan timed with its own packs
   cudaEvent_t ev[2] = {nullptr, nullptr};
   struct Events {
     cudaEvent_t* e;
@@ -966,6 +1018,16 @@ const char* conv_auto_choice(ConvDir dir, const Conv2dProblem& p, MathMode mode)
 }
 
 // ---- per-layer tuning -----------------------------------------------------------------------------
+ConvPackShare::ConvPackShare() : state_(new PackShareState), outer_(t_share) {
+  t_share = static_cast<PackShareState*>(state_);
+}
+ConvPackShare::~ConvPackShare() {
+  auto* s = static_cast<PackShareState*>(state_);
+  if (t_share == s) t_share = static_cast<PackShareState*>(outer_);
+  delete s;  // its packs go back to the caching allocator (stream-ordered: the launches that read them come first)
+}
+int64_t ConvPackShare::reused() const { return static_cast<const PackShareState*>(state_)->reused; }
+
 void set_conv_autotune(bool on) { autotune_flag().store(on); }
 void set_conv_tuning_fault(const std::string& plan_substring) {
   std::lock_guard<std::mutex> lock(tuning_fault_mutex());

@@ -6,6 +6,7 @@
 // old values.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <string>
@@ -349,6 +350,131 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
     }
   }
   CHECK_THROWS_AS(dc::set_conv_plan(dc::ConvDir::Fprop, cs[0].p, dc::MathMode::FP32, -1), disco::Error);
+}
+
+TEST_CASE("tuning's output check accepts every correct plan, in every mode", "[cuda][conv][plans]") {
+  // Every candidate of these shapes computes correctly (the test above), so tuning must keep
+  // all of them in the running: each agrees with the reference plan, with margin -- the
+  // tolerances (1e-4 / 5e-3 / 3e-2 of the reference's largest magnitude) are at least 3x the
+  // largest difference seen here. The shapes cover the thin kernel (the reference of a
+  // 3-channel dgrad, against tensor-core plans), the small-output kernel, split-K, grouped,
+  // paired and channels-last plans.
+  PlanGuard guard;
+  dc::set_conv_autotune(true);
+  const std::vector<Case> cs = {
+      {"3->32 k4s2p1 @16, batch 2", disco::make_conv2d_problem(2, 3, 16, 16, 32, 4, 4, 2, 1)},
+      {"convT 48->3 4x4 -> 8x8, batch 2", disco::make_conv_transpose2d_problem(2, 48, 4, 4, 3, 4, 4, 2, 1, 0)},
+      {"8->40 k3s1p1 @8, batch 2", disco::make_conv2d_problem(2, 8, 8, 8, 40, 3, 3, 1, 1)},
+  };
+  const float tol[3] = {1e-4f, 5e-3f, 3e-2f};  // FP32, TF32, BF16
+  float worst[3] = {0.f, 0.f, 0.f};
+  for (const Case& c : cs) {
+    const Conv2dProblem& p = c.p;
+    const Refs r = make_refs(p);
+    auto x = upload(r.x), w = upload(r.w), dy = upload(r.dy);
+    for (dc::MathMode mode : {dc::MathMode::FP32, dc::MathMode::TF32, dc::MathMode::BF16})
+      for (dc::ConvDir dir : {dc::ConvDir::Fprop, dc::ConvDir::Dgrad, dc::ConvDir::Wgrad}) {
+        dc::clear_conv_plans();
+        INFO(c.name << " | " << dc::to_string(dir) << " | " << dc::to_string(mode));
+        if (dir == dc::ConvDir::Fprop) {
+          auto y = poisoned(r.y.size());
+          dc::conv2d_fprop(p, x.data(), w.data(), nullptr, y.data(), dc::ConvAlgo::Custom, mode);
+        } else if (dir == dc::ConvDir::Dgrad) {
+          auto dx = poisoned(r.dx.size());
+          dc::conv2d_dgrad(p, dy.data(), w.data(), dx.data(), false, dc::ConvAlgo::Custom, mode);
+        } else {
+          auto dw = poisoned(r.dw.size());
+          dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), false, dc::ConvAlgo::Custom, mode);
+        }
+        const auto times = dc::conv_tuning_times(dir, p, mode);
+        CHECK(times.size() >= 2);
+        for (const auto& t : times) {
+          INFO(t.plan << ": diff " << t.diff);
+          CHECK(std::isfinite(t.ms));
+          CHECK(t.agrees);
+          CHECK(t.diff <= tol[int(mode)] / 3);
+          worst[int(mode)] = std::max(worst[int(mode)], t.diff);
+        }
+      }
+  }
+  WARN("largest difference from the reference plan: FP32 " << worst[0] << ", TF32 " << worst[1] << ", BF16 "
+                                                            << worst[2]);
+}
+
+TEST_CASE("ConvPackShare: a backward's data and weight gradients share the channels-last pack of dy",
+          "[cuda][conv][plans]") {
+  PlanGuard guard;
+  dc::set_conv_autotune(false);
+  const Conv2dProblem p = disco::make_conv2d_problem(2, 24, 8, 8, 40, 4, 4, 2, 1);
+  const Refs r = make_refs(p);
+  auto x = upload(r.x), w = upload(r.w), dy = upload(r.dy);
+  // pins the first channels-last plan of a direction and mode
+  const auto pin_nhwc = [&](dc::ConvDir dir, dc::MathMode mode) {
+    for (int i = 0; i < dc::conv_plan_candidates(dir, p); ++i) {
+      dc::set_conv_plan(dir, p, mode, i);
+      if (dc::conv_plan(dir, p, mode).find("nhwc") != std::string::npos) return true;
+    }
+    return false;
+  };
+  for (dc::MathMode mode : {dc::MathMode::TF32, dc::MathMode::BF16}) {
+    INFO(dc::to_string(mode));
+    for (dc::ConvDir dir : {dc::ConvDir::Fprop, dc::ConvDir::Dgrad, dc::ConvDir::Wgrad}) REQUIRE(pin_nhwc(dir, mode));
+    // a conv's backward (dgrad + wgrad read dy) and a transposed conv's (fprop + wgrad read the
+    // same tensor as their input: here x), each once without and once within a scope
+    const auto run = [&](std::vector<float>& dx, std::vector<float>& dw, std::vector<float>& y) {
+      auto ddx = poisoned(r.dx.size()), ddw = poisoned(r.dw.size()), dy2 = poisoned(r.y.size());
+      auto dw2 = poisoned(r.dw.size());
+      dc::conv2d_dgrad(p, dy.data(), w.data(), ddx.data(), false, dc::ConvAlgo::Custom, mode);
+      dc::conv2d_wgrad(p, x.data(), dy.data(), ddw.data(), false, dc::ConvAlgo::Custom, mode);
+      dc::conv2d_fprop(p, x.data(), w.data(), nullptr, dy2.data(), dc::ConvAlgo::Custom, mode);
+      dc::conv2d_wgrad(p, x.data(), dy.data(), dw2.data(), false, dc::ConvAlgo::Custom, mode);
+      dx = download(ddx);
+      dw = download(dw2);
+      y = download(dy2);
+      CHECK(download(ddw) == dw);
+    };
+    std::vector<float> dx0, dw0, y0, dx1, dw1, y1;
+    run(dx0, dw0, y0);
+    int64_t reused = 0;
+    {
+      dc::ConvPackShare share;
+      run(dx1, dw1, y1);
+      reused = share.reused();
+    }
+    // dy: packed by dgrad, reused by both wgrads; x: packed by the first wgrad, reused by fprop
+    // and the second wgrad
+    CHECK(reused == 4);
+    CHECK(dx1 == dx0);  // bit for bit: the same packs, the same kernels
+    CHECK(dw1 == dw0);
+    CHECK(y1 == y0);
+    CHECK(rel_l2(dx1, r.dx) <= 5e-3);
+  }
+  {  // different padding / element types are never shared: BF16 dgrad, TF32 wgrad of one dy
+    dc::ConvPackShare share;
+    auto dx = poisoned(r.dx.size()), dw = poisoned(r.dw.size());
+    dc::conv2d_dgrad(p, dy.data(), w.data(), dx.data(), false, dc::ConvAlgo::Custom, dc::MathMode::BF16);
+    dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), false, dc::ConvAlgo::Custom, dc::MathMode::TF32);
+    CHECK(share.reused() == 0);
+    {  // nested: the inner scope serves, starting empty
+      dc::ConvPackShare inner;
+      dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), false, dc::ConvAlgo::Custom, dc::MathMode::TF32);
+      CHECK(inner.reused() == 0);
+    }
+    dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), false, dc::ConvAlgo::Custom, dc::MathMode::TF32);
+    CHECK(share.reused() == 2);
+    CHECK(rel_l2(download(dw), r.dw) <= 5e-3);
+  }
+  {  // tuning times every plan with its own packs: nothing is reused while it runs
+    dc::clear_conv_plans();
+    dc::set_conv_autotune(true);
+    dc::ConvPackShare share;
+    auto dx = poisoned(r.dx.size());
+    dc::conv2d_dgrad(p, dy.data(), w.data(), dx.data(), false, dc::ConvAlgo::Custom, dc::MathMode::BF16);
+    const auto times = dc::conv_tuning_times(dc::ConvDir::Dgrad, p, dc::MathMode::BF16);
+    CHECK(std::count_if(times.begin(), times.end(), [](const auto& t) { return t.plan.find("nhwc") != std::string::npos; }) >= 1);
+    CHECK(share.reused() == 0);
+    CHECK(rel_l2(download(dx), r.dx) <= 5e-3);
+  }
 }
 
 TEST_CASE("per-layer tuning: tunes once, leaves accumulated outputs alone, never inside a graph capture",

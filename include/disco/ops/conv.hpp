@@ -94,6 +94,8 @@ Tensor<B> conv2d(const Tensor<B>& x, const Tensor<B>& weight, const Tensor<B>& b
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   return record<B>(y, "conv2d", {x, weight, bias},
                    [p, xd, wd, has_bias, need_x, need_w](const Tensor<B>& g, std::vector<Tensor<B>>& gi) {
+                     // dgrad and wgrad both read g: one channels-last pack of it (CUDA)
+                     [[maybe_unused]] const auto share = Kernels<B>::conv_backward_scope();
                      if (need_x) gi[0] = detail::dgrad(p, g, wd);
                      if (need_w) gi[1] = detail::wgrad(p, xd, g);
                      if (has_bias) gi[2] = detail::bias_grad(g);
@@ -127,6 +129,8 @@ Tensor<B> conv_transpose2d(const Tensor<B>& x, const Tensor<B>& weight, const Te
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   return record<B>(y, "conv_transpose2d", {x, weight, bias},
                    [p, xd, wd, has_bias, need_x, need_w](const Tensor<B>& g, std::vector<Tensor<B>>& gi) {
+                     // fprop and wgrad both read g as their input: one channels-last pack (CUDA)
+                     [[maybe_unused]] const auto share = Kernels<B>::conv_backward_scope();
                      if (need_x) gi[0] = detail::fprop(p, g, wd);
                      if (need_w) gi[1] = detail::wgrad(p, g, xd);
                      if (has_bias) gi[2] = detail::bias_grad(g);

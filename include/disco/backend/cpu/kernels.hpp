@@ -188,6 +188,9 @@ struct Kernels<CPU> {
   static void conv2d_fprop(const Conv2dProblem& p, const T* x, const T* w, const T* bias, T* y) {
     cpu::conv2d_fprop(p, x, w, bias, y);
   }
+  // Held around a convolution's backward (the CUDA backend shares packs there; nothing here).
+  struct ConvBackwardScope {};
+  static ConvBackwardScope conv_backward_scope() { return {}; }
   template <class T>
   static void conv2d_dgrad(const Conv2dProblem& p, const T* dy, const T* w, T* dx, bool accumulate) {
     cpu::conv2d_dgrad(p, dy, w, dx, accumulate);

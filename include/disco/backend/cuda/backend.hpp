@@ -268,6 +268,9 @@ struct Kernels<CUDA> {
   }
 
   // ---- convolution (disco::cuda::conv2d_*, algorithm and math mode from conv_settings()) ------
+  // Held around a convolution's backward: its data and weight gradients share the
+  // channels-last pack of the output gradient (cuda::ConvPackShare).
+  static cuda::ConvPackShare conv_backward_scope() { return cuda::ConvPackShare(); }
   template <class T>
   static void conv2d_fprop(const Conv2dProblem& p, const T* x, const T* w, const T* bias, T* y) {
     if constexpr (is_f32<T>) {

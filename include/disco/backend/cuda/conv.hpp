@@ -25,6 +25,7 @@
 // plan, the same in every process (bitwise reproducible results).
 // All calls are asynchronous on the current stream; workspace comes from the caching
 // allocator. Errors throw disco::Error.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,26 @@ void conv2d_dgrad(const Conv2dProblem& p, const float* dy, const float* w, float
 // dw[K,C,R,S] (=|+=) d<y, dy>/dw.
 void conv2d_wgrad(const Conv2dProblem& p, const float* x, const float* dy, float* dw, bool accumulate,
                   ConvAlgo algo = ConvAlgo::Custom, MathMode mode = MathMode::TF32);
+
+// Pack sharing for the channels-last kernels: while a ConvPackShare lives, the custom
+// convolutions on this thread keep each activation they pack channels-last (x, dy) and reuse
+// it when a later convolution of the scope packs the same source the same way -- a layer's
+// data and weight gradients both pack dy. The caller promises not to modify those sources
+// while the scope lives; the packs are freed with it. Timing runs (tuning, ConvAlgo::Auto)
+// pack for themselves. Scopes nest (the innermost one serves). The autograd convolutions open
+// one around each backward.
+class ConvPackShare {
+ public:
+  ConvPackShare();
+  ~ConvPackShare();
+  ConvPackShare(const ConvPackShare&) = delete;
+  ConvPackShare& operator=(const ConvPackShare&) = delete;
+  int64_t reused() const;  // how many packs were served from the scope instead of packing again
+
+ private:
+  void* state_;
+  void* outer_;
+};
 
 // ---- per-layer tuning of ConvAlgo::Custom ------------------------------------------------
 void set_conv_autotune(bool on);
