@@ -32,7 +32,7 @@ Rows (--variants, comma separated; default eager,eager_fp32,eager_tuned,compile)
                  place of disco's: the same step with only the conv kernels swapped, which
                  isolates their share; _auto for --conv-algo auto, per layer and direction
                  the faster of the two); parses
-                 `median_ms:`, `pipelined_ms:` and, when present, `peak_mem_bytes:`.
+                 `median_ms:`, `pipelined_ms:` and, when present, `peak_mem_bytes:` and `conv_plans:` (the note).
 
 Timing (PyTorch): each row runs in its own python process (clean allocator statistics,
 global flags, a time limit); W untimed warm-up steps, then N timed steps, each timed with
@@ -385,6 +385,7 @@ def run_disco_row(args, remaining, out_dir, variant="fp32"):
     steps = [float(x) for x in re.findall(r"^step \d+:\s*([0-9.eE+-]+) ms", text, re.M)]
     loss = re.findall(r"^step \d+:.*\(ae loss ([0-9.eE+-]+|nan|inf|-inf)\)", text, re.M)
     cuda_line = re.findall(r"^cuda: (.*)$", text, re.M)
+    plans = re.findall(r"^conv_plans: (.*)$", text, re.M)
     if rc is None:
         res["error"] = "timed out after %.0f s" % limit
     elif re.search(r"^SKIP:", text, re.M):
@@ -399,7 +400,8 @@ def run_disco_row(args, remaining, out_dir, variant="fp32"):
                    last_loss=float(loss[-1]) if loss else None,
                    pipelined_ms=float(pipe[-1]) if pipe else None,
                    flags=(cuda_line[-1] if cuda_line else "") +
-                   ("; back to back %.2f ms/step" % float(pipe[-1]) if pipe else ""))
+                   ("; back to back %.2f ms/step" % float(pipe[-1]) if pipe else "") +
+                   ("; conv " + plans[-1] if plans else ""))
     if res["ok"]:
         print("[%s] median %.2f ms/step%s" % (name, res["ms"], ", peak %.0f MiB" % (res["peak_bytes"] / 2.0 ** 20)
                                               if res.get("peak_bytes") else ""), flush=True)

@@ -6,7 +6,8 @@
 // number of steps run back to back with only the last one read back (what a training loop
 // that logs rarely gets). With --device cuda also `peak_mem_bytes: N` (peak device memory
 // held by disco's caching allocator over the run) and `steady_peak_mem_bytes: N` (over the
-// timed steps only, without the warm-up's conv tuning and graph capture). --math (fp32, tf32, bf16; default fp32) and
+// timed steps only, without the warm-up's conv tuning and graph capture) and `conv_plans: ...`
+// (the convolution launch plans in use, by kernel family). --math (fp32, tf32, bf16; default fp32) and
 // --conv-algo pick cuda::conv_settings(); --graph runs the steps through GraphedTrainStep
 // (the warm-up steps include its eager steps and the capture).
 #include <algorithm>
@@ -28,6 +29,24 @@
 #endif
 
 namespace {
+#if defined(DISCO_WITH_CUDA)
+// "N plans (fprop a, dgrad b, wgrad c); tile t, paired p, grouped g, thin h, smallout s,
+// nhwc n, cudnn c": the step's convolution launch plans by family, one per distinct launch
+// (problem, math mode, dgrad phase batch; cuda::conv_plans_in_use).
+std::string conv_plan_census(const std::vector<disco::cuda::ConvPlanUse>& uses) {
+  static const char* const kFamilies[] = {"tile", "paired", "grouped", "thin", "smallout", "nhwc", "cudnn"};
+  int dirs[3] = {0, 0, 0}, fam[7] = {0, 0, 0, 0, 0, 0, 0};
+  for (const auto& u : uses) {
+    ++dirs[int(u.dir == disco::cuda::ConvDir::Fprop ? 0 : u.dir == disco::cuda::ConvDir::Dgrad ? 1 : 2)];
+    for (int f = 0; f < 7; ++f)
+      if (u.family == kFamilies[f]) ++fam[f];
+  }
+  std::string out = std::to_string(uses.size()) + " plans (fprop " + std::to_string(dirs[0]) + ", dgrad " +
+                    std::to_string(dirs[1]) + ", wgrad " + std::to_string(dirs[2]) + ");";
+  for (int f = 0; f < 7; ++f) out += std::string(f ? "," : "") + " " + kFamilies[f] + " " + std::to_string(fam[f]);
+  return out;
+}
+#endif
 struct Options {
   int batch = 8, steps = 5, warmup = 1;
   bool graph = false;
@@ -101,6 +120,8 @@ int run(const disco::ModelConfig& cfg, const Options& o) {
     const size_t steady = disco::cuda::memory_stats().peak_bytes;
     std::cout << "peak_mem_bytes: " << std::max(warmup_peak, steady) << "\n";
     if (o.warmup > 0) std::cout << "steady_peak_mem_bytes: " << steady << "\n";
+    // which kernels the step's convolutions run: the tuned plans by family
+    std::cout << "conv_plans: " << conv_plan_census(disco::cuda::conv_plans_in_use()) << "\n";
   }
 #endif
   std::cout << "median_ms: " << median << "\n";

@@ -177,6 +177,25 @@ const char* tile_name(TileKind t) {
   return "?";
 }
 
+// The kernel family of a tile kind (conv_plans_in_use).
+const char* tile_family(TileKind t) {
+  switch (t) {
+    case TileKind::Large:
+    case TileKind::Small:
+    case TileKind::Narrow: return "tile";
+    case TileKind::LargePaired: return "paired";
+    case TileKind::LargeGrouped:
+    case TileKind::SmallGrouped:
+    case TileKind::NarrowGrouped: return "grouped";
+    case TileKind::Thin:
+    case TileKind::Thin32: return "thin";
+    case TileKind::SmallOut: return "smallout";
+    case TileKind::NhwcLarge:
+    case TileKind::NhwcSmall: return "nhwc";
+  }
+  return "?";
+}
+
 struct LaunchPlan {
   TileKind tile = TileKind::Small;
   int splits = 1;
@@ -712,6 +731,10 @@ class KeyedCache {
     std::lock_guard<std::mutex> lock(mu_);
     map_.clear();
   }
+  std::map<PlanKey, V> snapshot() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return map_;
+  }
 
  private:
   std::mutex mu_;
@@ -1054,6 +1077,30 @@ std::vector<ConvPlanTiming> conv_tuning_times(ConvDir dir, const Conv2dProblem& 
         out.push_back({launch, plan_string(t.plan), t.ms, t.plan == chosen, t.diff, t.agrees});
     ++launch;
   });
+  return out;
+}
+
+std::vector<ConvPlanUse> conv_plans_in_use() {
+  std::vector<ConvPlanUse> out;
+  const int dev = current_device_id();
+  const auto autos = auto_cache().snapshot();
+  for (const auto& [key, pl] : plan_cache().snapshot()) {
+    if (key[18] != dev) continue;
+    ConvPlanUse u;
+    u.dir = key[0] == int(ConvKind::Fprop) ? ConvDir::Fprop : key[0] == int(ConvKind::Dgrad) ? ConvDir::Dgrad : ConvDir::Wgrad;
+    u.mode = key[16] == int(ConvMath::FP32) ? MathMode::FP32 : key[16] == int(ConvMath::TF32) ? MathMode::TF32 : MathMode::BF16;
+    PlanKey problem_key = key;
+    problem_key[17] = 0;  // Auto decides per problem (its key: the first launch's)
+    const auto a = autos.find(problem_key);
+    if (a != autos.end() && a->second == ConvAlgo::Cudnn) {
+      if (key[17] != 0) continue;  // one entry per problem handed to cuDNN
+      u.plan = u.family = "cudnn";
+    } else {
+      u.plan = plan_string(pl);
+      u.family = tile_family(pl.tile);
+    }
+    out.push_back(u);
+  }
   return out;
 }
 

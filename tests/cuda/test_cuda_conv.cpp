@@ -401,6 +401,40 @@ TEST_CASE("tuning's output check accepts every correct plan, in every mode", "[c
                                                             << worst[2]);
 }
 
+TEST_CASE("conv_plans_in_use lists the planned launches with their kernel family", "[cuda][conv][plans]") {
+  PlanGuard guard;
+  dc::clear_conv_plans();
+  CHECK(dc::conv_plans_in_use().empty());
+  const Conv2dProblem p = disco::make_conv2d_problem(2, 24, 8, 8, 40, 4, 4, 2, 1);
+  const Conv2dProblem thin = disco::make_conv_transpose2d_problem(2, 48, 4, 4, 3, 4, 4, 2, 1, 0);
+  int nhwc = -1;
+  for (int i = 0; i < dc::conv_plan_candidates(dc::ConvDir::Fprop, p) && nhwc < 0; ++i) {
+    dc::set_conv_plan(dc::ConvDir::Fprop, p, dc::MathMode::BF16, i);
+    if (dc::conv_plan(dc::ConvDir::Fprop, p, dc::MathMode::BF16).find("nhwc") != std::string::npos) nhwc = i;
+  }
+  REQUIRE(nhwc >= 0);
+  dc::set_conv_plan(dc::ConvDir::Dgrad, thin, dc::MathMode::TF32, 0);  // the heuristic: thin (3 columns)
+  const auto uses = dc::conv_plans_in_use();
+  REQUIRE(uses.size() == 2);
+  int seen = 0;
+  for (const auto& u : uses) {
+    INFO(dc::to_string(u.dir) << " " << dc::to_string(u.mode) << ": " << u.plan << " (" << u.family << ")");
+    if (u.dir == dc::ConvDir::Fprop) {
+      CHECK(u.mode == dc::MathMode::BF16);
+      CHECK(u.family == "nhwc");
+      CHECK(u.plan == dc::conv_plan(dc::ConvDir::Fprop, p, dc::MathMode::BF16));
+      seen |= 1;
+    } else {
+      CHECK(u.dir == dc::ConvDir::Dgrad);
+      CHECK(u.mode == dc::MathMode::TF32);
+      CHECK(u.family == "thin");
+      CHECK(u.plan == "thin");
+      seen |= 2;
+    }
+  }
+  CHECK(seen == 3);
+}
+
 TEST_CASE("ConvPackShare: a backward's data and weight gradients share the channels-last pack of dy",
           "[cuda][conv][plans]") {
   PlanGuard guard;

@@ -8,5 +8,7 @@ echo "$out"
 for k in median_ms pipelined_ms peak_mem_bytes steady_peak_mem_bytes; do
   echo "$out" | grep -Eq "^$k: [0-9]" || { echo "missing line '$k: N'"; exit 1; }
 done
+echo "$out" | grep -Eq '^conv_plans: [0-9]+ plans \(fprop [0-9]+, dgrad [0-9]+, wgrad [0-9]+\); tile [0-9]+, paired [0-9]+, grouped [0-9]+, thin [0-9]+, smallout [0-9]+, nhwc [0-9]+, cudnn [0-9]+$' || {
+  echo "missing or malformed line 'conv_plans: ...'"; exit 1; }
 echo "$out" | grep -Eq 'graph on \([0-9]+ nodes\)' || { echo "the step did not run as a CUDA graph"; exit 1; }
 echo "train_step output: ok"

@@ -100,6 +100,19 @@ struct ConvPlanTiming {
 };
 std::vector<ConvPlanTiming> conv_tuning_times(ConvDir dir, const Conv2dProblem& p, MathMode mode);
 
+// The launch plans this process uses on the current device: one entry per launch planned so
+// far (tuned, or set by set_conv_plan; heuristic plans of untuned launches are not cached and
+// not listed), with its family -- "tile" (128x128 / 64x64 / 128x32), "paired", "grouped",
+// "thin", "smallout", "nhwc" -- or plan and family "cudnn", once per problem, where
+// ConvAlgo::Auto hands the problem to cuDNN. train_step prints their census.
+struct ConvPlanUse {
+  ConvDir dir;
+  MathMode mode;
+  std::string plan;    // as conv_plan names it, or "cudnn"
+  std::string family;
+};
+std::vector<ConvPlanUse> conv_plans_in_use();
+
 // What ConvAlgo::Auto chose for this problem: "disco", "cudnn", or "" when it has not chosen
 // (not run yet, or it ran without timing: no cuDNN, tuning off, or during a graph capture).
 const char* conv_auto_choice(ConvDir dir, const Conv2dProblem& p, MathMode mode);
