@@ -50,8 +50,9 @@ void conv2d_wgrad(const Conv2dProblem& p, const float* x, const float* dy, float
 // it when a later convolution of the scope packs the same source the same way -- a layer's
 // data and weight gradients both pack dy. The caller promises not to modify those sources
 // while the scope lives; the packs are freed with it. Timing runs (tuning, ConvAlgo::Auto)
-// pack for themselves. Scopes nest (the innermost one serves). The autograd convolutions open
-// one around each backward.
+// pack for themselves. Scopes nest (the innermost one serves) and are bound to their thread:
+// create and destroy one on the same thread. The autograd convolutions open one around each
+// backward.
 class ConvPackShare {
  public:
   ConvPackShare();
