@@ -154,6 +154,30 @@ __device__ __forceinline__ void cp_async_wait() {
 #endif
 }
 
+// The STAGES-deep cp.async pipeline of the conv kernels, one barrier per slice. The prologue
+// starts slices 0 .. STAGES-2 (one commit group each, empty past the end). Iteration i waits
+// until at most STAGES-2 groups are pending -- then group i, slice i, has landed -- and passes
+// the barrier: now every thread's copies of slice i are visible, and every thread has finished
+// the math of slice i-1, so its buffer ((i-1) mod STAGES) can take slice i+STAGES-1 while
+// slice i is multiplied. load(buffer, slice) issues the copies of slice `slice` (0 .. nkt-1,
+// called in increasing order) into `buffer`; mma(buffer) multiplies one.
+template <int STAGES, class Load, class Mma>
+__device__ __forceinline__ void cp_async_pipeline(int nkt, const Load& load, const Mma& mma) {
+#pragma unroll
+  for (int st = 0; st < STAGES - 1; ++st) {
+    if (st < nkt) load(st, st);
+    cp_async_commit();
+  }
+  for (int i = 0; i < nkt; ++i) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    const int next = i + STAGES - 1;
+    if (next < nkt) load(next % STAGES, next);
+    cp_async_commit();
+    mma(i % STAGES);
+  }
+}
+
 __device__ __forceinline__ uint32_t to_tf32(float x) {
   uint32_t r;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -650,41 +674,16 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(const __grid
     __syncthreads();
   }
 
-  float acc[MI][NI][4];
-#pragma unroll
-  for (int i = 0; i < MI; ++i)
-#pragma unroll
-    for (int j = 0; j < NI; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+  float acc[MI][NI][4] = {};
 
-  // STAGES-deep cp.async pipeline, one barrier per slice. The prologue starts slices
-  // 0 .. STAGES-2 (one commit group each, empty past the end). Iteration i waits until at most
-  // STAGES-2 groups are pending -- then group i, slice i, has landed -- and passes the barrier:
-  // now every thread's copies of slice i are visible, and every thread has finished the math
-  // of slice i-1, so its buffer ((i-1) mod STAGES) can take slice i+STAGES-1 while slice i is
-  // multiplied.
-#pragma unroll
-  for (int st = 0; st < STAGES - 1; ++st) {
-    if (st < nkt) {
-      const int kb = (kt_begin + st) * BK;
-      aload.load(g, slot, args.a_src, &As[st][0][0], kb, m0);
-      load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[st], kb, n0, tid, Bt, args.b_vec4);
-    }
-    cp_async_commit();
-  }
-  for (int i = 0; i < nkt; ++i) {
-    cp_async_wait<STAGES - 2>();
-    __syncthreads();
-    const int next = i + STAGES - 1;
-    if (next < nkt) {
-      const int kb = (kt_begin + next) * BK;
-      aload.load(g, slot, args.a_src, &As[next % STAGES][0][0], kb, m0);
-      load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[next % STAGES], kb, n0, tid, Bt, args.b_vec4);
-    }
-    cp_async_commit();
-    warp_mma_slice<MATH, Tile, AST, BST, Smem::kAPair>(As[i % STAGES], Bs[i % STAGES], acc, wm0, wn0, lane);
-  }
+  cp_async_pipeline<STAGES>(
+      nkt,
+      [&](int buf, int slice) {
+        const int kb = (kt_begin + slice) * BK;
+        aload.load(g, slot, args.a_src, &As[buf][0][0], kb, m0);
+        load_b_tile<View, Tile, BST>(g, slot, args.b_src, Bs[buf], kb, n0, tid, Bt, args.b_vec4);
+      },
+      [&](int buf) { warp_mma_slice<MATH, Tile, AST, BST, Smem::kAPair>(As[buf], Bs[buf], acc, wm0, wn0, lane); });
 
   conv_store_tile<View, MI, NI>(args, slot, acc, m0 + wm0, n0 + wn0, lane, M, N);
 }

@@ -117,6 +117,18 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row_ad
 #endif
 }
 
+// B fragments 2 jj and 2 jj + 1 (two 8-column blocks of one 16-deep k step) from one
+// ldmatrix.x4 at the lane's row address.
+template <bool TRANS, int NI>
+__device__ __forceinline__ void ldmatrix_b_pair(uint32_t (&b)[NI][2], int jj, const void* row_addr) {
+  uint32_t r[4];
+  ldmatrix_x4<TRANS>(r, row_addr);
+  b[2 * jj][0] = r[0];
+  b[2 * jj][1] = r[1];
+  b[2 * jj + 1][0] = r[2];
+  b[2 * jj + 1][1] = r[3];
+}
+
 // ---- packing ------------------------------------------------------------------------------------
 // x (N x C x H x W float) -> xp (N x H x W x Cp BF16, round to nearest even, zero channels
 // C .. Cp-1); dgrad packs dy (N x K x P x Q) the same way. A block transposes a tile of kPackPix pixels x kPackCh channels of one image
@@ -235,7 +247,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_kernel(const __grid_
 #pragma unroll
   for (int i = 0; i < BM / RPP; ++i) arow[i] = View::row(g, slot, m0 + lr + RPP * i);
   typename View::Cursor cur = View::cursor(g, slot, kt_begin * KC + lj);
-  const auto load = [&](int stage) {
+  const auto load = [&](int stage, int) {  // slices come in order: the cursor walks them
     __nv_bfloat16* const as = As + stage * BM * BK;
     __nv_bfloat16* const bs = Bs + stage * BN * BK;
 #pragma unroll
@@ -251,13 +263,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_kernel(const __grid_
     View::advance(g, slot, cur, KC);
   };
 
-  float acc[MI][NI][4];
-#pragma unroll
-  for (int i = 0; i < MI; ++i)
-#pragma unroll
-    for (int j = 0; j < NI; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+  float acc[MI][NI][4] = {};
 
   // ldmatrix row addresses (per lane): A block i at k-half kh: row wm0 + 16 i + (lane % 8) +
   // 8 ((lane / 8) % 2), chunk 2 kh + lane / 16 -> a[i][0..3] = rows 0-7 / 8-15 x k 0-7 / 8-15.
@@ -266,34 +272,18 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_kernel(const __grid_
   const int a_row = wm0 + (lane & 7) + 8 * ((lane >> 3) & 1), a_chunk = lane >> 4;
   const int b_row = wn0 + (lane & 7) + 8 * (lane >> 4), b_chunk = (lane >> 3) & 1;
 
-  // The STAGES-deep cp.async pipeline of conv_igemm_kernel: one commit group per slice, one
-  // barrier per slice; buffer (i - 1) mod STAGES is refilled while slice i is multiplied.
-#pragma unroll
-  for (int st = 0; st < STAGES - 1; ++st) {
-    if (st < nkt) load(st);
-    cp_async_commit();
-  }
-  for (int i = 0; i < nkt; ++i) {
-    cp_async_wait<STAGES - 2>();
-    __syncthreads();
-    if (i + STAGES - 1 < nkt) load((i + STAGES - 1) % STAGES);
-    cp_async_commit();
-    const __nv_bfloat16* const as = As + (i % STAGES) * BM * BK;
-    const __nv_bfloat16* const bs = Bs + (i % STAGES) * BN * BK;
+  // the NCHW kernels' cp.async pipeline (cp_async_pipeline, conv2d_igemm.cuh)
+  cp_async_pipeline<STAGES>(nkt, load, [&](int stage) {
+    const __nv_bfloat16* const as = As + stage * BM * BK;
+    const __nv_bfloat16* const bs = Bs + stage * BN * BK;
 #pragma unroll
     for (int kh = 0; kh < BK / 16; ++kh) {
       uint32_t a[MI][4], b[NI][2];
 #pragma unroll
       for (int i2 = 0; i2 < MI; ++i2) ldmatrix_x4(a[i2], as + nhwc_swizzle(a_row + 16 * i2, 2 * kh + a_chunk));
 #pragma unroll
-      for (int jj = 0; jj < NI / 2; ++jj) {
-        uint32_t r[4];
-        ldmatrix_x4(r, bs + nhwc_swizzle(b_row + 16 * jj, 2 * kh + b_chunk));
-        b[2 * jj][0] = r[0];
-        b[2 * jj][1] = r[1];
-        b[2 * jj + 1][0] = r[2];
-        b[2 * jj + 1][1] = r[3];
-      }
+      for (int jj = 0; jj < NI / 2; ++jj)
+        ldmatrix_b_pair<false>(b, jj, bs + nhwc_swizzle(b_row + 16 * jj, 2 * kh + b_chunk));
       if constexpr (kTF32) {  // kh: k 8 kh .. 8 kh + 7, one m16n8k8 step
         const auto cvt = [](uint32_t& r) {
           float f;
@@ -317,7 +307,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_kernel(const __grid_
           for (int j = 0; j < NI; ++j) mma_bf16_16x8x16(acc[i2][j], a[i2], b[j]);
       }
     }
-  }
+  });
 
   conv_store_tile<typename View::Out, MI, NI>(args, slot, acc, m0 + wm0, n0 + wn0, lane, M, N);
 }
@@ -385,7 +375,8 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_kernel(const _
   const int aj = tid % AW, ar = tid / AW, bj = tid % BW, br = tid / BW;
   const int am = m0 + CH * aj;
   const typename V::Col col = V::col(g, n0 + CH * bj);
-  const auto load = [&](int stage, int kbase) {
+  const auto load = [&](int stage, int slice) {
+    const int kbase = (kt_begin + slice) * BK;
     T* const as = As + stage * BM * BK;
     T* const bs = Bs + stage * BN * BK;
 #pragma unroll
@@ -402,13 +393,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_kernel(const _
     }
   };
 
-  float acc[MI][NI][4];
-#pragma unroll
-  for (int i = 0; i < MI; ++i)
-#pragma unroll
-    for (int j = 0; j < NI; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+  float acc[MI][NI][4] = {};
 
   // Per lane: BF16 -- ldmatrix.trans rows: A block i at k-half kh: k row 16 kh + 8 (lane / 16)
   // + lane % 8, chunk (wm0 + 16 i) / 8 + (lane / 8) % 2 -> a[i][0..3] = m 0-7 / 8-15 x k 0-7 /
@@ -419,18 +404,9 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_kernel(const _
   const int frag_bk = kTF32 ? (lane & 3) : 8 * ((lane >> 3) & 1) + (lane & 7);
   const int frag_b = kTF32 ? wn0 + (lane >> 2) : wn0 / 8 + (lane >> 4);
 
-#pragma unroll
-  for (int st = 0; st < STAGES - 1; ++st) {
-    if (st < nkt) load(st, (kt_begin + st) * BK);
-    cp_async_commit();
-  }
-  for (int i = 0; i < nkt; ++i) {
-    cp_async_wait<STAGES - 2>();
-    __syncthreads();
-    if (i + STAGES - 1 < nkt) load((i + STAGES - 1) % STAGES, (kt_begin + i + STAGES - 1) * BK);
-    cp_async_commit();
-    const T* const as = As + (i % STAGES) * BM * BK;
-    const T* const bs = Bs + (i % STAGES) * BN * BK;
+  cp_async_pipeline<STAGES>(nkt, load, [&](int stage) {
+    const T* const as = As + stage * BM * BK;
+    const T* const bs = Bs + stage * BN * BK;
     if constexpr (kTF32) {
       // element (k, column x) of a k-major FP32 tile of cpr chunks a row, rounded to TF32
       const auto at = [](const float* tile, int k, int x, int cpr) {
@@ -466,21 +442,15 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_kernel(const _
         for (int i2 = 0; i2 < MI; ++i2)
           ldmatrix_x4<true>(a[i2], as + nhwc_kmajor_swizzle<T>(16 * kh + frag_k, frag_a + 2 * i2, AW));
 #pragma unroll
-        for (int jj = 0; jj < NI / 2; ++jj) {
-          uint32_t r[4];
-          ldmatrix_x4<true>(r, bs + nhwc_kmajor_swizzle<T>(16 * kh + frag_bk, frag_b + 2 * jj, BW));
-          b[2 * jj][0] = r[0];
-          b[2 * jj][1] = r[1];
-          b[2 * jj + 1][0] = r[2];
-          b[2 * jj + 1][1] = r[3];
-        }
+        for (int jj = 0; jj < NI / 2; ++jj)
+          ldmatrix_b_pair<true>(b, jj, bs + nhwc_kmajor_swizzle<T>(16 * kh + frag_bk, frag_b + 2 * jj, BW));
 #pragma unroll
         for (int i2 = 0; i2 < MI; ++i2)
 #pragma unroll
           for (int j = 0; j < NI; ++j) mma_bf16_16x8x16(acc[i2][j], a[i2], b[j]);
       }
     }
-  }
+  });
 
   conv_store_tile<V, MI, NI>(args, 0, acc, m0 + wm0, n0 + wn0, lane, M, N);
 }

@@ -214,6 +214,29 @@ TEST_CASE("convolution argument errors throw disco::Error", "[cuda][conv]") {
 // ---- launch plans and per-layer tuning (ConvAlgo::Custom) --------------------------------------------
 namespace {
 // Restores the tuning switch and forgets pinned / tuned plans when a test case ends.
+// One direction of p with disco's kernels (fprop with `bias`, which may be null; dgrad / wgrad
+// not accumulating) into a poisoned output, downloaded.
+std::vector<float> run_custom_dir(dc::ConvDir dir, const Conv2dProblem& p, const float* x, const float* w,
+                                  const float* bias, const float* dy, dc::MathMode mode) {
+  if (dir == dc::ConvDir::Fprop) {
+    auto y = poisoned(size_t(p.y_size()));
+    dc::conv2d_fprop(p, x, w, bias, y.data(), dc::ConvAlgo::Custom, mode);
+    return download(y);
+  }
+  if (dir == dc::ConvDir::Dgrad) {
+    auto dx = poisoned(size_t(p.x_size()));
+    dc::conv2d_dgrad(p, dy, w, dx.data(), false, dc::ConvAlgo::Custom, mode);
+    return download(dx);
+  }
+  auto dw = poisoned(size_t(p.w_size()));
+  dc::conv2d_wgrad(p, x, dy, dw.data(), false, dc::ConvAlgo::Custom, mode);
+  return download(dw);
+}
+// The double reference of that direction.
+const std::vector<double>& ref_of(dc::ConvDir dir, const Refs& r) {
+  return dir == dc::ConvDir::Fprop ? r.y : dir == dc::ConvDir::Dgrad ? r.dx : r.dw;
+}
+
 struct PlanGuard {
   bool was = dc::conv_autotune();
   ~PlanGuard() {
@@ -289,23 +312,8 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
           nhwc[int(mode)] = nhwc[int(mode)] || plan.find("nhwc") != std::string::npos;
           INFO(c.name << " | " << dc::to_string(dir) << " | " << dc::to_string(mode) << " | plan " << i << ": "
                       << plan);
-          std::vector<float> got;
-          if (dir == dc::ConvDir::Fprop) {
-            auto y = poisoned(r.y.size());
-            dc::conv2d_fprop(p, x.data(), w.data(), b.data(), y.data(), dc::ConvAlgo::Custom, mode);
-            got = download(y);
-            CHECK(rel_l2(got, r.y) <= dtest::tolerance(mode));
-          } else if (dir == dc::ConvDir::Dgrad) {
-            auto dx = poisoned(r.dx.size());
-            dc::conv2d_dgrad(p, dy.data(), w.data(), dx.data(), false, dc::ConvAlgo::Custom, mode);
-            got = download(dx);
-            CHECK(rel_l2(got, r.dx) <= dtest::tolerance(mode));
-          } else {
-            auto dw = poisoned(r.dw.size());
-            dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), false, dc::ConvAlgo::Custom, mode);
-            got = download(dw);
-            CHECK(rel_l2(got, r.dw) <= dtest::tolerance(mode));
-          }
+          std::vector<float> got = run_custom_dir(dir, p, x.data(), w.data(), b.data(), dy.data(), mode);
+          CHECK(rel_l2(got, ref_of(dir, r)) <= dtest::tolerance(mode));
           outs[{int(mode), plan}] = std::move(got);
         }
       int pairs = 0;
@@ -376,16 +384,7 @@ TEST_CASE("tuning's output check accepts every correct plan, in every mode", "[c
       for (dc::ConvDir dir : {dc::ConvDir::Fprop, dc::ConvDir::Dgrad, dc::ConvDir::Wgrad}) {
         dc::clear_conv_plans();
         INFO(c.name << " | " << dc::to_string(dir) << " | " << dc::to_string(mode));
-        if (dir == dc::ConvDir::Fprop) {
-          auto y = poisoned(r.y.size());
-          dc::conv2d_fprop(p, x.data(), w.data(), nullptr, y.data(), dc::ConvAlgo::Custom, mode);
-        } else if (dir == dc::ConvDir::Dgrad) {
-          auto dx = poisoned(r.dx.size());
-          dc::conv2d_dgrad(p, dy.data(), w.data(), dx.data(), false, dc::ConvAlgo::Custom, mode);
-        } else {
-          auto dw = poisoned(r.dw.size());
-          dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), false, dc::ConvAlgo::Custom, mode);
-        }
+        run_custom_dir(dir, p, x.data(), w.data(), nullptr, dy.data(), mode);  // tunes
         const auto times = dc::conv_tuning_times(dir, p, mode);
         CHECK(times.size() >= 2);
         for (const auto& t : times) {
