@@ -81,10 +81,13 @@ __global__ void instance_norm_fwd_kernel(const float* __restrict__ x, float* __r
 }
 
 // xy is x (FROM_OUTPUT false) or y (true: xhat recovered from y; ACT None or Leaky, slope > 0).
+// dy and dx may be the same buffer (the autograd op reuses an exclusively owned gradient,
+// detail::grad_buffer_like): every element of dy is read by the thread that later writes dx
+// there, and the write pass starts after the block's reduction, so no __restrict__ on them.
 template <NormAct ACT, bool FROM_OUTPUT>
-__global__ void instance_norm_bwd_kernel(const float* __restrict__ dy, const float* __restrict__ xy,
+__global__ void instance_norm_bwd_kernel(const float* dy, const float* __restrict__ xy,
                                          const float* __restrict__ mean, const float* __restrict__ rstd,
-                                         float* __restrict__ dx, int64_t HW, float slope, bool accumulate) {
+                                         float* dx, int64_t HW, float slope, bool accumulate) {
   const int64_t row = blockIdx.x;
   const float* dyr = dy + row * HW;
   const float* xr = xy + row * HW;

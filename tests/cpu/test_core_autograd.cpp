@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "disco/disco.hpp"
@@ -264,4 +265,47 @@ TEST_CASE("set_grad checks the gradient; strided gradients still accumulate", "[
   CHECK(vals(view) == std::vector<double>{10, 20, 30});
   x.set_grad(Tensor());
   CHECK(!x.grad().defined());
+}
+
+TEST_CASE("element-wise backwards reuse a gradient only the engine holds, and nothing else",
+          "[core][autograd]") {
+  // A probe op hands its input a gradient of our choosing: either a buffer only the engine
+  // will hold (the norm / activation backward may then write its result into it) or one the
+  // test keeps a handle on (which must come out untouched).
+  Generator gen(5);
+  const Tensor x0 = Tensor::randn({2, 3, 4, 5}, gen, DType::F64);
+  const Tensor gin = Tensor::randn({2, 3, 4, 5}, gen, DType::F64);
+  using Fn = std::function<Tensor(const Tensor&)>;
+  const std::vector<std::pair<const char*, Fn>> ops = {
+      {"instance_norm2d + leaky_relu",
+       [](const Tensor& x) { return disco::instance_norm2d(x, Tensor(), Tensor(), 1e-5, disco::UnaryKind::LeakyRelu, 0.2); }},
+      {"instance_norm2d", [](const Tensor& x) { return disco::instance_norm2d(x); }},
+      {"tanh", [](const Tensor& x) { return disco::tanh(x); }},
+      {"leaky_relu", [](const Tensor& x) { return disco::leaky_relu(x, 0.2); }},
+  };
+  for (const auto& [name, f] : ops) {
+    INFO(name);
+    for (bool keep : {false, true}) {
+      INFO((keep ? "gradient held by the test" : "gradient held by the engine only"));
+      Tensor x = x0.clone().set_requires_grad(true);
+      Tensor h = f(x);
+      const double* handed = nullptr;
+      Tensor held = gin.clone();
+      Tensor probe = disco::record<CPU>(h.detach().clone(), "probe", {h},
+                                        [&](const Tensor&, std::vector<Tensor>& gi) {
+                                          Tensor c = keep ? held : gin.clone();
+                                          handed = c.data<double>();
+                                          gi[0] = c;
+                                        });
+      probe.backward(Tensor::ones(probe.shape(), DType::F64));
+      // the reference: the same op's gradient with a fresh gradient buffer
+      Tensor xr = x0.clone().set_requires_grad(true);
+      f(xr).backward(gin.clone());
+      check_close(vals(x.grad()), vals(xr.grad()), 1e-12);
+      CHECK(vals(held) == vals(gin));  // never overwritten
+      // the result was written into the handed buffer exactly when only the engine held it
+      // (the leaf then adopts that buffer as its .grad)
+      CHECK((x.grad().data<double>() == handed) == !keep);
+    }
+  }
 }

@@ -487,6 +487,93 @@ TEST_CASE("model: train_step_async defers the losses and equals train_step", "[m
   CHECK(m2.disc_optimizer().step_count() == 5);
 }
 
+TEST_CASE("model: one batch for both domains is the official per-domain step", "[model][train]") {
+  // train_step runs E1, G and D on a and b as one batch; the official code runs each domain
+  // through them separately. Written out here per domain with the model's own parts, the
+  // losses and both steps' gradients must agree up to float summation order.
+  ModelConfig c = md_tiny();
+  c.disc_weight = 0.25;
+  c.clip = 0;
+  const int64_t na = 3, nb = 2;  // unequal batches
+  const Tensor a = md_images(na, 64, 61), b = md_images(nb, 64, 62);
+  Model m(c), ref(c), ref_disc(c);
+  auto grads = [](const std::vector<Tensor>& ps) {
+    std::vector<std::vector<double>> out;
+    for (const auto& p : ps) out.push_back(p.grad().defined() ? p.grad().to_vector<double>() : std::vector<double>{});
+    return out;
+  };
+  std::vector<std::vector<double>> ae_grads, disc_grads;
+  m.on_ae_grads = [&] { ae_grads = grads(m.ae_parameters()); };
+  m.on_disc_grads = [&] { disc_grads = grads(m.disc_parameters()); };
+  const disco::StepLosses l = m.train_step(a, b);
+
+  // The autoencoder step, per domain.
+  Tensor ac = ref.encode_common(a), bc = ref.encode_common(b);
+  Tensor pa, pb;
+  Tensor la = disco::recon_adv_loss(ref.decode(ac, ref.encode_separate(a)), a, ref.discriminate(ac), 0.0, c.disc_weight,
+                                    c.recon_loss, nullptr, &pa);
+  Tensor lb = disco::recon_adv_loss(ref.decode(bc, ref.zero_separate(nb)), b, ref.discriminate(bc), 0.0, c.disc_weight,
+                                    c.recon_loss, nullptr, &pb);
+  Tensor total = disco::add(la, lb);
+  total.backward();
+  const auto va = pa.to_vector<double>(), vb = pb.to_vector<double>();
+  CHECK(l.ae == Approx(total.item()).epsilon(1e-6));
+  CHECK(l.recon_a == Approx(va[1]).epsilon(1e-6));
+  CHECK(l.recon_b == Approx(vb[1]).epsilon(1e-6));
+  CHECK(l.adv == Approx(va[2] + vb[2]).epsilon(1e-6));
+  const auto ae_ref = grads(ref.ae_parameters());
+  REQUIRE(ae_grads.size() == ae_ref.size());
+  int compared = 0;
+  for (std::size_t i = 0; i < ae_ref.size(); ++i) {
+    INFO("autoencoder parameter " << i);
+    REQUIRE(ae_grads[i].size() == ae_ref[i].size());
+    double scale = 0, diff = 0;
+    for (std::size_t k = 0; k < ae_ref[i].size(); ++k) {
+      scale = std::max(scale, std::fabs(ae_ref[i][k]));
+      diff = std::max(diff, std::fabs(ae_grads[i][k] - ae_ref[i][k]));
+    }
+    CHECK(diff <= 1e-4 * scale + 1e-9);
+    compared += ae_ref[i].empty() ? 0 : 1;
+  }
+  CHECK(compared > 10);
+
+  // The discriminator step: the updated encoders (m's final autoencoder parameters), the
+  // discriminator as initialised (the same seed), each domain separately.
+  {
+    disco::NoGradGuard ng;
+    const auto& dst = ref_disc.ae_parameters();
+    for (std::size_t i = 0; i < dst.size(); ++i) dst[i].detach().copy_(m.ae_parameters()[i]);
+  }
+  Tensor ca, cb;
+  {
+    disco::NoGradGuard ng;
+    ca = ref_disc.encode_common(a);
+    cb = ref_disc.encode_common(b);
+  }
+  Tensor ld = disco::add(disco::bce(ref_disc.discriminate(ca), Tensor::ones({na})),
+                         disco::bce(ref_disc.discriminate(cb), Tensor::zeros({nb})));
+  ld.backward();
+  CHECK(l.disc == Approx(ld.item()).epsilon(1e-5));
+  const auto disc_ref = grads(ref_disc.disc_parameters());
+  REQUIRE(disc_grads.size() == disc_ref.size());
+  for (std::size_t i = 0; i < disc_ref.size(); ++i) {
+    INFO("discriminator parameter " << i);
+    REQUIRE(disc_grads[i].size() == disc_ref[i].size());
+    REQUIRE(!disc_ref[i].empty());
+    for (std::size_t k = 0; k < disc_ref[i].size(); ++k) CHECK(disc_grads[i][k] == Approx(disc_ref[i][k]).margin(1e-6));
+  }
+
+  // The joined entry point: the same step, and clear errors.
+  Model j(c), s(c);
+  const disco::StepLosses lj = j.train_step_joined_async(disco::concat<CPU>({a, b}, 0), na).get();
+  const disco::StepLosses ls = s.train_step(a, b);
+  CHECK(lj.ae == ls.ae);
+  CHECK(lj.disc == ls.disc);
+  const Tensor ab = disco::concat<CPU>({a, b}, 0);
+  CHECK_THROWS_WITH(j.train_step_joined_async(ab, 0), Contains("train_step") && Contains("each domain"));
+  CHECK_THROWS_WITH(j.train_step_joined_async(ab, na + nb), Contains("train_step") && Contains("each domain"));
+}
+
 TEST_CASE("model: a tiny model overfits one fixed batch (reconstruction loss falls 10x)", "[model][train]") {
   ModelConfig c = md_tiny();
   c.disc_weight = 0;  // pure autoencoder

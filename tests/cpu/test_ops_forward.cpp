@@ -267,6 +267,56 @@ TEST_CASE("recon_adv_loss matches its parts", "[ops][forward][loss]") {
   }
 }
 
+TEST_CASE("recon_adv_loss_grouped is the sum of the groups' recon_adv_loss", "[ops][forward][loss]") {
+  const std::vector<int64_t> groups = {2, 1, 3};
+  for (DType dt : {DType::F32, DType::F64}) {
+    for (LossKind rk : {LossKind::MSE, LossKind::L1}) {
+      for (const Shape& pshape : {Shape{6, 3, 5, 5}, Shape{6, 7}}) {
+        INFO(disco::dtype_name(dt) << " " << disco::loss_name(rk) << " pred " << disco::shape_str(pshape));
+        Generator gen(70);
+        const double tol = dt == DType::F64 ? 1e-12 : 1e-5;
+        const Tensor p0 = Tensor::randn(pshape, gen, dt), target = Tensor::randn(pshape, gen, dt);
+        const Tensor q0 = Tensor::rand({6, 1}, gen, dt, 0.05, 0.95);
+        // grouped, on leaves
+        Tensor pred = p0.clone().set_requires_grad(true), prob = q0.clone().set_requires_grad(true);
+        Tensor parts;
+        Tensor l = disco::recon_adv_loss_grouped(pred, target, prob, 0.0, 0.3, rk, groups, &parts);
+        REQUIRE(l.dim() == 0);
+        REQUIRE(parts.shape() == Shape{3, 3});
+        disco::scale(l, 2.5).backward();
+        // the same groups one by one, on their own leaves
+        Tensor pred2 = p0.clone().set_requires_grad(true), prob2 = q0.clone().set_requires_grad(true);
+        Tensor sum;
+        int64_t at = 0;
+        for (std::size_t g = 0; g < groups.size(); ++g) {
+          Tensor pg;
+          Tensor lg = disco::recon_adv_loss(pred2.narrow(0, at, groups[g]), target.narrow(0, at, groups[g]),
+                                            prob2.narrow(0, at, groups[g]), 0.0, 0.3, rk, nullptr, &pg);
+          check_close(vals(parts.narrow(0, int64_t(g), 1).reshape({3})), vals(pg), tol);
+          sum = sum.defined() ? disco::add(sum, lg) : lg;
+          at += groups[g];
+        }
+        CHECK(l.item() == Approx(sum.item()).epsilon(tol));
+        disco::scale(sum, 2.5).backward();
+        check_close(vals(pred.grad()), vals(pred2.grad()), tol);
+        check_close(vals(prob.grad()), vals(prob2.grad()), tol);
+        // one group is recon_adv_loss itself
+        Tensor one = disco::recon_adv_loss_grouped(p0, target, q0, 1.0, 0.3, rk, {6});
+        CHECK(one.item() == Approx(disco::recon_adv_loss(p0, target, q0, 1.0, 0.3, rk).item()).epsilon(tol));
+      }
+    }
+  }
+  const Tensor a = Tensor::zeros({4, 3}), q = Tensor::full({4}, 0.5);
+  CHECK_THROWS_WITH(disco::recon_adv_loss_grouped(a, a, q, 0.0, 1.0, LossKind::MSE, {1, 2}),
+                    Contains("recon_adv_loss_grouped") && Contains("sum to 3") && Contains("[4, 3]"));
+  CHECK_THROWS_WITH(disco::recon_adv_loss_grouped(a, a, q, 0.0, 1.0, LossKind::MSE, {4, 0}),
+                    Contains("recon_adv_loss_grouped") && Contains("positive"));
+  CHECK_THROWS_WITH(disco::recon_adv_loss_grouped(a, a, Tensor::full({3}, 0.5), 0.0, 1.0, LossKind::MSE, {4}),
+                    Contains("recon_adv_loss_grouped") && Contains("[3]") && Contains("dim 0"));
+  CHECK_THROWS_WITH(disco::recon_adv_loss_grouped(a, a, q, 0.0, 1.0, LossKind::MSE, {}),
+                    Contains("recon_adv_loss_grouped") && Contains("no groups"));
+}
+
 TEST_CASE("conv2d and conv_transpose2d forward match the reference", "[ops][forward][conv]") {
   struct C {
     int N, C, H, W, K, R, S, stride, pad, dil;

@@ -287,6 +287,18 @@ TEST_CASE("gradcheck the fused recon_adv_loss", "[ops][gradcheck][loss]") {
   }, {pred, target, logit});
 }
 
+TEST_CASE("gradcheck the grouped recon_adv_loss", "[ops][gradcheck][loss]") {
+  Generator gen(901);
+  Tensor pred = param({3, 2, 3, 3}, gen);
+  Tensor target = Tensor::randn({3, 2, 3, 3}, gen, DType::F64);
+  Tensor prob = uparam({3}, gen, 0.1, 0.9);
+  for (const std::vector<int64_t>& groups : {std::vector<int64_t>{1, 2}, std::vector<int64_t>{3}}) {
+    expect_grads(disco::str("recon_adv_loss_grouped ", groups.size(), " groups"), [groups](const Inputs& in) {
+      return disco::recon_adv_loss_grouped(in[0], in[1], disco::sigmoid(in[2]), 0.0, 0.7, LossKind::MSE, groups);
+    }, {pred, target, prob});
+  }
+}
+
 TEST_CASE("gradcheck views and layout ops", "[ops][gradcheck][views]") {
   Generator gen(1000);
   Tensor x = param({2, 3, 4}, gen);

@@ -262,6 +262,12 @@ TEST_CASE("ops on CUDA match the CPU backend", "[cuda][ops]") {
         });
       }
     }
+    // groups of samples at offsets that break 16-byte alignment (75 floats a sample)
+    for (auto kind : {LossKind::MSE, LossKind::L1}) {
+      INFO("grouped, " << disco::loss_name(kind));
+      check_op("recon_adv_loss_grouped", {{{4, 3, 5, 5}}, {{4, 3, 5, 5}, -1.f, 1.f, false}, {{4}, 0.05f, 0.95f}},
+               [kind](auto& in) { return disco::recon_adv_loss_grouped(in[0], in[1], in[2], 0.0, 0.1, kind, {3, 1}); });
+    }
     // the parts read back from the device
     const auto a = randu(100), b = randu(100), q = randu(5, 0.1f, 0.9f);
     disco::ReconAdvParts pc, pg;

@@ -54,6 +54,18 @@ Tensor<B> add_tensors(const Tensor<B>& a, const Tensor<B>& b) {
   return out;
 }
 
+// The buffer for an element-wise backward's result (same shape as the incoming gradient g,
+// written index by index after reading g there): g itself when nothing but the engine holds
+// it -- neither its TensorImpl nor its storage, so no other node, leaf or caller can see the
+// overwrite -- else a new one. Saves one activation-sized buffer per such node, which in the
+// model's backward is what sets the peak (the norm + activation after each decoder conv).
+// Must be called before anything else takes a handle on g (g.contiguous() does).
+template <class B>
+Tensor<B> grad_buffer_like(const Tensor<B>& g) {
+  if (g.is_contiguous() && g.impl().use_count() == 1 && g.impl()->storage.use_count() == 1) return g;
+  return Tensor<B>::empty(g.shape(), g.dtype());
+}
+
 // Add g into the .grad of leaf `t` (reusing g's buffer when nobody else holds it: neither
 // its storage nor its TensorImpl, which a backward may hand to several inputs at once).
 template <class B>
@@ -130,6 +142,7 @@ void run_backward(const Tensor<B>& root, const Tensor<B>& grad_root) {
     Node<B>& node = *impl->grad_fn;
     std::vector<Tensor<B>> gin(node.inputs.size());
     node.backward(g, gin);
+    g = Tensor<B>();  // a backward may have handed g itself on (grad_buffer_like): let a leaf adopt it
     for (std::size_t i = 0; i < node.inputs.size(); ++i) {
       const Tensor<B>& in = node.inputs[i];
       if (!gin[i].defined() || !in.defined() || !in.requires_grad()) continue;

@@ -181,27 +181,47 @@ class ContentDisentangler {
   PendingLosses<B> train_step_async(const TensorB& a, const TensorB& b) {
     check_images("train_step (batch a)", a);
     check_images("train_step (batch b)", b);
-    const int64_t na = a.shape()[0], nb = b.shape()[0];
+    return train_step_joined_async(concat<B>({a, b}, 0), a.shape()[0]);
+  }
+
+  // The same step on one tensor holding both batches: ab's first na images are domain A's,
+  // the rest domain B's (what train_step_async(a, b) builds with one copy; GraphedTrainStep
+  // keeps its static input this way and needs none).
+  //
+  // Both domains go through E1 and the decoder as one batch of na + nb images, and the
+  // discriminator sees both domains' codes in one call. Every layer of E1, G and D works on
+  // each image alone (convolutions, InstanceNorm, per-sample linear layers), so this is the
+  // official step -- E1(a), E1(b), G(a's code), G(b's code) run separately -- up to the
+  // order of float sums: the weight gradients sum over one batch of na + nb images instead
+  // of adding two sums. It halves the launches of E1, G and D and doubles their GEMMs'
+  // rows, which is what the small late layers need to fill a GPU.
+  PendingLosses<B> train_step_joined_async(const TensorB& ab, int64_t na) {
+    check_images("train_step (batches a and b)", ab);
+    const int64_t n = ab.shape()[0], nb = n - na;
+    DISCO_CHECK(na >= 1 && nb >= 1, "train_step: the joined batch of ", n, " images must hold at least one image of",
+                " each domain, got na = ", na);
+    DISCO_CHECK(!ab.requires_grad(), "train_step: the images must not require a gradient");
+    const TensorB a = ab.narrow(0, 0, na);  // a view: contiguous, at the start of ab
     // Autoencoder step.
     ae_opt_->zero_grad();
     const bool adversarial = cfg_.disc_weight > 0;
-    TensorB a_common = encode_common(a), a_sep = encode_separate(a);
-    TensorB b_common = encode_common(b);
-    TensorB a_dec = decode(a_common, a_sep);
-    TensorB b_dec = decode(b_common, zero_separate(nb));
+    TensorB common = encode_common(ab);  // [na + nb, common]: E1(a) then E1(b)
+    TensorB separate = concat<B>({encode_separate(a), zero_separate(nb)}, 0);  // E2(a), then B's zeros
+    TensorB decoded = decode(common, separate);                               // G(a's code), G(b's code)
     TensorB total, recon_a, recon_b, adv_a, adv_b;  // one-element losses, kept for PendingLosses
     DiscFrozen frozen(disc_->parameters(), adversarial);  // only the path into E1 is needed
     if (adversarial) {
-      TensorB pa, pb;  // {total, recon, adv} of each domain
-      TensorB la = recon_adv_loss(a_dec, a, discriminate(a_common), 0.0, cfg_.disc_weight, cfg_.recon_loss, nullptr, &pa);
-      TensorB lb = recon_adv_loss(b_dec, b, discriminate(b_common), 0.0, cfg_.disc_weight, cfg_.recon_loss, nullptr, &pb);
-      total = add(la, lb);
-      recon_a = pa.narrow(0, 1, 1);
-      recon_b = pb.narrow(0, 1, 1);
-      adv_a = pa.narrow(0, 2, 1);
-      adv_b = pb.narrow(0, 2, 1);
+      TensorB parts;  // [2, 3]: {total, recon, adv} of each domain
+      total = recon_adv_loss_grouped(decoded, ab, discriminate(common), 0.0, cfg_.disc_weight, cfg_.recon_loss,
+                                     {na, nb}, &parts);
+      const TensorB flat = parts.reshape({6});
+      recon_a = flat.narrow(0, 1, 1);
+      adv_a = flat.narrow(0, 2, 1);
+      recon_b = flat.narrow(0, 4, 1);
+      adv_b = flat.narrow(0, 5, 1);
     } else {
-      TensorB la = loss(cfg_.recon_loss, a_dec, a), lb = loss(cfg_.recon_loss, b_dec, b);
+      TensorB la = loss(cfg_.recon_loss, decoded.narrow(0, 0, na), a);
+      TensorB lb = loss(cfg_.recon_loss, decoded.narrow(0, na, nb), ab.narrow(0, na, nb));
       total = add(la, lb);
       recon_a = la.detach().reshape({1});
       recon_b = lb.detach().reshape({1});
@@ -214,13 +234,13 @@ class ContentDisentangler {
     TensorB ld, disc_norm;
     if (adversarial) {
       disc_opt_->zero_grad();
-      TensorB ca, cb;
+      TensorB codes;
       {
         NoGradGuard ng;
-        ca = encode_common(a);
-        cb = encode_common(b);
+        codes = encode_common(ab);
       }
-      ld = add(bce(discriminate(ca), TensorB::ones({na})), bce(discriminate(cb), TensorB::zeros({nb})));
+      const TensorB p = discriminate(codes);
+      ld = add(bce(p.narrow(0, 0, na), TensorB::ones({na})), bce(p.narrow(0, na, nb), TensorB::zeros({nb})));
       ld.backward();
       if (on_disc_grads) on_disc_grads();
       disc_norm = clip_and_step(*disc_opt_, disc_->parameters());

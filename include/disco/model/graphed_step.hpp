@@ -2,7 +2,7 @@
 // GraphedTrainStep: ContentDisentangler<CUDA>::train_step as one CUDA graph.
 //
 // A training step of the 128 px model at batch 32 is ~200 GFLOP, a fraction of a
-// millisecond of tensor-core work, spread over ~380 operations (338 kernel launches at batch 1,
+// millisecond of tensor-core work, spread over ~230 operations (202 kernel launches at batch 1,
 // counted in the CPU emulation, docs/benchmarks.md); launched one by one
 // from the host, launch latency dominates. The step is host-synchronization free
 // (train_step_async: device-side Adam step count and clip coefficient, losses kept on the
@@ -34,6 +34,7 @@
 // If the capture fails (an operation that is not capturable), the model is restored to
 // its state before that step, the step runs eagerly, and every later step stays eager;
 // fallback_reason() says why.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -70,17 +71,26 @@ class GraphedTrainStep {
 
   // One training step on (a, b), CUDA tensors of the model's image shape.
   PendingLosses<B> step(const Tensor<B>& a, const Tensor<B>& b) {
-    const bool same_shape = in_a_.defined() && a.shape() == in_a_.shape() && b.shape() == in_b_.shape();
-    if (!fallback_reason_.empty() || model_.on_ae_grads || model_.on_disc_grads || (in_a_.defined() && !same_shape)) {
+    const bool same_shape = in_ab_.defined() && a.shape() == shape_a_ && b.shape() == shape_b_;
+    if (!fallback_reason_.empty() || model_.on_ae_grads || model_.on_disc_grads || (in_ab_.defined() && !same_shape)) {
       ++eager_steps_;
       return model_.train_step_async(a, b);
     }
-    if (!in_a_.defined()) {  // the static inputs the graph will read
-      in_a_ = Tensor<B>::empty(a.shape(), a.dtype());
-      in_b_ = Tensor<B>::empty(b.shape(), b.dtype());
+    if (!in_ab_.defined()) {  // the static input the graph will read: a's images, then b's
+      const bool joinable = a.dim() == 4 && b.dim() == 4 && a.dtype() == b.dtype() &&
+                            std::equal(a.shape().begin() + 1, a.shape().end(), b.shape().begin() + 1);
+      if (!joinable) {  // the model's checks say what is wrong
+        ++eager_steps_;
+        return model_.train_step_async(a, b);
+      }
+      shape_a_ = a.shape();
+      shape_b_ = b.shape();
+      Shape joined = a.shape();
+      joined[0] += b.shape()[0];
+      in_ab_ = Tensor<B>::empty(joined, a.dtype());
     }
-    in_a_.copy_(a);
-    in_b_.copy_(b);
+    in_ab_.narrow(0, 0, shape_a_[0]).copy_(a);
+    in_ab_.narrow(0, shape_a_[0], shape_b_[0]).copy_(b);
     if (graph_.ready() && (storage() != captured_storage_ || !same_settings(cuda::conv_settings(), captured_settings_)))
       invalidate();  // e.g. a checkpoint was loaded: the graph would update the old tensors
     if (graph_.ready()) {
@@ -92,7 +102,7 @@ class GraphedTrainStep {
     if (steps_before_capture_ < warmup_) {
       ++steps_before_capture_;
       ++eager_steps_;
-      return model_.train_step_async(in_a_, in_b_);
+      return model_.train_step_joined_async(in_ab_, shape_a_[0]);
     }
     return capture_and_run();
   }
@@ -119,7 +129,7 @@ class GraphedTrainStep {
     PendingLosses<B> captured;
     try {
       graph_.begin_capture();
-      captured = model_.train_step_async(in_a_, in_b_);
+      captured = model_.train_step_joined_async(in_ab_, shape_a_[0]);
       graph_.end_capture();
     } catch (const Error& e) {
       graph_.abort_capture();
@@ -129,7 +139,7 @@ class GraphedTrainStep {
       model_.ae_optimizer().set_step_count(ae_steps);
       model_.disc_optimizer().set_step_count(disc_steps);
       ++eager_steps_;
-      return model_.train_step_async(in_a_, in_b_);
+      return model_.train_step_joined_async(in_ab_, shape_a_[0]);
     }
     captured_storage_ = storage();
     captured_settings_ = cuda::conv_settings();
@@ -163,7 +173,8 @@ class GraphedTrainStep {
   void* prev_stream_ = nullptr;
   void* stream_ = nullptr;
   cuda::Graph graph_;
-  Tensor<B> in_a_, in_b_;
+  Tensor<B> in_ab_;  // the captured input: a's images, then b's
+  Shape shape_a_, shape_b_;
   PendingLosses<B> losses_;
   int steps_before_capture_ = 0;
   int64_t replays_ = 0, eager_steps_ = 0;

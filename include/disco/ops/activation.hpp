@@ -14,8 +14,8 @@ Tensor<B> activation(const Tensor<B>& x, UnaryKind k, double slope = 0.0) {
   const bool from_out = (k == UnaryKind::Tanh || k == UnaryKind::Sigmoid);
   Tensor<B> saved = from_out ? y.detach() : xc.detach();
   return record<B>(y, unary_name(k), {x}, [saved, from_out, k, slope](const Tensor<B>& g, std::vector<Tensor<B>>& gi) {
+    Tensor<B> gx = detail::grad_buffer_like(g);  // may be g itself: element-wise, gy == gx is fine
     Tensor<B> gc = g.contiguous();
-    Tensor<B> gx = Tensor<B>::empty(g.shape(), g.dtype());
     DISCO_TYPED(g.dtype(), {
       const T* s = saved.template data<T>();
       Kernels<B>::unary_bwd(k, T(slope), from_out ? nullptr : s, from_out ? s : nullptr, gc.template data<T>(),

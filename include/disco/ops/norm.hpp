@@ -38,8 +38,8 @@ Tensor<B> instance_norm2d(const Tensor<B>& x, const Tensor<B>& weight = Tensor<B
                                                        rstd.template data<T>(), N * C, HW, eps, act, T(slope)));
   Tensor<B> xd = xc.detach();
   return record<B>(y, "instance_norm2d", {x}, [xd, mu, rstd, N, C, HW, act, slope](const Tensor<B>& g, std::vector<Tensor<B>>& gi) {
+    Tensor<B> gx = detail::grad_buffer_like(g);  // may be g itself: the kernels allow dy == dx
     Tensor<B> gc = g.contiguous();
-    Tensor<B> gx = Tensor<B>::empty(g.shape(), g.dtype());
     DISCO_TYPED(g.dtype(), Kernels<B>::instance_norm_bwd(gc.template data<T>(), xd.template data<T>(),
                                                          static_cast<const T*>(nullptr), mu.template data<T>(),
                                                          rstd.template data<T>(), gx.template data<T>(), N * C, HW, act,
