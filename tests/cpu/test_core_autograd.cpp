@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "disco/disco.hpp"
@@ -308,4 +309,43 @@ TEST_CASE("element-wise backwards reuse a gradient only the engine holds, and no
       CHECK((x.grad().data<double>() == handed) == !keep);
     }
   }
+}
+
+TEST_CASE("backward_release frees the graph as it goes and gives backward's gradients", "[core][autograd]") {
+  Generator gen(6);
+  const Tensor x0 = Tensor::randn({2, 3, 4, 4}, gen, DType::F64);
+  const Tensor w = Tensor::randn({2, 3, 4, 4}, gen, DType::F64);
+  for (bool release : {false, true}) {
+    INFO((release ? "backward_release" : "backward"));
+    Tensor x = x0.clone().set_requires_grad(true);
+    std::weak_ptr<void> saved;  // the storage of an intermediate the norm saves for its backward
+    Tensor loss;
+    {
+      Tensor u = disco::scale(x, 2.0);
+      saved = u.impl()->storage;
+      Tensor h = disco::instance_norm2d(u, Tensor(), Tensor(), 1e-5, disco::UnaryKind::LeakyRelu, 0.2);
+      loss = disco::sum(disco::mul(h, w));
+    }
+    CHECK(!saved.expired());  // held by the graph
+    if (release) loss.backward_release();
+    else loss.backward();
+    CHECK(saved.expired() == release);
+    // the gradient equals a plain backward's
+    Tensor xr = x0.clone().set_requires_grad(true);
+    disco::sum(disco::mul(disco::instance_norm2d(disco::scale(xr, 2.0), Tensor(), Tensor(), 1e-5,
+                                                 disco::UnaryKind::LeakyRelu, 0.2),
+                          w))
+        .backward();
+    check_close(vals(x.grad()), vals(xr.grad()), 1e-12);
+    if (release) {
+      CHECK_THROWS_WITH(loss.backward(), Contains("already released") && Contains("backward_release"));
+    } else {
+      loss.backward();  // a kept graph runs again and accumulates
+      std::vector<double> twice = vals(xr.grad());
+      for (double& v : twice) v *= 2;
+      check_close(vals(x.grad()), twice, 1e-12);
+    }
+  }
+  CHECK_THROWS_WITH(Tensor::zeros({2}).set_requires_grad(true).backward_release(),
+                    Contains("backward_release") && Contains("[2]"));
 }

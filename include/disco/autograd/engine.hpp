@@ -97,33 +97,37 @@ void accumulate_leaf(const Tensor<B>& t, const Tensor<B>& g) {
 
 }  // namespace detail
 
-// Reverse sweep from `root` seeded with `grad_root` (same shape as root).
+// Reverse sweep from `root` seeded with `grad_root` (same shape as root). With `release`,
+// each node is released right after its backward ran: its closure (and with it the tensors
+// it saved) and its input handles are dropped, and a later backward through it throws.
 template <class B>
-void run_backward(const Tensor<B>& root, const Tensor<B>& grad_root) {
+void run_backward(const Tensor<B>& root, const Tensor<B>& grad_root, bool release = false) {
   DISCO_CHECK(root.requires_grad(), "backward: the tensor of shape ", shape_str(root.shape()),
               " does not require a gradient (no parameter or input with requires_grad reaches it)");
   check_same("backward: grad_output", root, grad_root);
   NoGradGuard no_grad;
   using Impl = TensorImpl<B>;
-  // Post-order DFS over tensors that have a grad_fn, iterative to survive deep graphs.
-  std::vector<Impl*> order;
+  // Post-order DFS over tensors that have a grad_fn, iterative to survive deep graphs. The
+  // order holds each tensor until its node ran: a released node drops its inputs, which may
+  // be the last other handle on a tensor still waiting its turn.
+  std::vector<std::shared_ptr<Impl>> order;
   std::unordered_set<Impl*> seen;
-  std::vector<std::pair<Impl*, std::size_t>> stack;
+  std::vector<std::pair<std::shared_ptr<Impl>, std::size_t>> stack;
   if (root.impl()->grad_fn) {
-    stack.push_back({root.impl().get(), 0});
+    stack.push_back({root.impl(), 0});
     seen.insert(root.impl().get());
   }
   while (!stack.empty()) {
     auto& [impl, next] = stack.back();
     auto& inputs = impl->grad_fn->inputs;
     if (next < inputs.size()) {
-      Impl* child = inputs[next++].impl().get();
-      if (child && child->grad_fn && child->requires_grad && !seen.count(child)) {
-        seen.insert(child);
+      const std::shared_ptr<Impl>& child = inputs[next++].impl();
+      if (child && child->grad_fn && child->requires_grad && !seen.count(child.get())) {
+        seen.insert(child.get());
         stack.push_back({child, 0});
       }
     } else {
-      order.push_back(impl);
+      order.push_back(std::move(impl));
       stack.pop_back();
     }
   }
@@ -134,8 +138,8 @@ void run_backward(const Tensor<B>& root, const Tensor<B>& grad_root) {
   std::unordered_map<Impl*, Tensor<B>> grads;
   grads[root.impl().get()] = grad_root;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Impl* impl = *it;
-    auto found = grads.find(impl);
+    std::shared_ptr<Impl> impl = std::move(*it);  // the order's handle ends with this iteration
+    auto found = grads.find(impl.get());
     if (found == grads.end()) continue;
     Tensor<B> g = std::move(found->second);
     grads.erase(found);
@@ -156,6 +160,15 @@ void run_backward(const Tensor<B>& root, const Tensor<B>& grad_root) {
         detail::accumulate_leaf(in, gin[i]);
       }
     }
+    if (release) {
+      const char* name = node.name;
+      node.inputs.clear();
+      node.inputs.shrink_to_fit();
+      node.backward = [name](const Tensor<B>&, std::vector<Tensor<B>>&) {
+        fail("backward: the graph through ", name, " was already released by backward_release(); "
+             "compute the forward again for another backward");
+      };
+    }
   }
 }
 
@@ -169,6 +182,13 @@ void Tensor<B>::backward() const {
 template <class B>
 void Tensor<B>::backward(const Tensor<B>& grad_output) const {
   run_backward(*this, grad_output);
+}
+
+template <class B>
+void Tensor<B>::backward_release() const {
+  DISCO_CHECK(numel() == 1, "backward_release: called on a tensor of shape ", shape_str(shape()),
+              "; it needs a single-element tensor");
+  run_backward(*this, Tensor<B>::full(shape(), 1.0, dtype()), true);
 }
 
 }  // namespace disco

@@ -225,6 +225,11 @@ class Tensor {
   // Run reverse-mode differentiation from this scalar (or with an explicit grad_output).
   void backward() const;
   void backward(const Tensor& grad_output) const;
+  // backward() that frees the graph as it goes (PyTorch's default, retain_graph=False): each
+  // node's saved tensors and input references are dropped right after its backward ran, so
+  // activations are released during the sweep instead of when the last handle on the graph
+  // dies. A later backward through a released node throws. The training step uses it.
+  void backward_release() const;
 
  private:
   Impl& checked() const {

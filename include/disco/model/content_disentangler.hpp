@@ -205,28 +205,33 @@ class ContentDisentangler {
     // Autoencoder step.
     ae_opt_->zero_grad();
     const bool adversarial = cfg_.disc_weight > 0;
-    TensorB common = encode_common(ab);  // [na + nb, common]: E1(a) then E1(b)
-    TensorB separate = concat<B>({encode_separate(a), zero_separate(nb)}, 0);  // E2(a), then B's zeros
-    TensorB decoded = decode(common, separate);                               // G(a's code), G(b's code)
     TensorB total, recon_a, recon_b, adv_a, adv_b;  // one-element losses, kept for PendingLosses
     DiscFrozen frozen(disc_->parameters(), adversarial);  // only the path into E1 is needed
-    if (adversarial) {
-      TensorB parts;  // [2, 3]: {total, recon, adv} of each domain
-      total = recon_adv_loss_grouped(decoded, ab, discriminate(common), 0.0, cfg_.disc_weight, cfg_.recon_loss,
-                                     {na, nb}, &parts);
-      const TensorB flat = parts.reshape({6});
-      recon_a = flat.narrow(0, 1, 1);
-      adv_a = flat.narrow(0, 2, 1);
-      recon_b = flat.narrow(0, 4, 1);
-      adv_b = flat.narrow(0, 5, 1);
-    } else {
-      TensorB la = loss(cfg_.recon_loss, decoded.narrow(0, 0, na), a);
-      TensorB lb = loss(cfg_.recon_loss, decoded.narrow(0, na, nb), ab.narrow(0, na, nb));
-      total = add(la, lb);
-      recon_a = la.detach().reshape({1});
-      recon_b = lb.detach().reshape({1});
+    {  // the forward's tensors live in this scope only: backward_release frees the rest
+      TensorB common = encode_common(ab);  // [na + nb, common]: E1(a) then E1(b)
+      TensorB separate = concat<B>({encode_separate(a), zero_separate(nb)}, 0);  // E2(a), then B's zeros
+      TensorB decoded = decode(common, separate);                               // G(a's code), G(b's code)
+      if (adversarial) {
+        TensorB parts;  // [2, 3]: {total, recon, adv} of each domain
+        total = recon_adv_loss_grouped(decoded, ab, discriminate(common), 0.0, cfg_.disc_weight, cfg_.recon_loss,
+                                       {na, nb}, &parts);
+        const TensorB flat = parts.reshape({6});
+        recon_a = flat.narrow(0, 1, 1);
+        adv_a = flat.narrow(0, 2, 1);
+        recon_b = flat.narrow(0, 4, 1);
+        adv_b = flat.narrow(0, 5, 1);
+      } else {
+        TensorB la = loss(cfg_.recon_loss, decoded.narrow(0, 0, na), a);
+        TensorB lb = loss(cfg_.recon_loss, decoded.narrow(0, na, nb), ab.narrow(0, na, nb));
+        total = add(la, lb);
+        recon_a = la.detach().reshape({1});
+        recon_b = lb.detach().reshape({1});
+      }
     }
-    total.backward();
+    // Frees the autoencoder's activations as the sweep passes them (the discriminator step
+    // below would otherwise run with all of them still held).
+    total.backward_release();
+    total = total.detach();
     frozen.release();
     if (on_ae_grads) on_ae_grads();
     const TensorB ae_norm = clip_and_step(*ae_opt_, ae_params_);
@@ -241,7 +246,8 @@ class ContentDisentangler {
       }
       const TensorB p = discriminate(codes);
       ld = add(bce(p.narrow(0, 0, na), TensorB::ones({na})), bce(p.narrow(0, na, nb), TensorB::zeros({nb})));
-      ld.backward();
+      ld.backward_release();
+      ld = ld.detach();
       if (on_disc_grads) on_disc_grads();
       disc_norm = clip_and_step(*disc_opt_, disc_->parameters());
     }
