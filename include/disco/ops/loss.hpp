@@ -51,6 +51,57 @@ struct ReconAdvParts {
   double recon = 0, adv = 0;
 };
 
+namespace detail {
+// The fused loss over consecutive segments of pred / target and of prob: segment i covers
+// segs[i].first elements of pred and segs[i].second of prob and gets its own
+// recon_adv_loss; the result is the sum of their totals, with one gradient buffer per
+// input. table_out: [segments, 3], {total, recon, adv} of each. `name` prefixes errors and
+// names the node.
+template <class B>
+Tensor<B> recon_adv_loss_segments(const char* name, const Tensor<B>& pred, const Tensor<B>& target,
+                                  const Tensor<B>& prob, double label, double weight, LossKind recon,
+                                  const std::vector<std::pair<int64_t, int64_t>>& segs, Tensor<B>* table_out) {
+  check_same(str(name, " (reconstruction)").c_str(), pred, target);
+  DISCO_CHECK(recon == LossKind::MSE || recon == LossKind::L1, name, ": reconstruction loss must be MSE or L1");
+  DISCO_CHECK(prob.dtype() == pred.dtype(), name, ": prob is ", dtype_name(prob.dtype()), ", expected ",
+              dtype_name(pred.dtype()));
+  DISCO_CHECK(prob.numel() > 0 && pred.numel() > 0, name, ": empty input (pred ", shape_str(pred.shape()), ", prob ",
+              shape_str(prob.shape()), ")");
+  DISCO_CHECK(!target.requires_grad(), name, ": the target must not require a gradient");
+  const int64_t ns = int64_t(segs.size());
+  Tensor<B> pc = pred.contiguous(), tc = target.contiguous(), qc = prob.contiguous();
+  Tensor<B> table = Tensor<B>::empty({ns, 3}, pred.dtype());  // {total, recon, adv} per segment
+  const bool need_grad = any_requires_grad<B>({pred, prob});
+  Tensor<B> gpred = need_grad ? Tensor<B>::empty(pred.shape(), pred.dtype()) : Tensor<B>();
+  Tensor<B> gprob = need_grad ? Tensor<B>::empty(prob.shape(), prob.dtype()) : Tensor<B>();
+  Tensor<B> total = ns > 1 ? Tensor<B>::empty({}, pred.dtype()) : Tensor<B>();  // the totals added left to right
+  DISCO_TYPED(pred.dtype(), {
+    T* tab = table.template data<T>();
+    int64_t ap = 0, aq = 0;
+    for (int64_t i = 0; i < ns; ++i) {
+      const auto [np, nq] = segs[size_t(i)];
+      Kernels<B>::recon_adv_loss(recon, pc.template data<T>() + ap, tc.template data<T>() + ap, np,
+                                 qc.template data<T>() + aq, T(label), nq, weight, tab + 3 * i,
+                                 need_grad ? gpred.template data<T>() + ap : nullptr,
+                                 need_grad ? gprob.template data<T>() + aq : nullptr);
+      ap += np;
+      aq += nq;
+    }
+    if (ns > 1) {
+      T* out = total.template data<T>();
+      Kernels<B>::binary(BinaryKind::Add, tab, tab + 3, out, 1);
+      for (int64_t i = 2; i < ns; ++i) Kernels<B>::binary(BinaryKind::Add, out, tab + 3 * i, out, 1);
+    }
+  });
+  if (ns == 1) total = table.detach().reshape({3}).narrow(0, 0, 1).reshape({});  // one segment: its own total
+  if (table_out) *table_out = table;
+  return record<B>(total, name, {pred, prob}, [gpred, gprob](const Tensor<B>& g, std::vector<Tensor<B>>& gi) {
+    gi[0] = detail::scale_by_scalar_raw(gpred, g);
+    gi[1] = detail::scale_by_scalar_raw(gprob, g);
+  });
+}
+}  // namespace detail
+
 // recon(pred, target) + weight * BCE(prob, label) with a constant label for every element
 // of prob, the autoencoder's loss for one domain: reconstruction plus the weighted
 // confusion term on the discriminator's output. One op: a single forward pass computes the
@@ -59,34 +110,16 @@ template <class B>
 Tensor<B> recon_adv_loss(const Tensor<B>& pred, const Tensor<B>& target, const Tensor<B>& prob, double label,
                          double weight, LossKind recon = LossKind::MSE, ReconAdvParts* parts = nullptr,
                          Tensor<B>* parts_out = nullptr) {
-  check_same("recon_adv_loss (reconstruction)", pred, target);
-  DISCO_CHECK(recon == LossKind::MSE || recon == LossKind::L1, "recon_adv_loss: reconstruction loss must be MSE or L1");
-  DISCO_CHECK(prob.dtype() == pred.dtype(), "recon_adv_loss: prob is ", dtype_name(prob.dtype()), ", expected ",
-              dtype_name(pred.dtype()));
-  DISCO_CHECK(prob.numel() > 0 && pred.numel() > 0, "recon_adv_loss: empty input (pred ", shape_str(pred.shape()),
-              ", prob ", shape_str(prob.shape()), ")");
-  Tensor<B> pc = pred.contiguous(), tc = target.contiguous(), qc = prob.contiguous();
-  Tensor<B> out3 = Tensor<B>::empty({3}, pred.dtype());  // total, recon, adv
-  const bool need_grad = any_requires_grad<B>({pred, prob});
-  Tensor<B> gpred = need_grad ? Tensor<B>::empty(pred.shape(), pred.dtype()) : Tensor<B>();
-  Tensor<B> gprob = need_grad ? Tensor<B>::empty(prob.shape(), prob.dtype()) : Tensor<B>();
-  DISCO_TYPED(pred.dtype(), Kernels<B>::recon_adv_loss(recon, pc.template data<T>(), tc.template data<T>(), pc.numel(),
-                                                       qc.template data<T>(), T(label), qc.numel(), weight,
-                                                       out3.template data<T>(),
-                                                       need_grad ? gpred.template data<T>() : nullptr,
-                                                       need_grad ? gprob.template data<T>() : nullptr));
-  if (parts_out) *parts_out = out3.detach();  // {total, recon, adv}, stays in backend memory
-  if (parts) {  // host values: synchronizes on CUDA
-    auto v = out3.template to_vector<double>();
+  Tensor<B> table;
+  Tensor<B> total = detail::recon_adv_loss_segments("recon_adv_loss", pred, target, prob, label, weight, recon,
+                                                    {{pred.numel(), prob.numel()}}, &table);
+  if (parts_out) *parts_out = table.reshape({3});  // {total, recon, adv}, stays in backend memory
+  if (parts) {                                      // host values: synchronizes on CUDA
+    auto v = table.template to_vector<double>();
     parts->recon = v[1];
     parts->adv = v[2];
   }
-  Tensor<B> total = out3.detach().narrow(0, 0, 1).reshape({});
-  DISCO_CHECK(!target.requires_grad(), "recon_adv_loss: the target must not require a gradient");
-  return record<B>(total, "recon_adv_loss", {pred, prob}, [gpred, gprob](const Tensor<B>& g, std::vector<Tensor<B>>& gi) {
-    gi[0] = detail::scale_by_scalar_raw(gpred, g);
-    gi[1] = detail::scale_by_scalar_raw(gprob, g);
-  });
+  return total;
 }
 
 // recon_adv_loss over groups of samples stacked along dim 0 (pred, target [N, ...], prob
@@ -101,64 +134,23 @@ template <class B>
 Tensor<B> recon_adv_loss_grouped(const Tensor<B>& pred, const Tensor<B>& target, const Tensor<B>& prob, double label,
                                  double weight, LossKind recon, const std::vector<int64_t>& groups,
                                  Tensor<B>* parts_out = nullptr) {
-  check_same("recon_adv_loss_grouped (reconstruction)", pred, target);
-  DISCO_CHECK(recon == LossKind::MSE || recon == LossKind::L1,
-              "recon_adv_loss_grouped: reconstruction loss must be MSE or L1");
-  DISCO_CHECK(prob.dtype() == pred.dtype(), "recon_adv_loss_grouped: prob is ", dtype_name(prob.dtype()),
-              ", expected ", dtype_name(pred.dtype()));
   DISCO_CHECK(pred.dim() >= 1 && prob.dim() >= 1 && prob.shape()[0] == pred.shape()[0],
               "recon_adv_loss_grouped: pred ", shape_str(pred.shape()), " and prob ", shape_str(prob.shape()),
               " must have the same size in dim 0 (the samples)");
   DISCO_CHECK(!groups.empty(), "recon_adv_loss_grouped: no groups given");
-  int64_t total_n = 0;
+  const int64_t n = pred.shape()[0];
+  int64_t sum = 0;
   for (int64_t g : groups) {
     DISCO_CHECK(g > 0, "recon_adv_loss_grouped: group sizes must be positive, got ", g);
-    total_n += g;
+    sum += g;
   }
-  const int64_t n = pred.shape()[0];
-  DISCO_CHECK(total_n == n, "recon_adv_loss_grouped: group sizes sum to ", total_n, " but pred ",
-              shape_str(pred.shape()), " holds ", n, " samples");
-  DISCO_CHECK(pred.numel() > 0 && prob.numel() > 0, "recon_adv_loss_grouped: empty input (pred ",
-              shape_str(pred.shape()), ", prob ", shape_str(prob.shape()), ")");
-  DISCO_CHECK(!target.requires_grad(), "recon_adv_loss_grouped: the target must not require a gradient");
+  DISCO_CHECK(sum == n, "recon_adv_loss_grouped: group sizes sum to ", sum, " but pred ", shape_str(pred.shape()),
+              " holds ", n, " samples");
   const int64_t per_pred = pred.numel() / n, per_prob = prob.numel() / n;
-  const int64_t ng = int64_t(groups.size());
-  Tensor<B> pc = pred.contiguous(), tc = target.contiguous(), qc = prob.contiguous();
-  Tensor<B> parts = Tensor<B>::empty({ng, 3}, pred.dtype());  // {total, recon, adv} per group
-  const bool need_grad = any_requires_grad<B>({pred, prob});
-  Tensor<B> gpred = need_grad ? Tensor<B>::empty(pred.shape(), pred.dtype()) : Tensor<B>();
-  Tensor<B> gprob = need_grad ? Tensor<B>::empty(prob.shape(), prob.dtype()) : Tensor<B>();
-  Tensor<B> out = Tensor<B>::empty({}, pred.dtype());
-  DISCO_TYPED(pred.dtype(), {
-    const T* p = pc.template data<T>();
-    const T* t = tc.template data<T>();
-    const T* q = qc.template data<T>();
-    T* pp = parts.template data<T>();
-    T* gp = need_grad ? gpred.template data<T>() : nullptr;
-    T* gq = need_grad ? gprob.template data<T>() : nullptr;
-    int64_t at = 0;
-    for (int64_t i = 0; i < ng; ++i) {
-      const int64_t rows = groups[size_t(i)];
-      Kernels<B>::recon_adv_loss(recon, p + at * per_pred, t + at * per_pred, rows * per_pred, q + at * per_prob,
-                                 T(label), rows * per_prob, weight, pp + 3 * i, gp ? gp + at * per_pred : nullptr,
-                                 gq ? gq + at * per_prob : nullptr);
-      at += rows;
-    }
-    // The sum of the groups' totals (column 0), left to right.
-    if (ng == 1) {
-      Device<B>::copy(out.template data<T>(), pp, sizeof(T));
-    } else {
-      Kernels<B>::binary(BinaryKind::Add, pp, pp + 3, out.template data<T>(), 1);
-      for (int64_t i = 2; i < ng; ++i)
-        Kernels<B>::binary(BinaryKind::Add, out.template data<T>(), pp + 3 * i, out.template data<T>(), 1);
-    }
-  });
-  if (parts_out) *parts_out = parts;
-  return record<B>(out, "recon_adv_loss_grouped", {pred, prob},
-                   [gpred, gprob](const Tensor<B>& g, std::vector<Tensor<B>>& gi) {
-                     gi[0] = detail::scale_by_scalar_raw(gpred, g);
-                     gi[1] = detail::scale_by_scalar_raw(gprob, g);
-                   });
+  std::vector<std::pair<int64_t, int64_t>> segs;
+  for (int64_t g : groups) segs.push_back({g * per_pred, g * per_prob});
+  return detail::recon_adv_loss_segments("recon_adv_loss_grouped", pred, target, prob, label, weight, recon, segs,
+                                         parts_out);
 }
 
 }  // namespace disco
