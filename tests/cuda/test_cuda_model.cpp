@@ -735,6 +735,33 @@ TEST_CASE("GraphedTrainStep: the training step as one CUDA graph equals eager st
   for (size_t i = 0; i < pe.size(); ++i) CHECK(rel_l2(vals(pr[i].second), vals(pe[i].second)) <= 1e-6);
 }
 
+TEST_CASE("GraphedTrainStep: unequal domain batches in one joined input; bad inputs get the model's error",
+          "[cuda][model][graph]") {
+  Fp32Scope fp32;
+  disco::ModelConfig cfg = small_config();
+  cfg.disc_weight = 0.25;
+  disco::ContentDisentangler<CUDA> eager(cfg), graphed(cfg);
+  const int64_t R = cfg.resolution;
+  {
+    disco::GraphedTrainStep<> g(graphed, 1);
+    // a first call that cannot be joined runs eagerly and fails with the model's message
+    CHECK_THROWS_WITH(g.step(TG::zeros({2, 3, R, R}), TG::zeros({1, 3, R, R + 1})), Catch::Contains("train_step"));
+    CHECK(!g.graph_ready());
+    const Shape sa = {2, 3, R, R}, sb = {1, 3, R, R};
+    for (int step = 0; step < 4; ++step) {
+      INFO("step " << step);
+      const auto a = randu(size_t(2 * 3 * R * R)), b = randu(size_t(3 * R * R));
+      const disco::StepLosses le = eager.train_step(TG::from_vector(a, sa), TG::from_vector(b, sb));
+      const disco::StepLosses lg = g.step(TG::from_vector(a, sa), TG::from_vector(b, sb)).get();
+      check_rel(lg.recon_a, le.recon_a, 1e-6, "recon_a");
+      check_rel(lg.recon_b, le.recon_b, 1e-6, "recon_b");
+      check_rel(lg.disc, le.disc, 1e-6, "disc");
+    }
+    CHECK(g.graph_ready());
+    CHECK(g.replays() == 3);
+  }
+}
+
 TEST_CASE("GraphedTrainStep: hooks force eager steps; TF32 and BF16 graphs train", "[cuda][model][graph]") {
   disco::ModelConfig cfg = small_config();
   disco::ContentDisentangler<CUDA> m(cfg);
