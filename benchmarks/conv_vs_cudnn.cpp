@@ -91,8 +91,26 @@ bool grouped_plan(const std::string& plan) {
   const std::string tile = plan.substr(0, plan.find(' '));
   return !tile.empty() && tile.back() == 'g';
 }
-// A plan of the channels-last BF16 fprop kernel: "128x128nhwc", "64x64nhwc" (+ " split N").
+// A plan of the channels-last kernels: "128x128nhwc", "64x64nhwc", "256x128nhwc",
+// "128x128nhwc4w" (+ " split N").
 bool nhwc_plan(const std::string& plan) { return plan.substr(0, plan.find(' ')).find("nhwc") != std::string::npos; }
+// One of the channels-last tiles with 64 x 64 warp tiles: "256x128nhwc", "128x128nhwc4w".
+bool warp64_plan(const std::string& plan) {
+  const std::string tile = plan.substr(0, plan.find(' '));
+  return tile == "256x128nhwc" || tile == "128x128nhwc4w";
+}
+// The rows with their tuning timings narrowed to the channels-last plans (to compare the
+// channels-last tiles among themselves).
+template <class RowT>
+std::vector<RowT> nhwc_only(std::vector<RowT> rows) {
+  for (RowT& r : rows) {
+    decltype(r.tuning) keep;
+    for (const auto& t : r.tuning)
+      if (nhwc_plan(t.plan)) keep.push_back(t);
+    r.tuning = std::move(keep);
+  }
+  return rows;
+}
 
 // From tuning's timings: the best time of a plan of the family (in_family) and the best time
 // of any other plan, summed over the case's launches; NaN where a launch has no finite time of
@@ -200,6 +218,19 @@ int self_test() {
     family_vs_other({{0, "128x128", 2.f, false}, {0, "64x64nhwc split 2", 1.f, true}, {0, "128x128g", 1.5f, false}},
                     nhwc_plan, g, o);
     expect(g == 1.0 && o == 1.5, "family_vs_other: the channels-last family against every other plan");
+    expect(warp64_plan("256x128nhwc split 2") && warp64_plan("128x128nhwc4w") && !warp64_plan("128x128nhwc") &&
+               !warp64_plan("64x64nhwc split 4") && nhwc_plan("128x128nhwc4w split 3") && !grouped_plan("128x128nhwc4w"),
+           "64x64-warp channels-last plan names");
+    {
+      std::vector<Row> nr(1);
+      nr[0].math = "bf16";
+      nr[0].dir = "wgrad";
+      nr[0].disco_plan = "256x128nhwc";
+      nr[0].tuning = {{0, "128x128", 0.5f, false}, {0, "128x128nhwc", 2.f, false}, {0, "256x128nhwc", 1.f, true}};
+      const FamilySummary f = family_summary(nhwc_only(nr), "bf16", warp64_plan);
+      expect(f.cnt[3] == 1 && std::fabs(f.geo[3] - 0.5) < 1e-9 && std::fabs(f.geo[2] - 0.5) < 1e-9 && f.kept == 1,
+             "64x64-warp tiles against the other channels-last plans only (the NCHW 128x128 left out)");
+    }
     // the summary over rows: per direction, over all, best / worst, kept, untuned rows skipped
     std::vector<Row> rows(4);
     const std::string dirs[4] = {"fprop", "dgrad", "fprop", "wgrad"};
@@ -520,6 +551,14 @@ int main(int argc, char** argv) {
                   "case(s)\n\n",
                   dc::to_string(mode), ns.geo[3], ns.cnt[3], ns.geo[0], ns.geo[1], ns.geo[2], ns.best, ns.worst,
                   ns.kept, ns.tuned);
+    // among the channels-last tiles: the 64 x 64-warp ones against the 128x128 / 64x64 ones
+    const FamilySummary ws = family_summary(nhwc_only(rows), dc::to_string(mode), warp64_plan);
+    if (mode != dc::MathMode::FP32 && ws.cnt[3])
+      std::printf("channels-last 64x64 warps %s (tuning times): best 256x128nhwc / 128x128nhwc4w over best other nhwc "
+                  "plan geomean %.3f over %d case(s) [fprop %.3f, dgrad %.3f, wgrad %.3f; best %.3f, worst %.3f]; "
+                  "kept in %d of %d tuned case(s)\n\n",
+                  dc::to_string(mode), ws.geo[3], ws.cnt[3], ws.geo[0], ws.geo[1], ws.geo[2], ws.best, ws.worst,
+                  ws.kept, ws.tuned);
     // tuning's output check: every candidate against the layer's reference plan
     int checked = 0, rejected = 0;
     float worst_agreeing = 0.f;

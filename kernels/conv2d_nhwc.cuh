@@ -63,6 +63,14 @@ struct NhwcTile {
 using NhwcTileLarge = NhwcTile<128, 128, 2, 4, 4>;
 // 128 threads, warp tile 32 x 32, 4 stages of 8 KB: 32 KB.
 using NhwcTileSmall = NhwcTile<64, 64, 2, 2, 4>;
+// The 64 x 64 warp tile (the shape CUTLASS's sm_80 kernels favour): per 16-deep k step a warp
+// issues 8 ldmatrix.x4 for 32 mma, against 6 for 16 with the 64 x 32 warps of NhwcTileLarge,
+// so shared-memory reads per MMA drop by a third; the price is ~220 registers a thread
+// (ptxas, sm_90: 216-232, no spills), one block of 8 warps or two of 4 per SM.
+// 256 threads, 4 x 2 warps, 3 stages of 24 KB: 72 KB -- for GEMMs with many rows (large maps).
+using NhwcTileWide = NhwcTile<256, 128, 4, 2, 3>;
+// 128 threads, 2 x 2 warps, 4 stages of 16 KB: 64 KB -- the 128 x 128 tile with half the warps.
+using NhwcTileQuad = NhwcTile<128, 128, 2, 2, 4>;
 
 // BF16 element of (row, chunk) of a 32-wide shared-memory tile: 64-byte rows, chunk j of row r
 // at 16-byte position j ^ ((r >> 1) & 3). Eight consecutive rows at one chunk (an ldmatrix

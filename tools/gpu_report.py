@@ -656,6 +656,9 @@ def conv_log(size, csv_text, path):
                 lines.append("channels-last bf16 (tuning times, pack included): best nhwc / best other plan "
                              "geomean 0.800 over 1 case(s) [fprop 0.800, dgrad nan, wgrad nan; best 0.800, worst 0.800]; "
                              "kept in 1 of 1 tuned case(s)")
+                lines.append("channels-last 64x64 warps bf16 (tuning times): best 256x128nhwc / 128x128nhwc4w over "
+                             "best other nhwc plan geomean 0.700 over 1 case(s) [fprop 0.700, dgrad nan, wgrad nan; "
+                             "best 0.700, worst 0.700]; kept in 1 of 1 tuned case(s)")
             lines.append("tuning output check (%s): 0 of %d candidate plan(s) disagreed with their layer's reference "
                          "plan; worst agreeing max|diff|/max|ref| 4.10e-03" % (mth, 7 * n))
     if any(x["ok"] == "0" for x in rows):
@@ -830,6 +833,7 @@ def self_test():
             "`geomean t_disco/t_cudnn (bf16): 0.816  [fprop 0.816, dgrad nan, wgrad nan]", "1 case(s) where disco and cuDNN disagree",
             "`grouped loaders (tf32, tuning times): best grouped / best other plan geomean 0.910 over 6 case(s)",
             "`channels-last bf16 (tuning times, pack included): best nhwc / best other plan geomean 0.800",
+            "`channels-last 64x64 warps bf16 (tuning times): best 256x128nhwc / 128x128nhwc4w over best other nhwc",
             "`tuning output check (bf16): 0 of 14 candidate plan(s) disagreed with their layer's reference plan",
             "| recon_adv_loss mse | n=1572864 m=32 (128px) | 2150.7 | 0.853 | yes |", "| relu_fwd | n=67108864 | 2842.0 | 0.970 | **no** |",
             "`instance_norm_vs_cudnn: fwd geomean 1.52x", "`elementwise_vs_cudnn: add 1.04x",

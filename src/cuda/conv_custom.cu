@@ -107,9 +107,9 @@ void launch_math(ConvMath math, const kern::ConvKernelArgs& args, dim3 grid) {
 // (conv2d_igemm.cuh: fprop / dgrad's A in groups of four rows, wgrad's B in groups of four
 // reduction indices), for problems whose view has groups (groups_ok), every math mode; tuning
 // only.
-// NhwcLarge / NhwcSmall: the channels-last kernels (conv2d_nhwc.cuh; their operands packed
-// channels-last per launch, which the plan's time includes): BF16 and TF32 (FP32 packs), every
-// direction; tuning only.
+// NhwcLarge / NhwcSmall / NhwcWide / NhwcQuad: the channels-last kernels (conv2d_nhwc.cuh;
+// their operands packed channels-last per launch, which the plan's time includes): BF16 and
+// TF32 (FP32 packs), every direction; tuning only.
 enum class TileKind : int {
   Large = 0,
   Small = 1,
@@ -122,9 +122,24 @@ enum class TileKind : int {
   SmallGrouped = 8,
   NarrowGrouped = 9,
   NhwcLarge = 10,
-  NhwcSmall = 11
+  NhwcSmall = 11,
+  NhwcWide = 12,
+  NhwcQuad = 13
 };
-bool is_nhwc(TileKind t) { return t == TileKind::NhwcLarge || t == TileKind::NhwcSmall; }
+bool is_nhwc(TileKind t) {
+  return t == TileKind::NhwcLarge || t == TileKind::NhwcSmall || t == TileKind::NhwcWide || t == TileKind::NhwcQuad;
+}
+// Calls f(Tile{}) with the channels-last tile type of t.
+template <class F>
+void with_nhwc_tile(TileKind t, F&& f) {
+  switch (t) {
+    case TileKind::NhwcLarge: f(kern::NhwcTileLarge{}); return;
+    case TileKind::NhwcSmall: f(kern::NhwcTileSmall{}); return;
+    case TileKind::NhwcWide: f(kern::NhwcTileWide{}); return;
+    case TileKind::NhwcQuad: f(kern::NhwcTileQuad{}); return;
+    default: DISCO_CHECK(false, "conv (custom): not a channels-last tile: ", int(t));
+  }
+}
 // The grouped form of a plain tile (itself for the others).
 TileKind grouped(TileKind t) {
   switch (t) {
@@ -156,6 +171,8 @@ TileDims tile_dims(TileKind t) {
     case TileKind::SmallOut: return {kern::kSmallOutMaxDim, kern::kSmallOutMaxDim, kern::kSmallOutBK};
     case TileKind::NhwcLarge: return {kern::NhwcTileLarge::BM, kern::NhwcTileLarge::BN, kern::NhwcTileLarge::BK};
     case TileKind::NhwcSmall: return {kern::NhwcTileSmall::BM, kern::NhwcTileSmall::BN, kern::NhwcTileSmall::BK};
+    case TileKind::NhwcWide: return {kern::NhwcTileWide::BM, kern::NhwcTileWide::BN, kern::NhwcTileWide::BK};
+    case TileKind::NhwcQuad: return {kern::NhwcTileQuad::BM, kern::NhwcTileQuad::BN, kern::NhwcTileQuad::BK};
   }
   return {64, 64, 16};
 }
@@ -173,6 +190,8 @@ const char* tile_name(TileKind t) {
     case TileKind::SmallOut: return "smallout";
     case TileKind::NhwcLarge: return "128x128nhwc";
     case TileKind::NhwcSmall: return "64x64nhwc";
+    case TileKind::NhwcWide: return "256x128nhwc";
+    case TileKind::NhwcQuad: return "128x128nhwc4w";
   }
   return "?";
 }
@@ -191,7 +210,9 @@ const char* tile_family(TileKind t) {
     case TileKind::Thin32: return "thin";
     case TileKind::SmallOut: return "smallout";
     case TileKind::NhwcLarge:
-    case TileKind::NhwcSmall: return "nhwc";
+    case TileKind::NhwcSmall:
+    case TileKind::NhwcWide:
+    case TileKind::NhwcQuad: return "nhwc";
   }
   return "?";
 }
@@ -267,8 +288,10 @@ bool large_tile_fits_device() {
                       kern::conv_igemm_smem_bytes<convidx::FpropView, ConvMath::FP32, kern::ConvTileLargeGrouped>() <= need &&
                       kern::conv_igemm_smem_bytes<convidx::WgradView, ConvMath::FP32, kern::ConvTileLargeGrouped>() <= need,
                   "the grouped large tile needs no more shared memory than the plain one");
-    static_assert(kern::conv_nhwc_smem_bytes<kern::NhwcTileLarge>() <= need,
-                  "the channels-last large tile needs no more shared memory than the plain one");
+    static_assert(kern::conv_nhwc_smem_bytes<kern::NhwcTileLarge>() <= need &&
+                      kern::conv_nhwc_smem_bytes<kern::NhwcTileWide>() <= need &&
+                      kern::conv_nhwc_smem_bytes<kern::NhwcTileQuad>() <= need,
+                  "the channels-last large tiles need no more shared memory than the plain one");
     int dev = 0, optin = 0;
     DISCO_CUDA_CHECK(cudaGetDevice(&dev));
     DISCO_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
@@ -347,9 +370,10 @@ bool nhwc_fits(const convidx::ConvGemmParams& g, ConvMath math) {
 // the view has groups (groups_ok), the grouped form of each of these tile plans; for
 // TF32 / BF16 then the paired large tile at the large tile's splits (appended after every plan
 // FP32 has, so candidate i names the same plan in every math mode for i below the FP32 count);
-// for BF16 and TF32 last the channels-last kernels' two tiles
-// at no split, their heuristic split and half / twice that (the large one where it fits the
-// device and M, N > 32; neither for GEMMs of <= 4 columns, the thin kernel's). Their k-tiles
+// for BF16 and TF32 last the channels-last kernels: 128x128nhwc and 64x64nhwc at no split,
+// their heuristic split and half / twice that (the large one where it fits the device and
+// M, N > 32; neither for GEMMs of <= 4 columns, the thin kernel's), then 256x128nhwc (M > 128,
+// N > 64) and 128x128nhwc4w (as the large one) at no split and their heuristic split. Their k-tiles
 // are counted in BF16 slices of 32 channels (a TF32 slice holds 16: only the split heuristic
 // sees the difference).
 std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMath math) {
@@ -394,6 +418,14 @@ std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMa
       add(t, h);
       if (h > 1) add(t, h / 2), add(t, 2 * int64_t(h));
     }
+    // the 64 x 64-warp tiles at no split and their heuristic split: 256x128 where the GEMM has
+    // more than 128 rows and 64 columns, the 4-warp 128x128 where the 8-warp one is a candidate
+    if (large_tile_fits_device() && g.gemm_n > 32 && g.max_m > 32)
+      for (TileKind t : {TileKind::NhwcWide, TileKind::NhwcQuad}) {
+        if (t == TileKind::NhwcWide && (g.gemm_n <= 64 || g.max_m <= 128)) continue;
+        add(t, 1);
+        add(t, heuristic_splits(g, t, sms));
+      }
   }
   return c;
 }
@@ -426,7 +458,9 @@ void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
     case TileKind::Thin32:
     case TileKind::SmallOut:
     case TileKind::NhwcLarge:
-    case TileKind::NhwcSmall: DISCO_CHECK(false, "conv (custom): not a tile kernel: ", tile_name(t)); break;
+    case TileKind::NhwcSmall:
+    case TileKind::NhwcWide:
+    case TileKind::NhwcQuad: DISCO_CHECK(false, "conv (custom): not a tile kernel: ", tile_name(t)); break;
   }
 }
 
@@ -565,10 +599,7 @@ void run_nhwc_wgrad(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
     kern::conv_wgrad_nhwc_kernel<Tile, T><<<grid, Tile::kThreads, smem, detail::stream()>>>(nhwc_args(args, dyp, xp));
     DISCO_CUDA_CHECK_LAUNCH();
   };
-  if (t == TileKind::NhwcLarge)
-    launch(kern::NhwcTileLarge{});
-  else
-    launch(kern::NhwcTileSmall{});
+  with_nhwc_tile(t, launch);
 }
 
 // Packs the launch's operands to channels-last T in scratch -- fprop: x (a_src) and w (b_src);
@@ -595,10 +626,7 @@ void run_nhwc(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
         args.b_src, bp, p.K, chp, p.C, p.R * p.S, wtotal);
   }
   DISCO_CUDA_CHECK_LAUNCH();
-  if (t == TileKind::NhwcLarge)
-    launch_nhwc_tile<NView, T, kern::NhwcTileLarge>(args, ap, bp, grid);
-  else
-    launch_nhwc_tile<NView, T, kern::NhwcTileSmall>(args, ap, bp, grid);
+  with_nhwc_tile(t, [&](auto tile) { launch_nhwc_tile<NView, T, decltype(tile)>(args, ap, bp, grid); });
 }
 
 template <class View>

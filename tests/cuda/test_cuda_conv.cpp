@@ -261,6 +261,7 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       {"9->3 k3s1p1 @7, batch 2 (thin fprop)", disco::make_conv2d_problem(2, 9, 7, 7, 3, 3, 3, 1, 1)},
       {"3->32 k4s2p1 @32, batch 4 (small-output wgrad, 4-16 splits)", disco::make_conv2d_problem(4, 3, 32, 32, 32, 4, 4, 2, 1)},
       {"8->40 k3s1p1 @8, batch 2 (grouped fprop and dgrad, contiguous)", disco::make_conv2d_problem(2, 8, 8, 8, 40, 3, 3, 1, 1)},
+      {"24->72 k3s1p1 @12, batch 1 (256x128nhwc fprop)", disco::make_conv2d_problem(1, 24, 12, 12, 72, 3, 3, 1, 1)},
   };
   // The grouped loaders ("128x128g", "64x64g", "128x32g") are candidates exactly where the
   // view has groups of four: fprop and wgrad with Q % 4 == 0, dgrad with every phase's width a
@@ -300,6 +301,7 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       CHECK(n >= 2);
       // the paired 128x128 tile ("128x128p") is a candidate for TF32 / BF16, never for FP32
       bool paired[3] = {false, false, false}, grouped[3] = {false, false, false}, nhwc[3] = {false, false, false};
+      bool nhwc_wide = false, nhwc_quad = false;  // 256x128nhwc / 128x128nhwc4w (BF16)
       // every output by (mode, plan): a grouped tile only changes how the operands reach shared
       // memory, so its result must equal the plain tile's (same shape, same split) bit for bit
       std::map<std::pair<int, std::string>, std::vector<float>> outs;
@@ -310,6 +312,10 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
           paired[int(mode)] = paired[int(mode)] || plan.find("128x128p") != std::string::npos;
           grouped[int(mode)] = grouped[int(mode)] || is_grouped(plan);
           nhwc[int(mode)] = nhwc[int(mode)] || plan.find("nhwc") != std::string::npos;
+          if (mode == dc::MathMode::BF16) {
+            nhwc_wide = nhwc_wide || plan.find("256x128nhwc") != std::string::npos;
+            nhwc_quad = nhwc_quad || plan.find("128x128nhwc4w") != std::string::npos;
+          }
           INFO(c.name << " | " << dc::to_string(dir) << " | " << dc::to_string(mode) << " | plan " << i << ": "
                       << plan);
           std::vector<float> got = run_custom_dir(dir, p, x.data(), w.data(), b.data(), dy.data(), mode);
@@ -351,6 +357,15 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       const int gemm_cols = dir == dc::ConvDir::Fprop ? p.K : dir == dc::ConvDir::Dgrad ? p.C : p.C * p.R * p.S;
       CHECK(nhwc[int(dc::MathMode::TF32)] == (gemm_cols > 4));
       CHECK(nhwc[int(dc::MathMode::BF16)] == (gemm_cols > 4));
+      // the 64 x 64-warp tiles: 256x128 for GEMMs of more than 128 rows and 64 columns, the
+      // 4-warp 128x128 for more than 32 of each
+      const int64_t gemm_rows = dir == dc::ConvDir::Fprop   ? int64_t(p.N) * p.P * p.Q
+                                : dir == dc::ConvDir::Wgrad ? int64_t(p.K)
+                                                            : -1;  // dgrad: the largest phase's
+      if (dir != dc::ConvDir::Dgrad) {
+        CHECK(nhwc_wide == (gemm_rows > 128 && gemm_cols > 64));
+        CHECK(nhwc_quad == (gemm_rows > 32 && gemm_cols > 32));
+      }
       CHECK(!paired[int(dc::MathMode::FP32)]);
       CHECK(paired[int(dc::MathMode::TF32)]);
       CHECK(paired[int(dc::MathMode::BF16)]);

@@ -500,6 +500,28 @@ int main(int argc, char** argv) {
   ncases += check_nhwc_wgrad<NhwcTileSmall, float>("odd 5->6 k3 7x9", odd, 3);
   ncases += check_nhwc_wgrad<NhwcTileLarge, float>("convT 40->9 2x2->4x4", convt, 2);
   ncases += check_nhwc_wgrad<NhwcTileSmall, float>("dil2", dil, 1);
+  // the 64 x 64-warp tiles: 256x128 (8 warps) with two row blocks (the second partial) and two
+  // column blocks in fprop / dgrad, 140 of its 256 rows in wgrad; the 4-warp 128x128
+  using disco::cuda::kern::NhwcTileQuad;
+  using disco::cuda::kern::NhwcTileWide;
+  const Conv2dProblem wide_f = problem(3, 20, 12, 12, 136, 3, 3, 1, 1, 1, 1, 1, 1);  // fprop M 432, N 136
+  const Conv2dProblem wide_d = problem(3, 136, 20, 20, 24, 4, 4, 2, 2, 1, 1, 1, 1);  // dgrad M 300 a phase, N 136
+  ncases += check_nhwc<NhwcFprop, NhwcTileWide>("20->136 k3 @12 b3", wide_f, 1);
+  ncases += check_nhwc<NhwcFprop32, NhwcTileWide, float>("20->136 k3 @12 b3", wide_f, 2);
+  ncases += check_nhwc<NhwcDgrad, NhwcTileWide>("136->24 k4s2p1 @20 b3", wide_d, 2);
+  ncases += check_nhwc<NhwcDgrad32, NhwcTileWide, float>("convT 40->9 2x2->4x4", convt, 1);
+  ncases += check_nhwc_wgrad<NhwcTileWide>("130->140 k3 @5 b2", big, 2);
+  ncases += check_nhwc_wgrad<NhwcTileWide, float>("130->140 k3 @5 b2", big, 1);
+  if (full) {
+    ncases += check_nhwc_wgrad<NhwcTileWide>("136->24 k4s2p1 @20 b3", wide_d, 2);
+    ncases += check_nhwc<NhwcDgrad32, NhwcTileWide, float>("136->24 k4s2p1 @20 b3", wide_d, 1);
+  }
+  ncases += check_nhwc<NhwcFprop, NhwcTileQuad>("130->140 k3 @5 b2", big, 2);
+  ncases += check_nhwc<NhwcFprop32, NhwcTileQuad, float>("odd 5->6 k3 7x9", odd, 1);
+  ncases += check_nhwc<NhwcDgrad, NhwcTileQuad>("convT 40->9 2x2->4x4", convt, 1);
+  ncases += check_nhwc<NhwcDgrad32, NhwcTileQuad, float>("s3 k5", s3, 1);
+  ncases += check_nhwc_wgrad<NhwcTileQuad>("70->25 k4s2p1 @4 b1", deep, 1);
+  ncases += check_nhwc_wgrad<NhwcTileQuad, float>("convT 40->9 2x2->4x4", convt, 2);
   if (full) {
     ncases += check_nhwc_wgrad<NhwcTileLarge, float>("130->140 k3 @5 b2", big, 1);
     ncases += check_nhwc_wgrad<NhwcTileLarge>("130->140 k3 @5 b2", big, 2);
