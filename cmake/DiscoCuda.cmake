@@ -98,7 +98,31 @@ endif()
 # ---- the library ----------------------------------------------------------------------------
 file(GLOB _disco_cuda_sources CONFIGURE_DEPENDS
   "${PROJECT_SOURCE_DIR}/src/cuda/*.cu" "${PROJECT_SOURCE_DIR}/src/cuda/*.cpp")
+# src/cuda/conv_wgmma.cu holds the wgmma kernels (kernels/conv2d_wgmma.cuh): wgmma is an
+# architecture-specific feature, so it is compiled for sm_90a alone (an object library whose
+# objects go into disco_cuda), whatever CMAKE_CUDA_ARCHITECTURES says; the launcher offers the
+# kernels only on compute capability 9.0. nvcc before 12.0 knows no sm_90a: then the file is
+# compiled with the others and the kernels are never offered.
+set(_disco_wgmma_source "${PROJECT_SOURCE_DIR}/src/cuda/conv_wgmma.cu")
+set(DISCO_HAS_WGMMA OFF)
+if(CMAKE_CUDA_COMPILER_VERSION VERSION_GREATER_EQUAL 12.0)
+  list(REMOVE_ITEM _disco_cuda_sources "${_disco_wgmma_source}")
+  add_library(disco_cuda_wgmma OBJECT "${_disco_wgmma_source}")
+  set_target_properties(disco_cuda_wgmma PROPERTIES
+    CUDA_ARCHITECTURES OFF
+    CUDA_RUNTIME_LIBRARY Shared
+    POSITION_INDEPENDENT_CODE ON
+    CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON)
+  target_include_directories(disco_cuda_wgmma PRIVATE "${PROJECT_SOURCE_DIR}" "${PROJECT_SOURCE_DIR}/src/cuda")
+  target_link_libraries(disco_cuda_wgmma PRIVATE disco CUDA::cudart)
+  target_compile_definitions(disco_cuda_wgmma PRIVATE DISCO_WGMMA_SM90A=1)
+  target_compile_options(disco_cuda_wgmma PRIVATE --generate-code=arch=compute_90a,code=sm_90a -lineinfo)
+  set(DISCO_HAS_WGMMA ON)
+endif()
 add_library(disco_cuda STATIC ${_disco_cuda_sources})
+if(TARGET disco_cuda_wgmma)
+  target_sources(disco_cuda PRIVATE $<TARGET_OBJECTS:disco_cuda_wgmma>)
+endif()
 add_library(disco::cuda ALIAS disco_cuda)
 set_target_properties(disco_cuda PROPERTIES
   EXPORT_NAME cuda
@@ -136,4 +160,4 @@ install(EXPORT discoCudaTargets NAMESPACE disco:: DESTINATION ${CMAKE_INSTALL_LI
 
 set(DISCO_HAS_CUDA ON)
 message(STATUS "disco: CUDA backend on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures "
-               "${CMAKE_CUDA_ARCHITECTURES}, cuDNN ${DISCO_HAS_CUDNN})")
+               "${CMAKE_CUDA_ARCHITECTURES}, cuDNN ${DISCO_HAS_CUDNN}, wgmma kernels (sm_90a) ${DISCO_HAS_WGMMA})")

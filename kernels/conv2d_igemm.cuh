@@ -161,8 +161,10 @@ __device__ __forceinline__ void cp_async_wait() {
 // the math of slice i-1, so its buffer ((i-1) mod STAGES) can take slice i+STAGES-1 while
 // slice i is multiplied. load(buffer, slice) issues the copies of slice `slice` (0 .. nkt-1,
 // called in increasing order) into `buffer`; mma(buffer) multiplies one.
-template <int STAGES, class Load, class Mma>
-__device__ __forceinline__ void cp_async_pipeline(int nkt, const Load& load, const Mma& mma) {
+// after_wait() runs between a slice's wait and the barrier (the wgmma kernel's proxy fence).
+template <int STAGES, class Load, class Mma, class AfterWait>
+__device__ __forceinline__ void cp_async_pipeline(int nkt, const Load& load, const Mma& mma,
+                                                  const AfterWait& after_wait) {
 #pragma unroll
   for (int st = 0; st < STAGES - 1; ++st) {
     if (st < nkt) load(st, st);
@@ -170,12 +172,17 @@ __device__ __forceinline__ void cp_async_pipeline(int nkt, const Load& load, con
   }
   for (int i = 0; i < nkt; ++i) {
     cp_async_wait<STAGES - 2>();
+    after_wait();
     __syncthreads();
     const int next = i + STAGES - 1;
     if (next < nkt) load(next % STAGES, next);
     cp_async_commit();
     mma(i % STAGES);
   }
+}
+template <int STAGES, class Load, class Mma>
+__device__ __forceinline__ void cp_async_pipeline(int nkt, const Load& load, const Mma& mma) {
+  cp_async_pipeline<STAGES>(nkt, load, mma, [] {});
 }
 
 __device__ __forceinline__ uint32_t to_tf32(float x) {

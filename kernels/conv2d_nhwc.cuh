@@ -213,6 +213,44 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
+// ---- the loader ------------------------------------------------------------------------------------
+// One slice (BK = 32 BF16 / 16 FP32 reduction elements: four 16-byte chunks a row) of A (BM rows)
+// and B (BN rows) into the swizzled shared-memory tiles (nhwc_swizzle): this thread owns chunk
+// column j = tid % 4 of rows tid / 4 + RPP i (RPP = threads / 4) in A and in B, one 16-byte
+// cp.async each (zero-filled where the chunk is padding), and walks the slices in order with
+// one (r, s, c8) / (th, tw, k8) cursor shared by A and B. Used by conv_nhwc_kernel and by the
+// wgmma kernel (conv2d_wgmma.cuh), whose tiles are this layout.
+template <class View, int BM, int BN, int RPP>
+struct NhwcChunkLoader {
+  static constexpr int KC = 4;  // chunks a row of a slice
+  int lj, lr;
+  typename View::Row arow[BM / RPP];
+  typename View::Cursor cur;
+  __device__ __forceinline__ NhwcChunkLoader(const convidx::ConvGemmParams& g, int slot, int m0, int tid,
+                                             int kt_begin)
+      : lj(tid & 3), lr(tid >> 2) {
+#pragma unroll
+    for (int i = 0; i < BM / RPP; ++i) arow[i] = View::row(g, slot, m0 + lr + RPP * i);
+    cur = View::cursor(g, slot, kt_begin * KC + lj);
+  }
+  // The next slice into as / bs (BM x 32 and BN x 32 BF16-sized elements, swizzled).
+  template <class T>
+  __device__ __forceinline__ void load(const convidx::ConvGemmParams& g, int slot, int n0, const T* a_src,
+                                       const T* b_src, __nv_bfloat16* as, __nv_bfloat16* bs) {
+#pragma unroll
+    for (int i = 0; i < BM / RPP; ++i) {
+      const int64_t off = View::a_chunk(g, slot, arow[i], cur);
+      cp_async_16(as + nhwc_swizzle(lr + RPP * i, lj), a_src + (off >= 0 ? off : 0), off >= 0);
+    }
+#pragma unroll
+    for (int i = 0; i < BN / RPP; ++i) {
+      const int64_t off = View::b_chunk(g, slot, n0 + lr + RPP * i, cur);
+      cp_async_16(bs + nhwc_swizzle(lr + RPP * i, lj), b_src + (off >= 0 ? off : 0), off >= 0);
+    }
+    View::advance(g, slot, cur, KC);
+  }
+};
+
 // ---- the kernel -------------------------------------------------------------------------------------
 // View: convidx::NhwcFprop / NhwcDgrad with T = __nv_bfloat16 (BF16 math, m16n8k16), or
 // NhwcFprop32 / NhwcDgrad32 with T = float (TF32 math: the same 64-byte rows hold 16 FP32
@@ -249,26 +287,9 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_kernel(const __grid_
   const int wm0 = (warp / Tile::WARPS_N) * Tile::WM;
   const int wn0 = (warp % Tile::WARPS_N) * Tile::WN;
 
-  // Loader: this thread's chunk column j = tid % 4 of rows tid / 4 + RPP i, in A and in B.
-  const int lj = tid & 3, lr = tid >> 2;
-  typename View::Row arow[BM / RPP];
-#pragma unroll
-  for (int i = 0; i < BM / RPP; ++i) arow[i] = View::row(g, slot, m0 + lr + RPP * i);
-  typename View::Cursor cur = View::cursor(g, slot, kt_begin * KC + lj);
+  NhwcChunkLoader<View, BM, BN, RPP> loader(g, slot, m0, tid, kt_begin);
   const auto load = [&](int stage, int) {  // slices come in order: the cursor walks them
-    __nv_bfloat16* const as = As + stage * BM * BK;
-    __nv_bfloat16* const bs = Bs + stage * BN * BK;
-#pragma unroll
-    for (int i = 0; i < BM / RPP; ++i) {
-      const int64_t off = View::a_chunk(g, slot, arow[i], cur);
-      cp_async_16(as + nhwc_swizzle(lr + RPP * i, lj), a_src + (off >= 0 ? off : 0), off >= 0);
-    }
-#pragma unroll
-    for (int i = 0; i < BN / RPP; ++i) {
-      const int64_t off = View::b_chunk(g, slot, n0 + lr + RPP * i, cur);
-      cp_async_16(bs + nhwc_swizzle(lr + RPP * i, lj), b_src + (off >= 0 ? off : 0), off >= 0);
-    }
-    View::advance(g, slot, cur, KC);
+    loader.load(g, slot, n0, a_src, b_src, As + stage * BM * BK, Bs + stage * BN * BK);
   };
 
   float acc[MI][NI][4] = {};

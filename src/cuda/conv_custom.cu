@@ -30,6 +30,7 @@
 #include "internal.hpp"
 #include "kernels/conv2d_igemm.cuh"
 #include "kernels/conv2d_nhwc.cuh"
+#include "kernels/conv2d_wgmma.cuh"
 
 namespace disco {
 namespace cuda {
@@ -124,10 +125,12 @@ enum class TileKind : int {
   NhwcLarge = 10,
   NhwcSmall = 11,
   NhwcWide = 12,
-  NhwcQuad = 13
+  NhwcQuad = 13,
+  Wgmma = 14
 };
 bool is_nhwc(TileKind t) {
-  return t == TileKind::NhwcLarge || t == TileKind::NhwcSmall || t == TileKind::NhwcWide || t == TileKind::NhwcQuad;
+  return t == TileKind::NhwcLarge || t == TileKind::NhwcSmall || t == TileKind::NhwcWide || t == TileKind::NhwcQuad ||
+         t == TileKind::Wgmma;
 }
 // Calls f(Tile{}) with the channels-last tile type of t.
 template <class F>
@@ -173,6 +176,7 @@ TileDims tile_dims(TileKind t) {
     case TileKind::NhwcSmall: return {kern::NhwcTileSmall::BM, kern::NhwcTileSmall::BN, kern::NhwcTileSmall::BK};
     case TileKind::NhwcWide: return {kern::NhwcTileWide::BM, kern::NhwcTileWide::BN, kern::NhwcTileWide::BK};
     case TileKind::NhwcQuad: return {kern::NhwcTileQuad::BM, kern::NhwcTileQuad::BN, kern::NhwcTileQuad::BK};
+    case TileKind::Wgmma: return {kern::WgmmaTile::BM, kern::WgmmaTile::BN, kern::WgmmaTile::BK};
   }
   return {64, 64, 16};
 }
@@ -192,6 +196,7 @@ const char* tile_name(TileKind t) {
     case TileKind::NhwcSmall: return "64x64nhwc";
     case TileKind::NhwcWide: return "256x128nhwc";
     case TileKind::NhwcQuad: return "128x128nhwc4w";
+    case TileKind::Wgmma: return "128x128wgmma";
   }
   return "?";
 }
@@ -213,6 +218,7 @@ const char* tile_family(TileKind t) {
     case TileKind::NhwcSmall:
     case TileKind::NhwcWide:
     case TileKind::NhwcQuad: return "nhwc";
+    case TileKind::Wgmma: return "wgmma";
   }
   return "?";
 }
@@ -426,6 +432,12 @@ std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMa
         add(t, 1);
         add(t, heuristic_splits(g, t, sms));
       }
+    // Hopper's warpgroup MMA (BF16 fprop / dgrad; an sm_90a build on compute capability 9.0)
+    if (math == ConvMath::BF16 && g.kind != int(ConvKind::Wgrad) && g.gemm_n > 32 && g.max_m > 32 &&
+        detail::wgmma_supported()) {
+      add(TileKind::Wgmma, 1);
+      add(TileKind::Wgmma, heuristic_splits(g, TileKind::Wgmma, sms));
+    }
   }
   return c;
 }
@@ -460,7 +472,8 @@ void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
     case TileKind::NhwcLarge:
     case TileKind::NhwcSmall:
     case TileKind::NhwcWide:
-    case TileKind::NhwcQuad: DISCO_CHECK(false, "conv (custom): not a tile kernel: ", tile_name(t)); break;
+    case TileKind::NhwcQuad:
+    case TileKind::Wgmma: DISCO_CHECK(false, "conv (custom): not a tile kernel: ", tile_name(t)); break;
   }
 }
 
@@ -626,6 +639,14 @@ void run_nhwc(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
         args.b_src, bp, p.K, chp, p.C, p.R * p.S, wtotal);
   }
   DISCO_CUDA_CHECK_LAUNCH();
+  if (t == TileKind::Wgmma) {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      detail::launch_conv_wgmma(fprop, nhwc_args(args, ap, bp), grid);
+    } else {
+      DISCO_CHECK(false, "conv (custom): the wgmma kernels run BF16 convolutions only");
+    }
+    return;
+  }
   with_nhwc_tile(t, [&](auto tile) { launch_nhwc_tile<NView, T, decltype(tile)>(args, ap, bp, grid); });
 }
 
@@ -1143,6 +1164,8 @@ std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
   });
   return out;
 }
+
+bool wgmma_available() { return detail::wgmma_supported(); }
 
 int conv_plan_candidates(ConvDir dir, const Conv2dProblem& p) {
   check_problem(p, "conv_plan_candidates");

@@ -12,6 +12,9 @@
 
 namespace disco {
 namespace cuda {
+namespace kern {
+struct NhwcConvArgs;
+}
 namespace detail {
 
 [[noreturn]] void throw_cuda_error(cudaError_t e, const char* expr, const char* file, int line);
@@ -41,6 +44,12 @@ class Scratch {
  private:
   void* p_ = nullptr;
 };
+
+// The wgmma convolution kernels (kernels/conv2d_wgmma.cuh, src/cuda/conv_wgmma.cu): whether
+// they run on the current device (an sm_90a build on compute capability 9.0), and a launch of
+// the fprop (else dgrad) kernel on operands packed channels-last (BF16).
+bool wgmma_supported();
+void launch_conv_wgmma(bool fprop, const kern::NhwcConvArgs& args, dim3 grid);
 
 }  // namespace detail
 }  // namespace cuda

@@ -261,7 +261,8 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       {"9->3 k3s1p1 @7, batch 2 (thin fprop)", disco::make_conv2d_problem(2, 9, 7, 7, 3, 3, 3, 1, 1)},
       {"3->32 k4s2p1 @32, batch 4 (small-output wgrad, 4-16 splits)", disco::make_conv2d_problem(4, 3, 32, 32, 32, 4, 4, 2, 1)},
       {"8->40 k3s1p1 @8, batch 2 (grouped fprop and dgrad, contiguous)", disco::make_conv2d_problem(2, 8, 8, 8, 40, 3, 3, 1, 1)},
-      {"24->72 k3s1p1 @12, batch 1 (256x128nhwc fprop)", disco::make_conv2d_problem(1, 24, 12, 12, 72, 3, 3, 1, 1)},
+      {"40->72 k3s1p1 @12, batch 1 (256x128nhwc fprop, wgmma fprop and dgrad)",
+       disco::make_conv2d_problem(1, 40, 12, 12, 72, 3, 3, 1, 1)},
   };
   // The grouped loaders ("128x128g", "64x64g", "128x32g") are candidates exactly where the
   // view has groups of four: fprop and wgrad with Q % 4 == 0, dgrad with every phase's width a
@@ -302,6 +303,7 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       // the paired 128x128 tile ("128x128p") is a candidate for TF32 / BF16, never for FP32
       bool paired[3] = {false, false, false}, grouped[3] = {false, false, false}, nhwc[3] = {false, false, false};
       bool nhwc_wide = false, nhwc_quad = false;  // 256x128nhwc / 128x128nhwc4w (BF16)
+      bool wgmma[3] = {false, false, false};      // 128x128wgmma
       // every output by (mode, plan): a grouped tile only changes how the operands reach shared
       // memory, so its result must equal the plain tile's (same shape, same split) bit for bit
       std::map<std::pair<int, std::string>, std::vector<float>> outs;
@@ -312,6 +314,7 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
           paired[int(mode)] = paired[int(mode)] || plan.find("128x128p") != std::string::npos;
           grouped[int(mode)] = grouped[int(mode)] || is_grouped(plan);
           nhwc[int(mode)] = nhwc[int(mode)] || plan.find("nhwc") != std::string::npos;
+          wgmma[int(mode)] = wgmma[int(mode)] || plan.find("wgmma") != std::string::npos;
           if (mode == dc::MathMode::BF16) {
             nhwc_wide = nhwc_wide || plan.find("256x128nhwc") != std::string::npos;
             nhwc_quad = nhwc_quad || plan.find("128x128nhwc4w") != std::string::npos;
@@ -341,9 +344,10 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       // to the double reference (a lost or doubled chunk of channels would be ~1e-1)
       for (const auto& [key, out] : outs) {
         const auto& [mode, plan] = key;
-        if (plan.find("nhwc") == std::string::npos) continue;
+        if (plan.find("nhwc") == std::string::npos && plan.find("wgmma") == std::string::npos) continue;
         for (const auto& [key2, out2] : outs) {
           if (key2.first != mode || key2.second.find("nhwc") != std::string::npos ||
+              key2.second.find("wgmma") != std::string::npos ||
               key2.second.find("thin") != std::string::npos || key2.second.find("smallout") != std::string::npos)
             continue;  // the thin and small-output kernels are FP32 FMAs on unrounded operands
           INFO(c.name << " | " << plan << " vs " << key2.second);
@@ -359,13 +363,22 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       CHECK(nhwc[int(dc::MathMode::BF16)] == (gemm_cols > 4));
       // the 64 x 64-warp tiles: 256x128 for GEMMs of more than 128 rows and 64 columns, the
       // 4-warp 128x128 for more than 32 of each
+      const bool one_phase = p.stride_h == 1 && p.stride_w == 1;
       const int64_t gemm_rows = dir == dc::ConvDir::Fprop   ? int64_t(p.N) * p.P * p.Q
                                 : dir == dc::ConvDir::Wgrad ? int64_t(p.K)
+                                : one_phase                 ? int64_t(p.N) * p.H * p.W
                                                             : -1;  // dgrad: the largest phase's
       if (dir != dc::ConvDir::Dgrad) {
         CHECK(nhwc_wide == (gemm_rows > 128 && gemm_cols > 64));
         CHECK(nhwc_quad == (gemm_rows > 32 && gemm_cols > 32));
       }
+      // the wgmma kernel (sm_90a build on compute capability 9.0; the emulation models it):
+      // BF16 fprop / dgrad with more than 32 rows and columns, never TF32, FP32 or wgrad
+      CHECK(!wgmma[int(dc::MathMode::FP32)]);
+      CHECK(!wgmma[int(dc::MathMode::TF32)]);
+      if (dir == dc::ConvDir::Wgrad) CHECK(!wgmma[int(dc::MathMode::BF16)]);
+      if (dir != dc::ConvDir::Wgrad && gemm_rows >= 0 && dc::wgmma_available())
+        CHECK(wgmma[int(dc::MathMode::BF16)] == (gemm_rows > 32 && gemm_cols > 32));
       CHECK(!paired[int(dc::MathMode::FP32)]);
       CHECK(paired[int(dc::MathMode::TF32)]);
       CHECK(paired[int(dc::MathMode::BF16)]);

@@ -316,6 +316,87 @@ void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr, bool trans) { ldmatrix_
 
 unsigned char* dynamic_smem() { return g_smem->data(); }
 
+// ---- wgmma (kernels/conv2d_wgmma.cuh) ----------------------------------------------------------
+// The emulated shared window is the launch's dynamic shared memory, from address 0.
+uint32_t smem_addr(const void* p) {
+  const auto* c = static_cast<const unsigned char*>(p);
+  if (g_smem->data() == nullptr || c < g_smem->data() || c >= g_smem->data() + g_smem->size())
+    kfail("__cvta_generic_to_shared: not an address in the block's dynamic shared memory");
+  return uint32_t(c - g_smem->data());
+}
+
+namespace {
+// A shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format" of wgmma): start
+// address bits 0-13, leading dimension byte offset 16-29, stride dimension byte offset 32-45
+// (each in units of 16 bytes), base offset 49-51, swizzle mode 62-63 (0 none, 1 128-byte,
+// 2 64-byte, 3 32-byte).
+struct SmemMatrix {
+  uint32_t start, lbo, sbo;
+  int swizzle_bytes;  // 0: none
+  explicit SmemMatrix(uint64_t d)
+      : start(uint32_t(d & 0x3FFF) << 4),
+        lbo(uint32_t((d >> 16) & 0x3FFF) << 4),
+        sbo(uint32_t((d >> 32) & 0x3FFF) << 4),
+        swizzle_bytes(0) {
+    if (((d >> 49) & 7) != 0) kfail("wgmma: descriptor base offset != 0 is not emulated");
+    const int mode = int(d >> 62);
+    swizzle_bytes = mode == 1 ? 128 : mode == 2 ? 64 : mode == 3 ? 32 : 0;
+  }
+  // Element (mn, k) of a K-major 16-bit operand, by the canonical layouts of the PTX ISA
+  // (T = 8 elements of 16 bytes): no swizzle ((8, m), (T, 2k)) : ((1T, SBO), (1, LBO)) --
+  // core matrices of 8 rows x 16 bytes, rows 16 bytes apart, the next 8 rows at SBO, the next 8
+  // k at LBO; swizzled ((8, m), (T, 2k)) : ((W/2, SBO), (1, T)) -- rows W bytes apart (W the
+  // swizzle width), k contiguous within the row, the next 8 rows at SBO -- with the address
+  // then permuted by Swizzle<log2(W/16), 4, 3>: byte-address bits 4.. XOR bits 7.. .
+  uint16_t at_k_major(int mn, int k) const {
+    uint32_t a;
+    if (swizzle_bytes == 0) {
+      a = start + uint32_t(mn / 8) * sbo + uint32_t(mn % 8) * 16 + uint32_t(k / 8) * lbo + uint32_t(k % 8) * 2;
+    } else {
+      if (2 * k >= swizzle_bytes) kfail("wgmma: a K step wider than the swizzle atom is not emulated");
+      a = start + uint32_t(mn / 8) * sbo + uint32_t(mn % 8) * uint32_t(swizzle_bytes) + uint32_t(k) * 2;
+      const uint32_t bits = swizzle_bytes == 128 ? 7u : swizzle_bytes == 64 ? 3u : 1u;
+      a ^= ((a >> 7) & bits) << 4;
+    }
+    if (size_t(a) + 2 > g_smem->size()) kfail("wgmma: operand outside the block's dynamic shared memory");
+    uint16_t v;
+    std::memcpy(&v, g_smem->data() + a, 2);
+    return v;
+  }
+};
+float bf16_bits_to_float(uint16_t h) {
+  const uint32_t w = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &w, 4);
+  return f;
+}
+}  // namespace
+
+// wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 d, desc_a, desc_b, 1, 1, 1, 0, 0 (both
+// K-major, D += A B): this thread's 64 accumulators -- warp q of its warpgroup, lane l: element
+// 4 j + e is row 16 q + l / 4 + 8 (e / 2), column 8 j + 2 (l % 4) + e % 2 -- each from the 16
+// products (summed in double, then added as a float, like the mma.sync model above). Reading
+// shared memory directly is exact here: the kernel waits for the group before it changes the
+// stage or reads d.
+void wgmma_m64n128k16_bf16(float* d, uint64_t desc_a, uint64_t desc_b) {
+  const SmemMatrix A(desc_a), B(desc_b);
+  const int tw = int(g_thread_idx.x) % 128, q = tw / 32, lane = tw % 32;
+  float a[2][16];
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < 16; ++k) a[h][k] = bf16_bits_to_float(A.at_k_major(16 * q + lane / 4 + 8 * h, k));
+  for (int j = 0; j < 16; ++j)
+    for (int c = 0; c < 2; ++c) {
+      const int col = 8 * j + 2 * (lane % 4) + c;
+      float b[16];
+      for (int k = 0; k < 16; ++k) b[k] = bf16_bits_to_float(B.at_k_major(col, k));
+      for (int h = 0; h < 2; ++h) {
+        double acc = 0;
+        for (int k = 0; k < 16; ++k) acc += double(a[h][k]) * double(b[k]);
+        d[4 * j + 2 * h + c] += float(acc);
+      }
+    }
+}
+
 void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, void (*body)(const void*), const void* ctx) {
   Scheduler& s = *g_s;
   g_smem->reset(smem);  // a buffer of the launch's size (enqueue_kernel checked the size)

@@ -81,6 +81,10 @@ std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode);
 // How many plans tuning tries for this problem, and pinning candidate i (0 = the heuristic;
 // clamped to the last) as if tuning had chosen it -- for tests and benchmarks.
 int conv_plan_candidates(ConvDir dir, const Conv2dProblem& p);
+// Whether the wgmma kernels ("128x128wgmma": BF16 fprop / dgrad on Hopper's warpgroup MMA) are
+// tuning candidates here: a build with sm_90a code on a compute capability 9.0 GPU (and the
+// CPU emulation).
+bool wgmma_available();
 void set_conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode, int candidate);
 
 // What per-layer tuning measured for this problem: every candidate plan it timed (median of 3

@@ -1,0 +1,213 @@
+#pragma once
+// Channels-last BF16 convolutions (fprop, dgrad) on Hopper's warpgroup MMA: wgmma.mma_async
+// m64n128k16, FP32 accumulation, both operands read by the tensor cores straight from shared
+// memory through matrix descriptors. Tuning candidate "128x128wgmma" of the launcher
+// (src/cuda/conv_wgmma.cu, compiled for sm_90a only; the plan exists where the device is
+// compute capability 9.0 and that image loads).
+//
+// Why: mma.sync on an H100 / H200 reaches about half of the tensor cores' wgmma rate, and every
+// mma.sync needs its fragments loaded into registers first (ldmatrix). A wgmma reads its 64 x 16
+// A block and 16 x 128 B block from shared memory itself, so the warps only issue the copies and
+// one instruction per 16-deep k step.
+//
+// The tiles are exactly those of conv_nhwc_kernel (conv2d_nhwc.cuh): the same packed operands,
+// the same loader (NhwcChunkLoader: 16-byte cp.async chunks) and the same shared-memory rows of
+// 32 BF16 (64 bytes) with chunk j of row r at j ^ ((r / 2) % 4). That swizzle is the hardware's
+// 64-byte swizzle mode (byte-address bits 4-5 XOR bits 7-8) for K-major operands, whose
+// canonical layout is rows of 64 bytes in atoms of 8 rows (512 bytes), 8-row groups at the
+// "stride byte offset" (here 512: the rows are contiguous), the "leading byte offset" unused.
+// A k step of 16 elements is 32 bytes into the row: the descriptor's start address moves by 32.
+//
+// Block: 256 threads = 2 warpgroups; tile 128 x 128 (warpgroup w: rows 64 w .. 64 w + 63, all
+// 128 columns), BK = 32, 4 stages (64 KB). Per slice and warpgroup: two wgmma (k 0-15, 16-31),
+// one commit, wait for completion before the stage is reloaded. Accumulator layout (PTX ISA,
+// wgmma .m64nNk16 D fragments): warp q of the warpgroup holds rows 16 q + lane / 4 (+ 8), in
+// 8-column blocks j the columns 8 j + 2 (lane % 4) (+ 1): the mma.sync m16n8 C layout, so the
+// NCHW kernels' epilogue (conv_store_tile, with 1 x 16 fragments) writes it.
+//
+// cp.async writes shared memory through the generic proxy and wgmma reads it through the async
+// proxy: every thread fences (fence.proxy.async.shared::cta) after its copies of a slice have
+// landed and before the barrier that precedes the wgmma.
+//
+// CPU emulation (tests/emu_backend): disco_emu_wgmma_m64n128k16_bf16 computes a thread's
+// accumulator elements from the descriptors -- decoding start address, stride offset and
+// swizzle mode from the PTX ISA's descriptor format and canonical layouts, independently of
+// the kernel's address math -- and disco_emu_smem_addr stands for __cvta_generic_to_shared.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <limits>
+
+#include "common.cuh"
+#include "conv2d_igemm.cuh"
+#include "conv2d_nhwc.cuh"
+
+namespace disco {
+namespace cuda {
+namespace kern {
+
+struct WgmmaTile {
+  static constexpr int BM = 128, BN = 128, BK = 32, STAGES = 4;
+  static constexpr int kWarpGroups = 2, kThreads = 128 * kWarpGroups;
+  static constexpr int kRowsPerPass = kThreads / 4;
+  static_assert(BM == 64 * kWarpGroups, "one m64 block per warpgroup");
+};
+constexpr size_t conv_wgmma_smem_bytes() {
+  return size_t(WgmmaTile::STAGES) * (WgmmaTile::BM + WgmmaTile::BN) * WgmmaTile::BK * sizeof(__nv_bfloat16);
+}
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define DISCO_WGMMA_DEVICE 1
+#endif
+
+// The shared-memory (CTA window) address of p.
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+#elif defined(DISCO_KERNEL_EMULATION)
+  return disco_emu_smem_addr(p);
+#else
+  (void)p;
+  return 0;
+#endif
+}
+
+__device__ __forceinline__ float wgmma_nan() {
+#if defined(__CUDA_ARCH__)
+  return __int_as_float(0x7fc00000);
+#else
+  return std::numeric_limits<float>::quiet_NaN();
+#endif
+}
+
+// Matrix descriptor of a K-major BF16 operand in the 64-byte swizzle mode: start address
+// (bits 0-13, >> 4), leading byte offset (16-29; unused for swizzled K-major, 1 by
+// convention), stride byte offset 512 (32-45: the next 8 rows), base offset 0 (49-51: the atoms
+// are 512-byte aligned), swizzle mode 2 = 64 bytes (62-63).
+__host__ __device__ constexpr uint64_t wgmma_desc_k_sw64(uint32_t saddr) {
+  return uint64_t((saddr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(512 >> 4) << 32) | (uint64_t(2) << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() {
+#if defined(DISCO_WGMMA_DEVICE)
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_commit() {
+#if defined(DISCO_WGMMA_DEVICE)
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_wait_all() {
+#if defined(DISCO_WGMMA_DEVICE)
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+}
+// Orders this thread's generic-proxy writes of shared memory (cp.async) before later
+// async-proxy reads (wgmma) -- with the barrier that follows, for the whole block.
+__device__ __forceinline__ void fence_proxy_async_shared() {
+#if defined(DISCO_WGMMA_DEVICE)
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+// d (64 x 128 FP32 per warpgroup; this thread's 16 x 4 values) += A (64 x 16, desc_a) x B
+// (16 x 128, desc_b; stored as 128 K-major rows), BF16 inputs.
+__device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[1][16][4], uint64_t desc_a, uint64_t desc_b) {
+#if defined(DISCO_WGMMA_DEVICE)
+  asm volatile(
+      "{\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, 1, 1, 1, 0, 0;\n"
+      "}\n"
+      : "+f"(d[0][0][0]), "+f"(d[0][0][1]), "+f"(d[0][0][2]), "+f"(d[0][0][3]),
+                   "+f"(d[0][1][0]), "+f"(d[0][1][1]), "+f"(d[0][1][2]), "+f"(d[0][1][3]),
+                   "+f"(d[0][2][0]), "+f"(d[0][2][1]), "+f"(d[0][2][2]), "+f"(d[0][2][3]),
+                   "+f"(d[0][3][0]), "+f"(d[0][3][1]), "+f"(d[0][3][2]), "+f"(d[0][3][3]),
+                   "+f"(d[0][4][0]), "+f"(d[0][4][1]), "+f"(d[0][4][2]), "+f"(d[0][4][3]),
+                   "+f"(d[0][5][0]), "+f"(d[0][5][1]), "+f"(d[0][5][2]), "+f"(d[0][5][3]),
+                   "+f"(d[0][6][0]), "+f"(d[0][6][1]), "+f"(d[0][6][2]), "+f"(d[0][6][3]),
+                   "+f"(d[0][7][0]), "+f"(d[0][7][1]), "+f"(d[0][7][2]), "+f"(d[0][7][3]),
+                   "+f"(d[0][8][0]), "+f"(d[0][8][1]), "+f"(d[0][8][2]), "+f"(d[0][8][3]),
+                   "+f"(d[0][9][0]), "+f"(d[0][9][1]), "+f"(d[0][9][2]), "+f"(d[0][9][3]),
+                   "+f"(d[0][10][0]), "+f"(d[0][10][1]), "+f"(d[0][10][2]), "+f"(d[0][10][3]),
+                   "+f"(d[0][11][0]), "+f"(d[0][11][1]), "+f"(d[0][11][2]), "+f"(d[0][11][3]),
+                   "+f"(d[0][12][0]), "+f"(d[0][12][1]), "+f"(d[0][12][2]), "+f"(d[0][12][3]),
+                   "+f"(d[0][13][0]), "+f"(d[0][13][1]), "+f"(d[0][13][2]), "+f"(d[0][13][3]),
+                   "+f"(d[0][14][0]), "+f"(d[0][14][1]), "+f"(d[0][14][2]), "+f"(d[0][14][3]),
+                   "+f"(d[0][15][0]), "+f"(d[0][15][1]), "+f"(d[0][15][2]), "+f"(d[0][15][3])
+      : "l"(desc_a), "l"(desc_b));
+#elif defined(DISCO_KERNEL_EMULATION)
+  disco_emu_wgmma_m64n128k16_bf16(&d[0][0][0], desc_a, desc_b);
+#else
+  (void)d;
+  (void)desc_a;
+  (void)desc_b;
+  __trap();
+#endif
+}
+
+// View: convidx::NhwcFprop / NhwcDgrad (8 BF16 channels a chunk). Grid and arguments as
+// conv_nhwc_kernel's (the launcher packs the operands the same way).
+template <class View>
+__global__ void __launch_bounds__(WgmmaTile::kThreads) conv_wgmma_kernel(const __grid_constant__ NhwcConvArgs args) {
+  using Tile = WgmmaTile;
+  constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, STAGES = Tile::STAGES, RPP = Tile::kRowsPerPass;
+  constexpr int KC = 4;
+  static_assert(View::kChunk == 8, "BF16 chunks of 8 channels");
+  DISCO_DYNAMIC_SMEM(smem);
+  __nv_bfloat16* const As = reinterpret_cast<__nv_bfloat16*>(smem);
+  __nv_bfloat16* const Bs = As + STAGES * BM * BK;
+
+  const convidx::ConvGemmParams& g = args.g;
+  const auto* const a_src = static_cast<const __nv_bfloat16*>(args.a);
+  const auto* const b_src = static_cast<const __nv_bfloat16*>(args.b);
+  const int slot = int(blockIdx.z) / args.splits;
+  const int split = int(blockIdx.z) - slot * args.splits;
+  const int M = View::gemm_m(g, slot), N = g.gemm_n;
+  const int chunks = View::chunks(g, slot);
+  const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
+  if (m0 >= M || n0 >= N) return;
+  int kt_begin, kt_end;
+  convidx::splitk_range((chunks + KC - 1) / KC, args.splits, split, kt_begin, kt_end);
+  const int nkt = kt_end - kt_begin;
+
+  const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
+  // The swizzle atoms (8 rows x 64 bytes) must sit on 512-byte boundaries of the window. If
+  // they did not, the kernel writes NaN rather than trapping (a trap would end the CUDA
+  // context): tuning's output check then rejects the plan.
+  const uint32_t a_base = smem_addr(As), b_base = smem_addr(Bs);
+  float acc[1][16][4] = {};
+  if (((a_base | b_base) & 511u) != 0) {
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[0][j][e] = wgmma_nan();
+    conv_store_tile<typename View::Out, 1, 16>(args, slot, acc, m0 + 64 * wg + 16 * (warp & 3), n0, lane, M, N);
+    return;
+  }
+
+  NhwcChunkLoader<View, BM, BN, RPP> loader(g, slot, m0, tid, kt_begin);
+  cp_async_pipeline<STAGES>(
+      nkt,
+      [&](int stage, int) { loader.load(g, slot, n0, a_src, b_src, As + stage * BM * BK, Bs + stage * BN * BK); },
+      [&](int stage) {
+        // this warpgroup's 64 rows of A; all 128 rows (columns of the GEMM) of B; bytes
+        const uint32_t a_st = a_base + uint32_t((stage * BM + 64 * wg) * BK * 2);
+        const uint32_t b_st = b_base + uint32_t(stage * BN * BK * 2);
+        wgmma_fence();
+#pragma unroll
+        for (int kh = 0; kh < BK / 16; ++kh)
+          wgmma_m64n128k16_bf16(acc, wgmma_desc_k_sw64(a_st + 32u * kh), wgmma_desc_k_sw64(b_st + 32u * kh));
+        wgmma_commit();
+        wgmma_wait_all();
+      },
+      [] { fence_proxy_async_shared(); });  // this thread's copies of the slice, before the barrier
+
+  conv_store_tile<typename View::Out, 1, 16>(args, slot, acc, m0 + 64 * wg + 16 * (warp & 3), n0, lane, M, N);
+}
+
+}  // namespace kern
+}  // namespace cuda
+}  // namespace disco
