@@ -19,8 +19,9 @@
 // A k step of 16 elements is 32 bytes into the row: the descriptor's start address moves by 32.
 //
 // Block: 256 threads = 2 warpgroups; tile 128 x 128 (warpgroup w: rows 64 w .. 64 w + 63, all
-// 128 columns), BK = 32, 4 stages (64 KB). Per slice and warpgroup: two wgmma (k 0-15, 16-31),
-// one commit, wait for completion before the stage is reloaded. Accumulator layout (PTX ISA,
+// 128 columns), BK = 32, 4 stages (64 KB). Per slice and warpgroup: two wgmma (k 0-15, 16-31)
+// and one commit; the copies run two slices ahead and one slice's MMAs stay in flight (a
+// stage is refilled only after the MMAs that read it are done: see the loop). Accumulator layout (PTX ISA,
 // wgmma .m64nNk16 D fragments): warp q of the warpgroup holds rows 16 q + lane / 4 (+ 8), in
 // 8-column blocks j the columns 8 j + 2 (lane % 4) (+ 1): the mma.sync m16n8 C layout, so the
 // NCHW kernels' epilogue (conv_store_tile, with 1 x 16 fragments) writes it.
@@ -99,9 +100,25 @@ __device__ __forceinline__ void wgmma_commit() {
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 #endif
 }
-__device__ __forceinline__ void wgmma_wait_all() {
+// Waits until at most N of this warpgroup's committed wgmma groups are still running.
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
 #if defined(DISCO_WGMMA_DEVICE)
-  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+// Pins the accumulator registers in place for the compiler: a wgmma writes them
+// asynchronously, so the epilogue's reads must not move above the wait that completes the
+// last one. (Only there: an ordinary definition of them while a wgmma is pending makes
+// ptxas serialize the wgmmas.)
+__device__ __forceinline__ void wgmma_fence_operands(float (&d)[1][16][4]) {
+#if defined(DISCO_WGMMA_DEVICE)
+#pragma unroll
+  for (int j = 0; j < 16; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[0][j][e])::"memory");
+#else
+  (void)d;
 #endif
 }
 // Orders this thread's generic-proxy writes of shared memory (cp.async) before later
@@ -112,14 +129,17 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
 #endif
 }
 
-// d (64 x 128 FP32 per warpgroup; this thread's 16 x 4 values) += A (64 x 16, desc_a) x B
-// (16 x 128, desc_b; stored as 128 K-major rows), BF16 inputs.
-__device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[1][16][4], uint64_t desc_a, uint64_t desc_b) {
+// d (64 x 128 FP32 per warpgroup; this thread's 16 x 4 values) = A (64 x 16, desc_a) x B
+// (16 x 128, desc_b; stored as 128 K-major rows) + (accumulate ? d : 0), BF16 inputs.
+__device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[1][16][4], uint64_t desc_a, uint64_t desc_b,
+                                                      int accumulate) {
 #if defined(DISCO_WGMMA_DEVICE)
   asm volatile(
       "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.b32 p, %66, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, 1, 1, 1, 0, 0;\n"
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n"
       "}\n"
       : "+f"(d[0][0][0]), "+f"(d[0][0][1]), "+f"(d[0][0][2]), "+f"(d[0][0][3]),
                    "+f"(d[0][1][0]), "+f"(d[0][1][1]), "+f"(d[0][1][2]), "+f"(d[0][1][3]),
@@ -137,13 +157,14 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[1][16][4], uint
                    "+f"(d[0][13][0]), "+f"(d[0][13][1]), "+f"(d[0][13][2]), "+f"(d[0][13][3]),
                    "+f"(d[0][14][0]), "+f"(d[0][14][1]), "+f"(d[0][14][2]), "+f"(d[0][14][3]),
                    "+f"(d[0][15][0]), "+f"(d[0][15][1]), "+f"(d[0][15][2]), "+f"(d[0][15][3])
-      : "l"(desc_a), "l"(desc_b));
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 #elif defined(DISCO_KERNEL_EMULATION)
-  disco_emu_wgmma_m64n128k16_bf16(&d[0][0][0], desc_a, desc_b);
+  disco_emu_wgmma_m64n128k16_bf16(&d[0][0][0], desc_a, desc_b, accumulate);
 #else
   (void)d;
   (void)desc_a;
   (void)desc_b;
+  (void)accumulate;
   __trap();
 #endif
 }
@@ -178,32 +199,54 @@ __global__ void __launch_bounds__(WgmmaTile::kThreads) conv_wgmma_kernel(const _
   // they did not, the kernel writes NaN rather than trapping (a trap would end the CUDA
   // context): tuning's output check then rejects the plan.
   const uint32_t a_base = smem_addr(As), b_base = smem_addr(Bs);
-  float acc[1][16][4] = {};
-  if (((a_base | b_base) & 511u) != 0) {
+  // (Not zero-initialised: the first wgmma ignores d. An ordinary definition of the
+  // accumulators ahead of the pipelined wgmmas makes ptxas serialize them.)
+  float acc[1][16][4];
+  if (((a_base | b_base) & 511u) != 0 || nkt <= 0) {  // misaligned: NaN; no reduction (a phase
+    const float v = nkt <= 0 ? 0.f : wgmma_nan();    // without taps): zeros
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) acc[0][j][e] = wgmma_nan();
+      for (int e = 0; e < 4; ++e) acc[0][j][e] = v;
     conv_store_tile<typename View::Out, 1, 16>(args, slot, acc, m0 + 64 * wg + 16 * (warp & 3), n0, lane, M, N);
     return;
   }
 
+  // The pipeline: the copies run D = STAGES - 2 slices ahead, and one slice's MMAs stay in
+  // flight while the next slice's are issued. At iteration i the loads refill the stage of
+  // slice i - 2, whose MMAs every warpgroup has finished (wait for <= 1 pending group at the
+  // end of iteration i - 1, then the barrier); slice i - 1's stage is left alone.
+  constexpr int D = STAGES - 2;
+  static_assert(D >= 1, "at least 3 stages");
   NhwcChunkLoader<View, BM, BN, RPP> loader(g, slot, m0, tid, kt_begin);
-  cp_async_pipeline<STAGES>(
-      nkt,
-      [&](int stage, int) { loader.load(g, slot, n0, a_src, b_src, As + stage * BM * BK, Bs + stage * BN * BK); },
-      [&](int stage) {
-        // this warpgroup's 64 rows of A; all 128 rows (columns of the GEMM) of B; bytes
-        const uint32_t a_st = a_base + uint32_t((stage * BM + 64 * wg) * BK * 2);
-        const uint32_t b_st = b_base + uint32_t(stage * BN * BK * 2);
-        wgmma_fence();
+  const auto load = [&](int stage) {
+    loader.load(g, slot, n0, a_src, b_src, As + stage * BM * BK, Bs + stage * BN * BK);
+  };
 #pragma unroll
-        for (int kh = 0; kh < BK / 16; ++kh)
-          wgmma_m64n128k16_bf16(acc, wgmma_desc_k_sw64(a_st + 32u * kh), wgmma_desc_k_sw64(b_st + 32u * kh));
-        wgmma_commit();
-        wgmma_wait_all();
-      },
-      [] { fence_proxy_async_shared(); });  // this thread's copies of the slice, before the barrier
+  for (int st = 0; st < D; ++st) {
+    if (st < nkt) load(st);
+    cp_async_commit();
+  }
+  for (int i = 0; i < nkt; ++i) {
+    cp_async_wait<D - 1>();      // slice i has landed (this thread's copies)
+    fence_proxy_async_shared();  // ... and is visible to the async proxy
+    __syncthreads();
+    if (i + D < nkt) load((i + D) % STAGES);
+    cp_async_commit();
+    const int stage = i % STAGES;
+    // this warpgroup's 64 rows of A; all 128 rows (columns of the GEMM) of B; bytes
+    const uint32_t a_st = a_base + uint32_t((stage * BM + 64 * wg) * BK * 2);
+    const uint32_t b_st = b_base + uint32_t(stage * BN * BK * 2);
+    wgmma_fence();
+#pragma unroll
+    for (int kh = 0; kh < BK / 16; ++kh)
+      wgmma_m64n128k16_bf16(acc, wgmma_desc_k_sw64(a_st + 32u * kh), wgmma_desc_k_sw64(b_st + 32u * kh),
+                            (i | kh) != 0);
+    wgmma_commit();
+    wgmma_wait<1>();
+  }
+  wgmma_wait<0>();
+  wgmma_fence_operands(acc);
 
   conv_store_tile<typename View::Out, 1, 16>(args, slot, acc, m0 + 64 * wg + 16 * (warp & 3), n0, lane, M, N);
 }

@@ -263,6 +263,8 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       {"8->40 k3s1p1 @8, batch 2 (grouped fprop and dgrad, contiguous)", disco::make_conv2d_problem(2, 8, 8, 8, 40, 3, 3, 1, 1)},
       {"40->72 k3s1p1 @12, batch 1 (256x128nhwc fprop, wgmma fprop and dgrad)",
        disco::make_conv2d_problem(1, 40, 12, 12, 72, 3, 3, 1, 1)},
+      {"40->48 k1s3 @18, batch 1 (wgmma dgrad with phases without taps)",
+       disco::make_conv2d_problem(1, 40, 18, 18, 48, 1, 1, 3, 0)},
   };
   // The grouped loaders ("128x128g", "64x64g", "128x32g") are candidates exactly where the
   // view has groups of four: fprop and wgrad with Q % 4 == 0, dgrad with every phase's width a

@@ -372,13 +372,13 @@ float bf16_bits_to_float(uint16_t h) {
 }
 }  // namespace
 
-// wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 d, desc_a, desc_b, 1, 1, 1, 0, 0 (both
-// K-major, D += A B): this thread's 64 accumulators -- warp q of its warpgroup, lane l: element
+// wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 d, desc_a, desc_b, scale-d, 1, 1, 0, 0
+// (both K-major; D = A B + D, or A B when scale-d is false): this thread's 64 accumulators -- warp q of its warpgroup, lane l: element
 // 4 j + e is row 16 q + l / 4 + 8 (e / 2), column 8 j + 2 (l % 4) + e % 2 -- each from the 16
 // products (summed in double, then added as a float, like the mma.sync model above). Reading
 // shared memory directly is exact here: the kernel waits for the group before it changes the
 // stage or reads d.
-void wgmma_m64n128k16_bf16(float* d, uint64_t desc_a, uint64_t desc_b) {
+void wgmma_m64n128k16_bf16(float* d, uint64_t desc_a, uint64_t desc_b, int accumulate) {
   const SmemMatrix A(desc_a), B(desc_b);
   const int tw = int(g_thread_idx.x) % 128, q = tw / 32, lane = tw % 32;
   float a[2][16];
@@ -392,7 +392,8 @@ void wgmma_m64n128k16_bf16(float* d, uint64_t desc_a, uint64_t desc_b) {
       for (int h = 0; h < 2; ++h) {
         double acc = 0;
         for (int k = 0; k < 16; ++k) acc += double(a[h][k]) * double(b[k]);
-        d[4 * j + 2 * h + c] += float(acc);
+        float& out = d[4 * j + 2 * h + c];
+        out = accumulate ? out + float(acc) : float(acc);  // scale-d false: d is not read
       }
     }
 }
