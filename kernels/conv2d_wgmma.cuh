@@ -1,7 +1,8 @@
 #pragma once
 // Channels-last BF16 convolutions (fprop, dgrad) on Hopper's warpgroup MMA: wgmma.mma_async
-// m64n128k16, FP32 accumulation, both operands read by the tensor cores straight from shared
-// memory through matrix descriptors. Tuning candidate "128x128wgmma" of the launcher
+// m64n128k16 / m64n64k16, FP32 accumulation, both operands read by the tensor cores straight
+// from shared memory through matrix descriptors. Tuning candidates "128x128wgmma" and
+// "128x64wgmma" of the launcher
 // (src/cuda/conv_wgmma.cu, compiled for sm_90a only; the plan exists where the device is
 // compute capability 9.0 and that image loads).
 //
@@ -18,8 +19,8 @@
 // "stride byte offset" (here 512: the rows are contiguous), the "leading byte offset" unused.
 // A k step of 16 elements is 32 bytes into the row: the descriptor's start address moves by 32.
 //
-// Block: 256 threads = 2 warpgroups; tile 128 x 128 (warpgroup w: rows 64 w .. 64 w + 63, all
-// 128 columns), BK = 32, 4 stages (64 KB). Per slice and warpgroup: two wgmma (k 0-15, 16-31)
+// Block: 256 threads = 2 warpgroups; tile 128 x BN, BN = 128 or 64 (warpgroup w: rows 64 w ..
+// 64 w + 63, all BN columns), BK = 32, 4 stages (64 / 48 KB). Per slice and warpgroup: two wgmma (k 0-15, 16-31)
 // and one commit; the copies run two slices ahead and one slice's MMAs stay in flight (a
 // stage is refilled only after the MMAs that read it are done: see the loop). Accumulator layout (PTX ISA,
 // wgmma .m64nNk16 D fragments): warp q of the warpgroup holds rows 16 q + lane / 4 (+ 8), in
@@ -30,7 +31,7 @@
 // proxy: every thread fences (fence.proxy.async.shared::cta) after its copies of a slice have
 // landed and before the barrier that precedes the wgmma.
 //
-// CPU emulation (tests/emu_backend): disco_emu_wgmma_m64n128k16_bf16 computes a thread's
+// CPU emulation (tests/emu_backend): disco_emu_wgmma_m64nNk16_bf16 computes a thread's
 // accumulator elements from the descriptors -- decoding start address, stride offset and
 // swizzle mode from the PTX ISA's descriptor format and canonical layouts, independently of
 // the kernel's address math -- and disco_emu_smem_addr stands for __cvta_generic_to_shared.
@@ -48,14 +49,20 @@ namespace disco {
 namespace cuda {
 namespace kern {
 
+// BN: 128 (m64n128k16) or 64 (m64n64k16, for GEMMs of at most 64 columns).
+template <int BN_>
 struct WgmmaTile {
-  static constexpr int BM = 128, BN = 128, BK = 32, STAGES = 4;
+  static constexpr int BM = 128, BN = BN_, BK = 32, STAGES = 4;
   static constexpr int kWarpGroups = 2, kThreads = 128 * kWarpGroups;
   static constexpr int kRowsPerPass = kThreads / 4;
+  static constexpr int NJ = BN / 8;  // 8-column accumulator blocks a thread holds
   static_assert(BM == 64 * kWarpGroups, "one m64 block per warpgroup");
+  static_assert(BN == 64 || BN == 128, "the wgmma shapes written out below");
 };
+template <int BN>
 constexpr size_t conv_wgmma_smem_bytes() {
-  return size_t(WgmmaTile::STAGES) * (WgmmaTile::BM + WgmmaTile::BN) * WgmmaTile::BK * sizeof(__nv_bfloat16);
+  using T = WgmmaTile<BN>;
+  return size_t(T::STAGES) * (T::BM + T::BN) * T::BK * sizeof(__nv_bfloat16);
 }
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -111,10 +118,11 @@ __device__ __forceinline__ void wgmma_wait() {
 // asynchronously, so the epilogue's reads must not move above the wait that completes the
 // last one. (Only there: an ordinary definition of them while a wgmma is pending makes
 // ptxas serialize the wgmmas.)
-__device__ __forceinline__ void wgmma_fence_operands(float (&d)[1][16][4]) {
+template <int NJ>
+__device__ __forceinline__ void wgmma_fence_operands(float (&d)[1][NJ][4]) {
 #if defined(DISCO_WGMMA_DEVICE)
 #pragma unroll
-  for (int j = 0; j < 16; ++j)
+  for (int j = 0; j < NJ; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[0][j][e])::"memory");
 #else
@@ -129,10 +137,10 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
 #endif
 }
 
-// d (64 x 128 FP32 per warpgroup; this thread's 16 x 4 values) = A (64 x 16, desc_a) x B
-// (16 x 128, desc_b; stored as 128 K-major rows) + (accumulate ? d : 0), BF16 inputs.
-__device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[1][16][4], uint64_t desc_a, uint64_t desc_b,
-                                                      int accumulate) {
+// d (64 x N FP32 per warpgroup, N = 128 or 64; this thread's N / 8 x 4 values) = A (64 x 16,
+// desc_a) x B (16 x N, desc_b; stored as N K-major rows) + (accumulate ? d : 0), BF16 inputs:
+// wgmma.mma_async m64n128k16 / m64n64k16.
+__device__ __forceinline__ void wgmma_bf16(float (&d)[1][16][4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
 #if defined(DISCO_WGMMA_DEVICE)
   asm volatile(
       "{\n"
@@ -142,24 +150,52 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[1][16][4], uint
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n"
       "}\n"
       : "+f"(d[0][0][0]), "+f"(d[0][0][1]), "+f"(d[0][0][2]), "+f"(d[0][0][3]),
-                   "+f"(d[0][1][0]), "+f"(d[0][1][1]), "+f"(d[0][1][2]), "+f"(d[0][1][3]),
-                   "+f"(d[0][2][0]), "+f"(d[0][2][1]), "+f"(d[0][2][2]), "+f"(d[0][2][3]),
-                   "+f"(d[0][3][0]), "+f"(d[0][3][1]), "+f"(d[0][3][2]), "+f"(d[0][3][3]),
-                   "+f"(d[0][4][0]), "+f"(d[0][4][1]), "+f"(d[0][4][2]), "+f"(d[0][4][3]),
-                   "+f"(d[0][5][0]), "+f"(d[0][5][1]), "+f"(d[0][5][2]), "+f"(d[0][5][3]),
-                   "+f"(d[0][6][0]), "+f"(d[0][6][1]), "+f"(d[0][6][2]), "+f"(d[0][6][3]),
-                   "+f"(d[0][7][0]), "+f"(d[0][7][1]), "+f"(d[0][7][2]), "+f"(d[0][7][3]),
-                   "+f"(d[0][8][0]), "+f"(d[0][8][1]), "+f"(d[0][8][2]), "+f"(d[0][8][3]),
-                   "+f"(d[0][9][0]), "+f"(d[0][9][1]), "+f"(d[0][9][2]), "+f"(d[0][9][3]),
-                   "+f"(d[0][10][0]), "+f"(d[0][10][1]), "+f"(d[0][10][2]), "+f"(d[0][10][3]),
-                   "+f"(d[0][11][0]), "+f"(d[0][11][1]), "+f"(d[0][11][2]), "+f"(d[0][11][3]),
-                   "+f"(d[0][12][0]), "+f"(d[0][12][1]), "+f"(d[0][12][2]), "+f"(d[0][12][3]),
-                   "+f"(d[0][13][0]), "+f"(d[0][13][1]), "+f"(d[0][13][2]), "+f"(d[0][13][3]),
-                   "+f"(d[0][14][0]), "+f"(d[0][14][1]), "+f"(d[0][14][2]), "+f"(d[0][14][3]),
-                   "+f"(d[0][15][0]), "+f"(d[0][15][1]), "+f"(d[0][15][2]), "+f"(d[0][15][3])
+        "+f"(d[0][1][0]), "+f"(d[0][1][1]), "+f"(d[0][1][2]), "+f"(d[0][1][3]),
+        "+f"(d[0][2][0]), "+f"(d[0][2][1]), "+f"(d[0][2][2]), "+f"(d[0][2][3]),
+        "+f"(d[0][3][0]), "+f"(d[0][3][1]), "+f"(d[0][3][2]), "+f"(d[0][3][3]),
+        "+f"(d[0][4][0]), "+f"(d[0][4][1]), "+f"(d[0][4][2]), "+f"(d[0][4][3]),
+        "+f"(d[0][5][0]), "+f"(d[0][5][1]), "+f"(d[0][5][2]), "+f"(d[0][5][3]),
+        "+f"(d[0][6][0]), "+f"(d[0][6][1]), "+f"(d[0][6][2]), "+f"(d[0][6][3]),
+        "+f"(d[0][7][0]), "+f"(d[0][7][1]), "+f"(d[0][7][2]), "+f"(d[0][7][3]),
+        "+f"(d[0][8][0]), "+f"(d[0][8][1]), "+f"(d[0][8][2]), "+f"(d[0][8][3]),
+        "+f"(d[0][9][0]), "+f"(d[0][9][1]), "+f"(d[0][9][2]), "+f"(d[0][9][3]),
+        "+f"(d[0][10][0]), "+f"(d[0][10][1]), "+f"(d[0][10][2]), "+f"(d[0][10][3]),
+        "+f"(d[0][11][0]), "+f"(d[0][11][1]), "+f"(d[0][11][2]), "+f"(d[0][11][3]),
+        "+f"(d[0][12][0]), "+f"(d[0][12][1]), "+f"(d[0][12][2]), "+f"(d[0][12][3]),
+        "+f"(d[0][13][0]), "+f"(d[0][13][1]), "+f"(d[0][13][2]), "+f"(d[0][13][3]),
+        "+f"(d[0][14][0]), "+f"(d[0][14][1]), "+f"(d[0][14][2]), "+f"(d[0][14][3]),
+        "+f"(d[0][15][0]), "+f"(d[0][15][1]), "+f"(d[0][15][2]), "+f"(d[0][15][3])
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 #elif defined(DISCO_KERNEL_EMULATION)
-  disco_emu_wgmma_m64n128k16_bf16(&d[0][0][0], desc_a, desc_b, accumulate);
+  disco_emu_wgmma_m64nNk16_bf16(&d[0][0][0], 128, desc_a, desc_b, accumulate);
+#else
+  (void)d;
+  (void)desc_a;
+  (void)desc_b;
+  (void)accumulate;
+  __trap();
+#endif
+}
+__device__ __forceinline__ void wgmma_bf16(float (&d)[1][8][4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+#if defined(DISCO_WGMMA_DEVICE)
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n"
+      "}\n"
+      : "+f"(d[0][0][0]), "+f"(d[0][0][1]), "+f"(d[0][0][2]), "+f"(d[0][0][3]),
+        "+f"(d[0][1][0]), "+f"(d[0][1][1]), "+f"(d[0][1][2]), "+f"(d[0][1][3]),
+        "+f"(d[0][2][0]), "+f"(d[0][2][1]), "+f"(d[0][2][2]), "+f"(d[0][2][3]),
+        "+f"(d[0][3][0]), "+f"(d[0][3][1]), "+f"(d[0][3][2]), "+f"(d[0][3][3]),
+        "+f"(d[0][4][0]), "+f"(d[0][4][1]), "+f"(d[0][4][2]), "+f"(d[0][4][3]),
+        "+f"(d[0][5][0]), "+f"(d[0][5][1]), "+f"(d[0][5][2]), "+f"(d[0][5][3]),
+        "+f"(d[0][6][0]), "+f"(d[0][6][1]), "+f"(d[0][6][2]), "+f"(d[0][6][3]),
+        "+f"(d[0][7][0]), "+f"(d[0][7][1]), "+f"(d[0][7][2]), "+f"(d[0][7][3])
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+#elif defined(DISCO_KERNEL_EMULATION)
+  disco_emu_wgmma_m64nNk16_bf16(&d[0][0][0], 64, desc_a, desc_b, accumulate);
 #else
   (void)d;
   (void)desc_a;
@@ -171,9 +207,11 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[1][16][4], uint
 
 // View: convidx::NhwcFprop / NhwcDgrad (8 BF16 channels a chunk). Grid and arguments as
 // conv_nhwc_kernel's (the launcher packs the operands the same way).
-template <class View>
-__global__ void __launch_bounds__(WgmmaTile::kThreads) conv_wgmma_kernel(const __grid_constant__ NhwcConvArgs args) {
-  using Tile = WgmmaTile;
+template <class View, int BN_ = 128>
+__global__ void __launch_bounds__(WgmmaTile<BN_>::kThreads)
+    conv_wgmma_kernel(const __grid_constant__ NhwcConvArgs args) {
+  using Tile = WgmmaTile<BN_>;
+  constexpr int NJ = Tile::NJ;
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, STAGES = Tile::STAGES, RPP = Tile::kRowsPerPass;
   constexpr int KC = 4;
   static_assert(View::kChunk == 8, "BF16 chunks of 8 channels");
@@ -201,14 +239,14 @@ __global__ void __launch_bounds__(WgmmaTile::kThreads) conv_wgmma_kernel(const _
   const uint32_t a_base = smem_addr(As), b_base = smem_addr(Bs);
   // (Not zero-initialised: the first wgmma ignores d. An ordinary definition of the
   // accumulators ahead of the pipelined wgmmas makes ptxas serialize them.)
-  float acc[1][16][4];
+  float acc[1][NJ][4];
   if (((a_base | b_base) & 511u) != 0 || nkt <= 0) {  // misaligned: NaN; no reduction (a phase
     const float v = nkt <= 0 ? 0.f : wgmma_nan();    // without taps): zeros
 #pragma unroll
-    for (int j = 0; j < 16; ++j)
+    for (int j = 0; j < NJ; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[0][j][e] = v;
-    conv_store_tile<typename View::Out, 1, 16>(args, slot, acc, m0 + 64 * wg + 16 * (warp & 3), n0, lane, M, N);
+    conv_store_tile<typename View::Out, 1, NJ>(args, slot, acc, m0 + 64 * wg + 16 * (warp & 3), n0, lane, M, N);
     return;
   }
 
@@ -234,21 +272,20 @@ __global__ void __launch_bounds__(WgmmaTile::kThreads) conv_wgmma_kernel(const _
     if (i + D < nkt) load((i + D) % STAGES);
     cp_async_commit();
     const int stage = i % STAGES;
-    // this warpgroup's 64 rows of A; all 128 rows (columns of the GEMM) of B; bytes
+    // this warpgroup's 64 rows of A; all BN rows (columns of the GEMM) of B; bytes
     const uint32_t a_st = a_base + uint32_t((stage * BM + 64 * wg) * BK * 2);
     const uint32_t b_st = b_base + uint32_t(stage * BN * BK * 2);
     wgmma_fence();
 #pragma unroll
     for (int kh = 0; kh < BK / 16; ++kh)
-      wgmma_m64n128k16_bf16(acc, wgmma_desc_k_sw64(a_st + 32u * kh), wgmma_desc_k_sw64(b_st + 32u * kh),
-                            (i | kh) != 0);
+      wgmma_bf16(acc, wgmma_desc_k_sw64(a_st + 32u * kh), wgmma_desc_k_sw64(b_st + 32u * kh), (i | kh) != 0);
     wgmma_commit();
     wgmma_wait<1>();
   }
   wgmma_wait<0>();
   wgmma_fence_operands(acc);
 
-  conv_store_tile<typename View::Out, 1, 16>(args, slot, acc, m0 + 64 * wg + 16 * (warp & 3), n0, lane, M, N);
+  conv_store_tile<typename View::Out, 1, NJ>(args, slot, acc, m0 + 64 * wg + 16 * (warp & 3), n0, lane, M, N);
 }
 
 }  // namespace kern

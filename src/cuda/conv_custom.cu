@@ -126,11 +126,12 @@ enum class TileKind : int {
   NhwcSmall = 11,
   NhwcWide = 12,
   NhwcQuad = 13,
-  Wgmma = 14
+  Wgmma = 14,
+  Wgmma64 = 15
 };
 bool is_nhwc(TileKind t) {
   return t == TileKind::NhwcLarge || t == TileKind::NhwcSmall || t == TileKind::NhwcWide || t == TileKind::NhwcQuad ||
-         t == TileKind::Wgmma;
+         t == TileKind::Wgmma || t == TileKind::Wgmma64;
 }
 // Calls f(Tile{}) with the channels-last tile type of t.
 template <class F>
@@ -176,7 +177,8 @@ TileDims tile_dims(TileKind t) {
     case TileKind::NhwcSmall: return {kern::NhwcTileSmall::BM, kern::NhwcTileSmall::BN, kern::NhwcTileSmall::BK};
     case TileKind::NhwcWide: return {kern::NhwcTileWide::BM, kern::NhwcTileWide::BN, kern::NhwcTileWide::BK};
     case TileKind::NhwcQuad: return {kern::NhwcTileQuad::BM, kern::NhwcTileQuad::BN, kern::NhwcTileQuad::BK};
-    case TileKind::Wgmma: return {kern::WgmmaTile::BM, kern::WgmmaTile::BN, kern::WgmmaTile::BK};
+    case TileKind::Wgmma: return {kern::WgmmaTile<128>::BM, kern::WgmmaTile<128>::BN, kern::WgmmaTile<128>::BK};
+    case TileKind::Wgmma64: return {kern::WgmmaTile<64>::BM, kern::WgmmaTile<64>::BN, kern::WgmmaTile<64>::BK};
   }
   return {64, 64, 16};
 }
@@ -197,6 +199,7 @@ const char* tile_name(TileKind t) {
     case TileKind::NhwcWide: return "256x128nhwc";
     case TileKind::NhwcQuad: return "128x128nhwc4w";
     case TileKind::Wgmma: return "128x128wgmma";
+    case TileKind::Wgmma64: return "128x64wgmma";
   }
   return "?";
 }
@@ -218,7 +221,8 @@ const char* tile_family(TileKind t) {
     case TileKind::NhwcSmall:
     case TileKind::NhwcWide:
     case TileKind::NhwcQuad: return "nhwc";
-    case TileKind::Wgmma: return "wgmma";
+    case TileKind::Wgmma:
+    case TileKind::Wgmma64: return "wgmma";
   }
   return "?";
 }
@@ -379,7 +383,9 @@ bool nhwc_fits(const convidx::ConvGemmParams& g, ConvMath math) {
 // for BF16 and TF32 last the channels-last kernels: 128x128nhwc and 64x64nhwc at no split,
 // their heuristic split and half / twice that (the large one where it fits the device and
 // M, N > 32; neither for GEMMs of <= 4 columns, the thin kernel's), then 256x128nhwc (M > 128,
-// N > 64) and 128x128nhwc4w (as the large one) at no split and their heuristic split. Their k-tiles
+// N > 64) and 128x128nhwc4w (as the large one) at no split and their heuristic split, and for
+// BF16 fprop / dgrad with M > 32 where wgmma runs 128x128wgmma (N > 32) and 128x64wgmma
+// (N <= 64) likewise. Their k-tiles
 // are counted in BF16 slices of 32 channels (a TF32 slice holds 16: only the split heuristic
 // sees the difference).
 std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMath math) {
@@ -432,12 +438,14 @@ std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMa
         add(t, 1);
         add(t, heuristic_splits(g, t, sms));
       }
-    // Hopper's warpgroup MMA (BF16 fprop / dgrad; an sm_90a build on compute capability 9.0)
-    if (math == ConvMath::BF16 && g.kind != int(ConvKind::Wgrad) && g.gemm_n > 32 && g.max_m > 32 &&
-        detail::wgmma_supported()) {
-      add(TileKind::Wgmma, 1);
-      add(TileKind::Wgmma, heuristic_splits(g, TileKind::Wgmma, sms));
-    }
+    // Hopper's warpgroup MMA (BF16 fprop / dgrad; an sm_90a build on compute capability 9.0):
+    // 128 columns a block for GEMMs of more than 32 columns, 64 for those of at most 64
+    if (math == ConvMath::BF16 && g.kind != int(ConvKind::Wgrad) && g.max_m > 32 && detail::wgmma_supported())
+      for (TileKind t : {TileKind::Wgmma, TileKind::Wgmma64}) {
+        if (t == TileKind::Wgmma ? g.gemm_n <= 32 : g.gemm_n > 64) continue;
+        add(t, 1);
+        add(t, heuristic_splits(g, t, sms));
+      }
   }
   return c;
 }
@@ -473,7 +481,8 @@ void launch_tile_kind(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
     case TileKind::NhwcSmall:
     case TileKind::NhwcWide:
     case TileKind::NhwcQuad:
-    case TileKind::Wgmma: DISCO_CHECK(false, "conv (custom): not a tile kernel: ", tile_name(t)); break;
+    case TileKind::Wgmma:
+    case TileKind::Wgmma64: DISCO_CHECK(false, "conv (custom): not a tile kernel: ", tile_name(t)); break;
   }
 }
 
@@ -639,9 +648,9 @@ void run_nhwc(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
         args.b_src, bp, p.K, chp, p.C, p.R * p.S, wtotal);
   }
   DISCO_CUDA_CHECK_LAUNCH();
-  if (t == TileKind::Wgmma) {
+  if (t == TileKind::Wgmma || t == TileKind::Wgmma64) {
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-      detail::launch_conv_wgmma(fprop, nhwc_args(args, ap, bp), grid);
+      detail::launch_conv_wgmma(fprop, t == TileKind::Wgmma ? 128 : 64, nhwc_args(args, ap, bp), grid);
     } else {
       DISCO_CHECK(false, "conv (custom): the wgmma kernels run BF16 convolutions only");
     }

@@ -29,7 +29,7 @@ bool wgmma_supported() {
     bool ok = major == 9 && minor == 0;
     if (ok) {  // the sm_90a image must load on this device
       cudaFuncAttributes attr{};
-      ok = cudaFuncGetAttributes(&attr, kern::conv_wgmma_kernel<convidx::NhwcFprop>) == cudaSuccess;
+      ok = cudaFuncGetAttributes(&attr, kern::conv_wgmma_kernel<convidx::NhwcFprop, 128>) == cudaSuccess;
       (void)cudaGetLastError();
     }
     s = ok ? 1 : 2;
@@ -43,30 +43,38 @@ bool wgmma_supported() {
 
 namespace {
 template <class Kernel>
-void opt_in_wgmma_smem(Kernel kernel, std::atomic<uint64_t>& opted_in) {
+void opt_in_wgmma_smem(Kernel kernel, size_t smem, std::atomic<uint64_t>& opted_in) {
   int dev = 0;
   DISCO_CUDA_CHECK(cudaGetDevice(&dev));
   const uint64_t bit = dev >= 0 && dev < 64 ? uint64_t(1) << dev : 0;
   if (!bit || !(opted_in.load(std::memory_order_acquire) & bit)) {
     DISCO_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kern::conv_wgmma_smem_bytes())));
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     opted_in.fetch_or(bit, std::memory_order_release);
   }
 }
 }  // namespace
 
-void launch_conv_wgmma(bool fprop, const kern::NhwcConvArgs& args, dim3 grid) {
-  DISCO_CHECK(wgmma_supported(), "conv (custom): the wgmma kernels need an sm_90a build on a compute capability 9.0 GPU");
-  constexpr size_t smem = kern::conv_wgmma_smem_bytes();
-  static std::atomic<uint64_t> opted_fprop{0}, opted_dgrad{0};
-  if (fprop) {
-    opt_in_wgmma_smem(kern::conv_wgmma_kernel<convidx::NhwcFprop>, opted_fprop);
-    kern::conv_wgmma_kernel<convidx::NhwcFprop><<<grid, kern::WgmmaTile::kThreads, smem, stream()>>>(args);
-  } else {
-    opt_in_wgmma_smem(kern::conv_wgmma_kernel<convidx::NhwcDgrad>, opted_dgrad);
-    kern::conv_wgmma_kernel<convidx::NhwcDgrad><<<grid, kern::WgmmaTile::kThreads, smem, stream()>>>(args);
-  }
+template <class View, int BN>
+void launch_wgmma_tile(const kern::NhwcConvArgs& args, dim3 grid) {
+  constexpr size_t smem = kern::conv_wgmma_smem_bytes<BN>();
+  static std::atomic<uint64_t> opted_in{0};
+  opt_in_wgmma_smem(kern::conv_wgmma_kernel<View, BN>, smem, opted_in);
+  kern::conv_wgmma_kernel<View, BN><<<grid, kern::WgmmaTile<BN>::kThreads, smem, stream()>>>(args);
   DISCO_CUDA_CHECK_LAUNCH();
+}
+
+void launch_conv_wgmma(bool fprop, int bn, const kern::NhwcConvArgs& args, dim3 grid) {
+  DISCO_CHECK(wgmma_supported(), "conv (custom): the wgmma kernels need an sm_90a build on a compute capability 9.0 GPU");
+  DISCO_CHECK(bn == 64 || bn == 128, "conv (custom): no wgmma tile with ", bn, " columns");
+  if (fprop && bn == 128)
+    launch_wgmma_tile<convidx::NhwcFprop, 128>(args, grid);
+  else if (fprop)
+    launch_wgmma_tile<convidx::NhwcFprop, 64>(args, grid);
+  else if (bn == 128)
+    launch_wgmma_tile<convidx::NhwcDgrad, 128>(args, grid);
+  else
+    launch_wgmma_tile<convidx::NhwcDgrad, 64>(args, grid);
 }
 
 }  // namespace detail

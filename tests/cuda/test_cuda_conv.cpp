@@ -305,7 +305,8 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       // the paired 128x128 tile ("128x128p") is a candidate for TF32 / BF16, never for FP32
       bool paired[3] = {false, false, false}, grouped[3] = {false, false, false}, nhwc[3] = {false, false, false};
       bool nhwc_wide = false, nhwc_quad = false;  // 256x128nhwc / 128x128nhwc4w (BF16)
-      bool wgmma[3] = {false, false, false};      // 128x128wgmma
+      bool wgmma[3] = {false, false, false};      // 128x128wgmma or 128x64wgmma
+      bool wgmma128 = false, wgmma64 = false;     // (BF16)
       // every output by (mode, plan): a grouped tile only changes how the operands reach shared
       // memory, so its result must equal the plain tile's (same shape, same split) bit for bit
       std::map<std::pair<int, std::string>, std::vector<float>> outs;
@@ -318,6 +319,8 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
           nhwc[int(mode)] = nhwc[int(mode)] || plan.find("nhwc") != std::string::npos;
           wgmma[int(mode)] = wgmma[int(mode)] || plan.find("wgmma") != std::string::npos;
           if (mode == dc::MathMode::BF16) {
+            wgmma128 = wgmma128 || plan.find("128x128wgmma") != std::string::npos;
+            wgmma64 = wgmma64 || plan.find("128x64wgmma") != std::string::npos;
             nhwc_wide = nhwc_wide || plan.find("256x128nhwc") != std::string::npos;
             nhwc_quad = nhwc_quad || plan.find("128x128nhwc4w") != std::string::npos;
           }
@@ -374,13 +377,16 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
         CHECK(nhwc_wide == (gemm_rows > 128 && gemm_cols > 64));
         CHECK(nhwc_quad == (gemm_rows > 32 && gemm_cols > 32));
       }
-      // the wgmma kernel (sm_90a build on compute capability 9.0; the emulation models it):
-      // BF16 fprop / dgrad with more than 32 rows and columns, never TF32, FP32 or wgrad
+      // the wgmma kernels (sm_90a build on compute capability 9.0; the emulation models them):
+      // BF16 fprop / dgrad with more than 32 rows, 128x128 for more than 32 columns, 128x64 for
+      // 5 to 64; never TF32, FP32 or wgrad
       CHECK(!wgmma[int(dc::MathMode::FP32)]);
       CHECK(!wgmma[int(dc::MathMode::TF32)]);
       if (dir == dc::ConvDir::Wgrad) CHECK(!wgmma[int(dc::MathMode::BF16)]);
-      if (dir != dc::ConvDir::Wgrad && gemm_rows >= 0 && dc::wgmma_available())
-        CHECK(wgmma[int(dc::MathMode::BF16)] == (gemm_rows > 32 && gemm_cols > 32));
+      if (dir != dc::ConvDir::Wgrad && gemm_rows >= 0 && dc::wgmma_available()) {
+        CHECK(wgmma128 == (gemm_rows > 32 && gemm_cols > 32));
+        CHECK(wgmma64 == (gemm_rows > 32 && gemm_cols > 4 && gemm_cols <= 64));
+      }
       CHECK(!paired[int(dc::MathMode::FP32)]);
       CHECK(paired[int(dc::MathMode::TF32)]);
       CHECK(paired[int(dc::MathMode::BF16)]);

@@ -372,19 +372,20 @@ float bf16_bits_to_float(uint16_t h) {
 }
 }  // namespace
 
-// wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 d, desc_a, desc_b, scale-d, 1, 1, 0, 0
-// (both K-major; D = A B + D, or A B when scale-d is false): this thread's 64 accumulators -- warp q of its warpgroup, lane l: element
-// 4 j + e is row 16 q + l / 4 + 8 (e / 2), column 8 j + 2 (l % 4) + e % 2 -- each from the 16
+// wgmma.mma_async.sync.aligned.m64nNk16.f32.bf16.bf16 d, desc_a, desc_b, scale-d, 1, 1, 0, 0
+// (both K-major; D = A B + D, or A B when scale-d is false): this thread's N / 2 accumulators
+// -- warp q of its warpgroup, lane l: element 4 j + e is row 16 q + l / 4 + 8 (e / 2), column 8 j + 2 (l % 4) + e % 2 -- each from the 16
 // products (summed in double, then added as a float, like the mma.sync model above). Reading
 // shared memory directly is exact here: the kernel waits for the group before it changes the
 // stage or reads d.
-void wgmma_m64n128k16_bf16(float* d, uint64_t desc_a, uint64_t desc_b, int accumulate) {
+void wgmma_m64nNk16_bf16(float* d, int n, uint64_t desc_a, uint64_t desc_b, int accumulate) {
+  if (n % 8 != 0 || n < 8 || n > 256) kfail("wgmma: N must be a multiple of 8 in 8..256");
   const SmemMatrix A(desc_a), B(desc_b);
   const int tw = int(g_thread_idx.x) % 128, q = tw / 32, lane = tw % 32;
   float a[2][16];
   for (int h = 0; h < 2; ++h)
     for (int k = 0; k < 16; ++k) a[h][k] = bf16_bits_to_float(A.at_k_major(16 * q + lane / 4 + 8 * h, k));
-  for (int j = 0; j < 16; ++j)
+  for (int j = 0; j < n / 8; ++j)
     for (int c = 0; c < 2; ++c) {
       const int col = 8 * j + 2 * (lane % 4) + c;
       float b[16];
