@@ -560,9 +560,10 @@ int main(int argc, char** argv) {
                   "case(s)\n\n",
                   dc::to_string(mode), ns.geo[3], ns.cnt[3], ns.geo[0], ns.geo[1], ns.geo[2], ns.best, ns.worst,
                   ns.kept, ns.tuned);
-    // the wgmma kernel against every other plan (BF16 fprop / dgrad on compute capability 9.0)
+    // the wgmma kernels against every other plan (BF16 / TF32 fprop and dgrad on compute
+    // capability 9.0)
     const FamilySummary wg = family_summary(rows, dc::to_string(mode), wgmma_plan);
-    if (mode == dc::MathMode::BF16 && wg.cnt[3])
+    if (mode != dc::MathMode::FP32 && wg.cnt[3])
       std::printf("channels-last wgmma %s (tuning times, pack included): best 128x128wgmma / 128x64wgmma over best other "
                   "plan geomean "
                   "%.3f over %d case(s) [fprop %.3f, dgrad %.3f; best %.3f, worst %.3f]; kept in %d of %d tuned "

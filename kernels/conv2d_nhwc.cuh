@@ -12,8 +12,8 @@
 // channels): fprop x -> xp[N][H][W][Cp] and w -> wp[K][R][S][Cp]; dgrad dy -> dyp[N][P][Q][Kp]
 // and w -> wd[R][S][C][Kp]; wgrad dy -> dyp and x -> xp (pack_nhwc_kernel,
 // pack_weights_nhwc_kernel, pack_weights_dgrad_nhwc_kernel; BF16 packs are rounded to nearest
-// even, FP32 packs are copies; index math: convidx::NhwcFpropT / NhwcDgradT / NhwcWgradT,
-// unit-tested on the CPU). fprop / dgrad (conv_nhwc_kernel) then reduce tap-major over
+// even, FP32 packs to TF32 as the kernels round (cvt.rna); index math: convidx::NhwcFpropT /
+// NhwcDgradT / NhwcWgradT, unit-tested on the CPU). fprop / dgrad (conv_nhwc_kernel) then reduce tap-major over
 // chunks, and every chunk is 16 contiguous bytes of both operands:
 //  * loaders: one 16-byte cp.async (zero-filled where the tap hits padding) per chunk, for A
 //    and B alike; a thread owns one chunk column of BM / (threads / 4) rows and walks it with
@@ -143,10 +143,27 @@ __device__ __forceinline__ void ldmatrix_b_pair(uint32_t (&b)[NI][2], int jj, co
 // through shared memory: the loads are coalesced along the pixels (a warp reads 32 consecutive
 // pixels of one channel), the stores along the channels (a thread writes one 16-byte chunk,
 // consecutive threads consecutive chunks). Grid (ceil(HW / 32), ceil(Cp / 64), N).
-// OutT: __nv_bfloat16, or float (the TF32 kernels' packs: no rounding, Cp a multiple of 4).
+// OutT: __nv_bfloat16, or float (the TF32 kernels' packs: rounded to TF32 by tf32_rounded, Cp
+// a multiple of 4).
 constexpr int kPackPix = 32, kPackCh = 64, kPackThreads = 256;
+// v rounded to TF32 (10 mantissa bits; nearest, ties away from zero: cvt.rna) and kept as a
+// float with the low 13 bits zero. The TF32 kernels round their operands the same way (their
+// cvt.rna leaves such a value unchanged), and the wgmma kernels' tensor cores read exactly it.
+__device__ __forceinline__ float tf32_rounded(float v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
+  return __uint_as_float(r & 0xffffe000u);
+#else
+  uint32_t b;
+  memcpy(&b, &v, 4);
+  if ((b & 0x7f800000u) != 0x7f800000u) b = (b + 0x1000u) & 0xffffe000u;  // Inf / NaN unchanged
+  memcpy(&v, &b, 4);
+  return v;
+#endif
+}
 __device__ __forceinline__ void pack_store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
-__device__ __forceinline__ void pack_store(float* p, float v) { *p = v; }
+__device__ __forceinline__ void pack_store(float* p, float v) { *p = tf32_rounded(v); }
 template <class OutT>
 __global__ void __launch_bounds__(kPackThreads)
     pack_nhwc_kernel(const float* __restrict__ x, OutT* __restrict__ xp, int C, int Cp, int HW) {
@@ -171,8 +188,9 @@ __global__ void __launch_bounds__(kPackThreads)
 #pragma unroll
     for (int h = 0; h < 2; ++h)
       if (c + 4 * h < Cp)
-        *reinterpret_cast<float4*>(dst + 4 * h) = make_float4(tile[8 * ch + 4 * h][pl], tile[8 * ch + 4 * h + 1][pl],
-                                                              tile[8 * ch + 4 * h + 2][pl], tile[8 * ch + 4 * h + 3][pl]);
+        *reinterpret_cast<float4*>(dst + 4 * h) =
+            make_float4(tf32_rounded(tile[8 * ch + 4 * h][pl]), tf32_rounded(tile[8 * ch + 4 * h + 1][pl]),
+                        tf32_rounded(tile[8 * ch + 4 * h + 2][pl]), tf32_rounded(tile[8 * ch + 4 * h + 3][pl]));
   } else {
     uint32_t v[4];
 #pragma unroll

@@ -31,7 +31,7 @@
 // proxy: every thread fences (fence.proxy.async.shared::cta) after its copies of a slice have
 // landed and before the barrier that precedes the wgmma.
 //
-// CPU emulation (tests/emu_backend): disco_emu_wgmma_m64nNk16_bf16 computes a thread's
+// CPU emulation (tests/emu_backend): disco_emu_wgmma computes a thread's
 // accumulator elements from the descriptors -- decoding start address, stride offset and
 // swizzle mode from the PTX ISA's descriptor format and canonical layouts, independently of
 // the kernel's address math -- and disco_emu_smem_addr stands for __cvta_generic_to_shared.
@@ -40,6 +40,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "common.cuh"
 #include "conv2d_igemm.cuh"
@@ -137,9 +138,10 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
 #endif
 }
 
-// d (64 x N FP32 per warpgroup, N = 128 or 64; this thread's N / 8 x 4 values) = A (64 x 16,
-// desc_a) x B (16 x N, desc_b; stored as N K-major rows) + (accumulate ? d : 0), BF16 inputs:
-// wgmma.mma_async m64n128k16 / m64n64k16.
+// d (64 x N FP32 per warpgroup, N = 128 or 64; this thread's N / 8 x 4 values) = A x B +
+// (accumulate ? d : 0), A 64 x K (desc_a), B K x N (desc_b; stored as N K-major rows):
+// wgmma.mma_async m64nNk16 with BF16 inputs (wgmma_bf16), m64nNk8 with TF32 inputs (wgmma_tf32;
+// K-major is the only layout TF32 has, so no transpose operands). Either K step is 32 bytes.
 __device__ __forceinline__ void wgmma_bf16(float (&d)[1][16][4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
 #if defined(DISCO_WGMMA_DEVICE)
   asm volatile(
@@ -167,7 +169,7 @@ __device__ __forceinline__ void wgmma_bf16(float (&d)[1][16][4], uint64_t desc_a
         "+f"(d[0][15][0]), "+f"(d[0][15][1]), "+f"(d[0][15][2]), "+f"(d[0][15][3])
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 #elif defined(DISCO_KERNEL_EMULATION)
-  disco_emu_wgmma_m64nNk16_bf16(&d[0][0][0], 128, desc_a, desc_b, accumulate);
+  disco_emu_wgmma(&d[0][0][0], 128, 0, desc_a, desc_b, accumulate);
 #else
   (void)d;
   (void)desc_a;
@@ -195,7 +197,71 @@ __device__ __forceinline__ void wgmma_bf16(float (&d)[1][8][4], uint64_t desc_a,
         "+f"(d[0][7][0]), "+f"(d[0][7][1]), "+f"(d[0][7][2]), "+f"(d[0][7][3])
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 #elif defined(DISCO_KERNEL_EMULATION)
-  disco_emu_wgmma_m64nNk16_bf16(&d[0][0][0], 64, desc_a, desc_b, accumulate);
+  disco_emu_wgmma(&d[0][0][0], 64, 0, desc_a, desc_b, accumulate);
+#else
+  (void)d;
+  (void)desc_a;
+  (void)desc_b;
+  (void)accumulate;
+  __trap();
+#endif
+}
+__device__ __forceinline__ void wgmma_tf32(float (&d)[1][16][4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+#if defined(DISCO_WGMMA_DEVICE)
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n"
+      "}\n"
+      : "+f"(d[0][0][0]), "+f"(d[0][0][1]), "+f"(d[0][0][2]), "+f"(d[0][0][3]),
+        "+f"(d[0][1][0]), "+f"(d[0][1][1]), "+f"(d[0][1][2]), "+f"(d[0][1][3]),
+        "+f"(d[0][2][0]), "+f"(d[0][2][1]), "+f"(d[0][2][2]), "+f"(d[0][2][3]),
+        "+f"(d[0][3][0]), "+f"(d[0][3][1]), "+f"(d[0][3][2]), "+f"(d[0][3][3]),
+        "+f"(d[0][4][0]), "+f"(d[0][4][1]), "+f"(d[0][4][2]), "+f"(d[0][4][3]),
+        "+f"(d[0][5][0]), "+f"(d[0][5][1]), "+f"(d[0][5][2]), "+f"(d[0][5][3]),
+        "+f"(d[0][6][0]), "+f"(d[0][6][1]), "+f"(d[0][6][2]), "+f"(d[0][6][3]),
+        "+f"(d[0][7][0]), "+f"(d[0][7][1]), "+f"(d[0][7][2]), "+f"(d[0][7][3]),
+        "+f"(d[0][8][0]), "+f"(d[0][8][1]), "+f"(d[0][8][2]), "+f"(d[0][8][3]),
+        "+f"(d[0][9][0]), "+f"(d[0][9][1]), "+f"(d[0][9][2]), "+f"(d[0][9][3]),
+        "+f"(d[0][10][0]), "+f"(d[0][10][1]), "+f"(d[0][10][2]), "+f"(d[0][10][3]),
+        "+f"(d[0][11][0]), "+f"(d[0][11][1]), "+f"(d[0][11][2]), "+f"(d[0][11][3]),
+        "+f"(d[0][12][0]), "+f"(d[0][12][1]), "+f"(d[0][12][2]), "+f"(d[0][12][3]),
+        "+f"(d[0][13][0]), "+f"(d[0][13][1]), "+f"(d[0][13][2]), "+f"(d[0][13][3]),
+        "+f"(d[0][14][0]), "+f"(d[0][14][1]), "+f"(d[0][14][2]), "+f"(d[0][14][3]),
+        "+f"(d[0][15][0]), "+f"(d[0][15][1]), "+f"(d[0][15][2]), "+f"(d[0][15][3])
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+#elif defined(DISCO_KERNEL_EMULATION)
+  disco_emu_wgmma(&d[0][0][0], 128, 1, desc_a, desc_b, accumulate);
+#else
+  (void)d;
+  (void)desc_a;
+  (void)desc_b;
+  (void)accumulate;
+  __trap();
+#endif
+}
+__device__ __forceinline__ void wgmma_tf32(float (&d)[1][8][4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+#if defined(DISCO_WGMMA_DEVICE)
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1;\n"
+      "}\n"
+      : "+f"(d[0][0][0]), "+f"(d[0][0][1]), "+f"(d[0][0][2]), "+f"(d[0][0][3]),
+        "+f"(d[0][1][0]), "+f"(d[0][1][1]), "+f"(d[0][1][2]), "+f"(d[0][1][3]),
+        "+f"(d[0][2][0]), "+f"(d[0][2][1]), "+f"(d[0][2][2]), "+f"(d[0][2][3]),
+        "+f"(d[0][3][0]), "+f"(d[0][3][1]), "+f"(d[0][3][2]), "+f"(d[0][3][3]),
+        "+f"(d[0][4][0]), "+f"(d[0][4][1]), "+f"(d[0][4][2]), "+f"(d[0][4][3]),
+        "+f"(d[0][5][0]), "+f"(d[0][5][1]), "+f"(d[0][5][2]), "+f"(d[0][5][3]),
+        "+f"(d[0][6][0]), "+f"(d[0][6][1]), "+f"(d[0][6][2]), "+f"(d[0][6][3]),
+        "+f"(d[0][7][0]), "+f"(d[0][7][1]), "+f"(d[0][7][2]), "+f"(d[0][7][3])
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+#elif defined(DISCO_KERNEL_EMULATION)
+  disco_emu_wgmma(&d[0][0][0], 64, 1, desc_a, desc_b, accumulate);
 #else
   (void)d;
   (void)desc_a;
@@ -205,23 +271,26 @@ __device__ __forceinline__ void wgmma_bf16(float (&d)[1][8][4], uint64_t desc_a,
 #endif
 }
 
-// View: convidx::NhwcFprop / NhwcDgrad (8 BF16 channels a chunk). Grid and arguments as
-// conv_nhwc_kernel's (the launcher packs the operands the same way).
-template <class View, int BN_ = 128>
+// View: convidx::NhwcFprop / NhwcDgrad with T = __nv_bfloat16 (8 channels a chunk), or
+// NhwcFprop32 / NhwcDgrad32 with T = float (TF32: 4 channels a chunk; the packs are rounded to
+// TF32, which the tensor cores read as they are). Grid and arguments as conv_nhwc_kernel's
+// (the launcher packs the operands the same way).
+template <class View, int BN_ = 128, class T = __nv_bfloat16>
 __global__ void __launch_bounds__(WgmmaTile<BN_>::kThreads)
     conv_wgmma_kernel(const __grid_constant__ NhwcConvArgs args) {
   using Tile = WgmmaTile<BN_>;
   constexpr int NJ = Tile::NJ;
+  constexpr bool kTF32 = std::is_same_v<T, float>;
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, STAGES = Tile::STAGES, RPP = Tile::kRowsPerPass;
   constexpr int KC = 4;
-  static_assert(View::kChunk == 8, "BF16 chunks of 8 channels");
+  static_assert(View::kChunk * sizeof(T) == 16, "16-byte chunks: 8 BF16 or 4 FP32 (TF32) channels");
   DISCO_DYNAMIC_SMEM(smem);
   __nv_bfloat16* const As = reinterpret_cast<__nv_bfloat16*>(smem);
   __nv_bfloat16* const Bs = As + STAGES * BM * BK;
 
   const convidx::ConvGemmParams& g = args.g;
-  const auto* const a_src = static_cast<const __nv_bfloat16*>(args.a);
-  const auto* const b_src = static_cast<const __nv_bfloat16*>(args.b);
+  const T* const a_src = static_cast<const T*>(args.a);
+  const T* const b_src = static_cast<const T*>(args.b);
   const int slot = int(blockIdx.z) / args.splits;
   const int split = int(blockIdx.z) - slot * args.splits;
   const int M = View::gemm_m(g, slot), N = g.gemm_n;
@@ -277,8 +346,13 @@ __global__ void __launch_bounds__(WgmmaTile<BN_>::kThreads)
     const uint32_t b_st = b_base + uint32_t(stage * BN * BK * 2);
     wgmma_fence();
 #pragma unroll
-    for (int kh = 0; kh < BK / 16; ++kh)
-      wgmma_bf16(acc, wgmma_desc_k_sw64(a_st + 32u * kh), wgmma_desc_k_sw64(b_st + 32u * kh), (i | kh) != 0);
+    for (int kh = 0; kh < 2; ++kh) {  // two 32-byte K steps of the 64-byte rows
+      const uint64_t da = wgmma_desc_k_sw64(a_st + 32u * kh), db = wgmma_desc_k_sw64(b_st + 32u * kh);
+      if constexpr (kTF32)
+        wgmma_tf32(acc, da, db, (i | kh) != 0);
+      else
+        wgmma_bf16(acc, da, db, (i | kh) != 0);
+    }
     wgmma_commit();
     wgmma_wait<1>();
   }

@@ -55,26 +55,34 @@ void opt_in_wgmma_smem(Kernel kernel, size_t smem, std::atomic<uint64_t>& opted_
 }
 }  // namespace
 
-template <class View, int BN>
+template <class View, int BN, class T>
 void launch_wgmma_tile(const kern::NhwcConvArgs& args, dim3 grid) {
   constexpr size_t smem = kern::conv_wgmma_smem_bytes<BN>();
   static std::atomic<uint64_t> opted_in{0};
-  opt_in_wgmma_smem(kern::conv_wgmma_kernel<View, BN>, smem, opted_in);
-  kern::conv_wgmma_kernel<View, BN><<<grid, kern::WgmmaTile<BN>::kThreads, smem, stream()>>>(args);
+  opt_in_wgmma_smem(kern::conv_wgmma_kernel<View, BN, T>, smem, opted_in);
+  kern::conv_wgmma_kernel<View, BN, T><<<grid, kern::WgmmaTile<BN>::kThreads, smem, stream()>>>(args);
   DISCO_CUDA_CHECK_LAUNCH();
 }
 
-void launch_conv_wgmma(bool fprop, int bn, const kern::NhwcConvArgs& args, dim3 grid) {
+template <class Fprop, class Dgrad, class T>
+void launch_wgmma_view(bool fprop, int bn, const kern::NhwcConvArgs& args, dim3 grid) {
+  if (fprop && bn == 128)
+    launch_wgmma_tile<Fprop, 128, T>(args, grid);
+  else if (fprop)
+    launch_wgmma_tile<Fprop, 64, T>(args, grid);
+  else if (bn == 128)
+    launch_wgmma_tile<Dgrad, 128, T>(args, grid);
+  else
+    launch_wgmma_tile<Dgrad, 64, T>(args, grid);
+}
+
+void launch_conv_wgmma(bool fprop, int bn, bool tf32, const kern::NhwcConvArgs& args, dim3 grid) {
   DISCO_CHECK(wgmma_supported(), "conv (custom): the wgmma kernels need an sm_90a build on a compute capability 9.0 GPU");
   DISCO_CHECK(bn == 64 || bn == 128, "conv (custom): no wgmma tile with ", bn, " columns");
-  if (fprop && bn == 128)
-    launch_wgmma_tile<convidx::NhwcFprop, 128>(args, grid);
-  else if (fprop)
-    launch_wgmma_tile<convidx::NhwcFprop, 64>(args, grid);
-  else if (bn == 128)
-    launch_wgmma_tile<convidx::NhwcDgrad, 128>(args, grid);
+  if (tf32)
+    launch_wgmma_view<convidx::NhwcFprop32, convidx::NhwcDgrad32, float>(fprop, bn, args, grid);
   else
-    launch_wgmma_tile<convidx::NhwcDgrad, 64>(args, grid);
+    launch_wgmma_view<convidx::NhwcFprop, convidx::NhwcDgrad, __nv_bfloat16>(fprop, bn, args, grid);
 }
 
 }  // namespace detail

@@ -378,10 +378,10 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
         CHECK(nhwc_quad == (gemm_rows > 32 && gemm_cols > 32));
       }
       // the wgmma kernels (sm_90a build on compute capability 9.0; the emulation models them):
-      // BF16 fprop / dgrad with more than 32 rows, 128x128 for more than 32 columns, 128x64 for
-      // 5 to 64; never TF32, FP32 or wgrad
+      // BF16 and TF32 fprop / dgrad with more than 32 rows, 128x128 for more than 32 columns,
+      // 128x64 for 5 to 64; never FP32 or wgrad
       CHECK(!wgmma[int(dc::MathMode::FP32)]);
-      CHECK(!wgmma[int(dc::MathMode::TF32)]);
+      CHECK(wgmma[int(dc::MathMode::TF32)] == wgmma[int(dc::MathMode::BF16)]);
       if (dir == dc::ConvDir::Wgrad) CHECK(!wgmma[int(dc::MathMode::BF16)]);
       if (dir != dc::ConvDir::Wgrad && gemm_rows >= 0 && dc::wgmma_available()) {
         CHECK(wgmma128 == (gemm_rows > 32 && gemm_cols > 32));

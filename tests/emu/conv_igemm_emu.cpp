@@ -165,7 +165,10 @@ float tf32_round(float v) {
 }
 // A packed element against the float it was packed from: BF16 rounded to nearest even, FP32 as is.
 bool packed_as(__nv_bfloat16 got, float want) { return bf16_bits(got) == bf16_bits(__float2bfloat16_rn(want)); }
-bool packed_as(float got, float want) { return std::memcmp(&got, &want, 4) == 0; }
+bool packed_as(float got, float want) {  // TF32 packs: rounded to TF32 (cvt.rna), low 13 bits zero
+  const float r = tf32_round(want);
+  return std::memcmp(&got, &r, 4) == 0;
+}
 template <class T>
 T pack_poison() {
   if constexpr (std::is_same_v<T, float>) return NAN;

@@ -342,25 +342,27 @@ struct SmemMatrix {
     const int mode = int(d >> 62);
     swizzle_bytes = mode == 1 ? 128 : mode == 2 ? 64 : mode == 3 ? 32 : 0;
   }
-  // Element (mn, k) of a K-major 16-bit operand, by the canonical layouts of the PTX ISA
-  // (T = 8 elements of 16 bytes): no swizzle ((8, m), (T, 2k)) : ((1T, SBO), (1, LBO)) --
-  // core matrices of 8 rows x 16 bytes, rows 16 bytes apart, the next 8 rows at SBO, the next 8
-  // k at LBO; swizzled ((8, m), (T, 2k)) : ((W/2, SBO), (1, T)) -- rows W bytes apart (W the
-  // swizzle width), k contiguous within the row, the next 8 rows at SBO -- with the address
-  // then permuted by Swizzle<log2(W/16), 4, 3>: byte-address bits 4.. XOR bits 7.. .
-  uint16_t at_k_major(int mn, int k) const {
+  // The bits of element (mn, k) of a K-major operand of `bytes`-byte elements (2: BF16, 4:
+  // TF32), by the canonical layouts of the PTX ISA (T = 16 / bytes elements of 16 bytes): no
+  // swizzle ((8, m), (T, 2k)) : ((1T, SBO), (1, LBO)) -- core matrices of 8 rows x 16 bytes,
+  // rows 16 bytes apart, the next 8 rows at SBO, the next 16 bytes of k at LBO; swizzled
+  // ((8, m), (T, 2k)) : ((W / bytes, SBO), (1, T)) -- rows W bytes apart (W the swizzle width),
+  // k contiguous within the row, the next 8 rows at SBO -- with the address then permuted by
+  // Swizzle<log2(W / 16), 4, 3>: byte-address bits 4.. XOR bits 7.. .
+  uint32_t at_k_major(int mn, int k, int bytes) const {
+    const uint32_t kb = uint32_t(k) * uint32_t(bytes);  // k's byte offset along the row
     uint32_t a;
     if (swizzle_bytes == 0) {
-      a = start + uint32_t(mn / 8) * sbo + uint32_t(mn % 8) * 16 + uint32_t(k / 8) * lbo + uint32_t(k % 8) * 2;
+      a = start + uint32_t(mn / 8) * sbo + uint32_t(mn % 8) * 16 + (kb / 16) * lbo + kb % 16;
     } else {
-      if (2 * k >= swizzle_bytes) kfail("wgmma: a K step wider than the swizzle atom is not emulated");
-      a = start + uint32_t(mn / 8) * sbo + uint32_t(mn % 8) * uint32_t(swizzle_bytes) + uint32_t(k) * 2;
+      if (kb >= uint32_t(swizzle_bytes)) kfail("wgmma: a K step wider than the swizzle atom is not emulated");
+      a = start + uint32_t(mn / 8) * sbo + uint32_t(mn % 8) * uint32_t(swizzle_bytes) + kb;
       const uint32_t bits = swizzle_bytes == 128 ? 7u : swizzle_bytes == 64 ? 3u : 1u;
       a ^= ((a >> 7) & bits) << 4;
     }
-    if (size_t(a) + 2 > g_smem->size()) kfail("wgmma: operand outside the block's dynamic shared memory");
-    uint16_t v;
-    std::memcpy(&v, g_smem->data() + a, 2);
+    if (size_t(a) + size_t(bytes) > g_smem->size()) kfail("wgmma: operand outside the block's dynamic shared memory");
+    uint32_t v = 0;
+    std::memcpy(&v, g_smem->data() + a, size_t(bytes));  // little-endian: the element's bits
     return v;
   }
 };
@@ -373,26 +375,36 @@ float bf16_bits_to_float(uint16_t h) {
 }  // namespace
 
 // wgmma.mma_async.sync.aligned.m64nNk16.f32.bf16.bf16 d, desc_a, desc_b, scale-d, 1, 1, 0, 0
-// (both K-major; D = A B + D, or A B when scale-d is false): this thread's N / 2 accumulators
-// -- warp q of its warpgroup, lane l: element 4 j + e is row 16 q + l / 4 + 8 (e / 2), column 8 j + 2 (l % 4) + e % 2 -- each from the 16
-// products (summed in double, then added as a float, like the mma.sync model above). Reading
-// shared memory directly is exact here: the kernel waits for the group before it changes the
-// stage or reads d.
-void wgmma_m64nNk16_bf16(float* d, int n, uint64_t desc_a, uint64_t desc_b, int accumulate) {
+// and .m64nNk8.f32.tf32.tf32 d, desc_a, desc_b, scale-d, 1, 1 (both operands K-major; D = A B
+// + D, or A B when scale-d is false; TF32 elements are read with their low 13 bits ignored):
+// this thread's N / 2 accumulators -- warp q of its warpgroup, lane l: element 4 j + e is row
+// 16 q + l / 4 + 8 (e / 2), column 8 j + 2 (l % 4) + e % 2 -- each from the K products (summed
+// in double, then added as a float, like the mma.sync model above). Reading shared memory
+// directly is exact here: the kernel waits for the group before it changes the stage or
+// reads d.
+void wgmma(float* d, int n, bool tf32, uint64_t desc_a, uint64_t desc_b, int accumulate) {
   if (n % 8 != 0 || n < 8 || n > 256) kfail("wgmma: N must be a multiple of 8 in 8..256");
   const SmemMatrix A(desc_a), B(desc_b);
+  const int K = tf32 ? 8 : 16, bytes = tf32 ? 4 : 2;
+  const auto value = [&](uint32_t bits) {
+    if (!tf32) return bf16_bits_to_float(uint16_t(bits));
+    bits &= 0xffffe000u;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  };
   const int tw = int(g_thread_idx.x) % 128, q = tw / 32, lane = tw % 32;
   float a[2][16];
   for (int h = 0; h < 2; ++h)
-    for (int k = 0; k < 16; ++k) a[h][k] = bf16_bits_to_float(A.at_k_major(16 * q + lane / 4 + 8 * h, k));
+    for (int k = 0; k < K; ++k) a[h][k] = value(A.at_k_major(16 * q + lane / 4 + 8 * h, k, bytes));
   for (int j = 0; j < n / 8; ++j)
     for (int c = 0; c < 2; ++c) {
       const int col = 8 * j + 2 * (lane % 4) + c;
       float b[16];
-      for (int k = 0; k < 16; ++k) b[k] = bf16_bits_to_float(B.at_k_major(col, k));
+      for (int k = 0; k < K; ++k) b[k] = value(B.at_k_major(col, k, bytes));
       for (int h = 0; h < 2; ++h) {
         double acc = 0;
-        for (int k = 0; k < 16; ++k) acc += double(a[h][k]) * double(b[k]);
+        for (int k = 0; k < K; ++k) acc += double(a[h][k]) * double(b[k]);
         float& out = d[4 * j + 2 * h + c];
         out = accumulate ? out + float(acc) : float(acc);  // scale-d false: d is not read
       }
