@@ -1,40 +1,41 @@
 #pragma once
-// Channels-last BF16 convolutions (fprop, dgrad) on Hopper's warpgroup MMA: wgmma.mma_async
-// m64n128k16 / m64n64k16, FP32 accumulation, both operands read by the tensor cores straight
-// from shared memory through matrix descriptors. Tuning candidates "128x128wgmma" and
-// "128x64wgmma" of the launcher
-// (src/cuda/conv_wgmma.cu, compiled for sm_90a only; the plan exists where the device is
-// compute capability 9.0 and that image loads).
+// Channels-last convolutions (fprop, dgrad) on Hopper's warpgroup MMA, FP32 accumulation:
+// wgmma.mma_async m64nNk16 with BF16 inputs, m64nNk8 with TF32 inputs (N = 128 or 64), both
+// operands read by the tensor cores straight from shared memory through matrix descriptors.
+// Tuning candidates "128x128wgmma" and "128x64wgmma" of the launcher (src/cuda/conv_wgmma.cu,
+// compiled for sm_90a only; the plans exist where the device is compute capability 9.0 and
+// that image loads).
 //
 // Why: mma.sync on an H100 / H200 reaches about half of the tensor cores' wgmma rate, and every
-// mma.sync needs its fragments loaded into registers first (ldmatrix). A wgmma reads its 64 x 16
-// A block and 16 x 128 B block from shared memory itself, so the warps only issue the copies and
-// one instruction per 16-deep k step.
+// mma.sync needs its fragments loaded into registers first (ldmatrix). A wgmma reads its A and
+// B blocks from shared memory itself, so the warps only issue the copies and one instruction
+// per 32 bytes of reduction.
 //
 // The tiles are exactly those of conv_nhwc_kernel (conv2d_nhwc.cuh): the same packed operands,
 // the same loader (NhwcChunkLoader: 16-byte cp.async chunks) and the same shared-memory rows of
-// 32 BF16 (64 bytes) with chunk j of row r at j ^ ((r / 2) % 4). That swizzle is the hardware's
-// 64-byte swizzle mode (byte-address bits 4-5 XOR bits 7-8) for K-major operands, whose
-// canonical layout is rows of 64 bytes in atoms of 8 rows (512 bytes), 8-row groups at the
-// "stride byte offset" (here 512: the rows are contiguous), the "leading byte offset" unused.
-// A k step of 16 elements is 32 bytes into the row: the descriptor's start address moves by 32.
+// 64 bytes (32 BF16 or 16 TF32 values) with chunk j of row r at j ^ ((r / 2) % 4). That swizzle
+// is the hardware's 64-byte swizzle mode (byte-address bits 4-5 XOR bits 7-8) for K-major
+// operands, whose canonical layout is rows of 64 bytes in atoms of 8 rows (512 bytes), 8-row
+// groups at the "stride byte offset" (here 512: the rows are contiguous), the "leading byte
+// offset" unused. A k step (16 BF16 / 8 TF32) is 32 bytes into the row: the descriptor's start
+// address moves by 32.
 //
-// Block: 256 threads = 2 warpgroups; tile 128 x BN, BN = 128 or 64 (warpgroup w: rows 64 w ..
-// 64 w + 63, all BN columns), BK = 32, 4 stages (64 / 48 KB). Per slice and warpgroup: two wgmma (k 0-15, 16-31)
-// and one commit; the copies run two slices ahead and one slice's MMAs stay in flight (a
-// stage is refilled only after the MMAs that read it are done: see the loop). Accumulator layout (PTX ISA,
-// wgmma .m64nNk16 D fragments): warp q of the warpgroup holds rows 16 q + lane / 4 (+ 8), in
+// Block: 256 threads = 2 warpgroups; tile 128 x BN (warpgroup w: rows 64 w .. 64 w + 63, all
+// BN columns), BK = 64 bytes, 4 stages (64 / 48 KB). Per slice and warpgroup: two wgmma and one
+// commit; the copies run two slices ahead and one slice's MMAs stay in flight (a stage is
+// refilled only after the MMAs that read it are done: see the loop). Accumulator layout (PTX
+// ISA, wgmma D fragments): warp q of the warpgroup holds rows 16 q + lane / 4 (+ 8), in
 // 8-column blocks j the columns 8 j + 2 (lane % 4) (+ 1): the mma.sync m16n8 C layout, so the
-// NCHW kernels' epilogue (conv_store_tile, with 1 x 16 fragments) writes it.
+// NCHW kernels' epilogue (conv_store_tile, with 1 x BN / 8 fragments) writes it.
 //
 // cp.async writes shared memory through the generic proxy and wgmma reads it through the async
 // proxy: every thread fences (fence.proxy.async.shared::cta) after its copies of a slice have
 // landed and before the barrier that precedes the wgmma.
 //
-// CPU emulation (tests/emu_backend): disco_emu_wgmma computes a thread's
-// accumulator elements from the descriptors -- decoding start address, stride offset and
-// swizzle mode from the PTX ISA's descriptor format and canonical layouts, independently of
-// the kernel's address math -- and disco_emu_smem_addr stands for __cvta_generic_to_shared.
+// CPU emulation (tests/emu_backend): disco_emu_wgmma computes a thread's accumulator elements
+// from the descriptors -- decoding start address, offsets and swizzle mode from the PTX ISA's
+// descriptor format and canonical layouts, independently of the kernel's address math -- and
+// disco_emu_smem_addr stands for __cvta_generic_to_shared.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -50,7 +51,7 @@ namespace disco {
 namespace cuda {
 namespace kern {
 
-// BN: 128 (m64n128k16) or 64 (m64n64k16, for GEMMs of at most 64 columns).
+// BN: 128, or 64 for GEMMs of at most 64 columns. BK: 32 BF16-sized elements (64 bytes).
 template <int BN_>
 struct WgmmaTile {
   static constexpr int BM = 128, BN = BN_, BK = 32, STAGES = 4;
