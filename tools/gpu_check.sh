@@ -233,6 +233,25 @@ do_parity_modes() {
   done
 }
 
+# The wgmma kernels (sm_90a; src/cuda/conv_wgmma.cu) were checked only in the CPU emulation
+# until a GPU runs them. Before anything else, one process pins them (conv_vs_cudnn --plan wgmma)
+# on two layers in every direction, TF32 and BF16, against cuDNN. If that fails -- wrong results,
+# or a fault that ends the CUDA context -- every later step runs with DISCO_WGMMA=0 (no wgmma
+# candidates), so one bad kernel cannot cost the rest of the slot.
+do_wgmma_probe() {
+  have "$BENCH" || return 0
+  STEP_NOTE="pins the wgmma plans; on failure the later steps run with DISCO_WGMMA=0"
+  if step wgmma_probe 120 "$BENCH" --size 128 --no-tune --plan wgmma --iters 1 --warmup 0 --only E1.conv3,D.convT3; then
+    { [ $DRY -eq 1 ] || [ ! -f "$OUT/wgmma_probe.log" ]; } && return 0  # dry run, or skipped (budget)
+    if ! grep -q "wgmma" "$OUT/wgmma_probe.log"; then
+      notes[${#notes[@]}-1]="no wgmma plan on this GPU / build (not offered)"
+    fi
+  else
+    export DISCO_WGMMA=0
+    notes[${#notes[@]}-1]="FAILED: the later steps run with DISCO_WGMMA=0 (no wgmma candidates)"
+  fi
+}
+
 do_conv() {
   if ! have "$BENCH"; then record conv_vs_cudnn "NOT BUILT" 0 "$BENCH missing"; return; fi
   if [ $QUICK -eq 1 ]; then
@@ -299,12 +318,13 @@ do_ncu() {
 # fits) the steps that decide correctness and the headline figures come first, the slow or
 # informational ones last. Otherwise the natural order.
 if [ $QUICK -eq 1 ]; then
-  ORDER=(tests parity sanitizer:memcheck conv ops step sanitizer:racecheck sanitizer:synccheck parity_modes ncu)
+  ORDER=(wgmma tests parity sanitizer:memcheck conv ops step sanitizer:racecheck sanitizer:synccheck parity_modes ncu)
 else
-  ORDER=(tests sanitizer:memcheck sanitizer:racecheck sanitizer:synccheck parity parity_modes conv ops step ncu)
+  ORDER=(wgmma tests sanitizer:memcheck sanitizer:racecheck sanitizer:synccheck parity parity_modes conv ops step ncu)
 fi
 for item in "${ORDER[@]}"; do
   case "$item" in
+    wgmma) { want tests || want conv || want step || want parity; } && do_wgmma_probe ;;
     tests) want tests && do_tests ;;
     sanitizer:*) want sanitizers && do_sanitizer "${item#sanitizer:}" ;;
     parity) want parity && do_parity ;;

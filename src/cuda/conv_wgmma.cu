@@ -5,6 +5,8 @@
 // compiled like the rest of the backend and the kernels are never offered.
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "internal.hpp"
 #include "kernels/conv2d_wgmma.cuh"
@@ -13,7 +15,16 @@ namespace disco {
 namespace cuda {
 namespace detail {
 
+// DISCO_WGMMA=0 in the environment switches them off (tools/gpu_check.sh does when its probe
+// of them fails).
+bool wgmma_switched_off() {
+  const char* e = std::getenv("DISCO_WGMMA");
+  return e != nullptr && std::string(e) == "0";
+}
+
 bool wgmma_supported() {
+  static const bool off = wgmma_switched_off();
+  if (off) return false;
 #if defined(DISCO_KERNEL_EMULATION)
   return true;  // the CPU emulation runs the kernels through its wgmma model
 #elif defined(DISCO_WGMMA_SM90A)

@@ -15,7 +15,7 @@ steps() { awk '/^step +result/{f=1; next} f && NF == 0 {exit} f {printf "%s:%s "
 # 1. --quick: correctness and the headline figures first
 "$GC" "$OUT/q" --quick --cuda-only --dry-run --build "$OUT/build" --deps "$OUT/nodeps" > "$OUT/q.out" 2>&1 ||
   { cat "$OUT/q.out"; fail "--quick --dry-run exited $?"; }
-want="configure:DRY build_cuda:DRY ctest_gpu:DRY ctest_index_math:DRY parity_cuda:DRY sanitizer_memcheck:DRY"
+want="configure:DRY build_cuda:DRY wgmma_probe:DRY ctest_gpu:DRY ctest_index_math:DRY parity_cuda:DRY sanitizer_memcheck:DRY"
 want="$want conv_vs_cudnn_128:DRY ops_cuda:DRY step_vs_pytorch:DRY sanitizer_racecheck:DRY sanitizer_synccheck:DRY"
 want="$want parity_cuda_tf32:DRY parity_cuda_bf16:DRY ncu_conv:DRY ncu_nhwc:DRY ncu_ops:DRY "
 got="$(steps "$OUT/q")"
@@ -24,6 +24,7 @@ grep -q -- "--size 128 --iters 10 --csv $OUT/q/conv_vs_cudnn_128.csv --tuning-cs
   "$OUT/q/conv_vs_cudnn_128.log" || fail "conv_vs_cudnn_128 command: $(head -n1 "$OUT/q/conv_vs_cudnn_128.log")"
 grep -q -- "--tool memcheck" "$OUT/q/sanitizer_memcheck.log" || fail "memcheck command"
 grep -q -- "--no-tune --plan nhwc" "$OUT/q/ncu_nhwc.log" || fail "ncu_nhwc command: $(head -n1 "$OUT/q/ncu_nhwc.log")"
+grep -q -- "--no-tune --plan wgmma" "$OUT/q/wgmma_probe.log" || fail "wgmma_probe command: $(head -n1 "$OUT/q/wgmma_probe.log")"
 grep -q "^command: tools/gpu_check.sh $OUT/q --quick --cuda-only --dry-run" "$OUT/q/env.log" || fail "command line not recorded"
 [ -s "$OUT/q/report.md" ] || fail "no report.md"
 grep -q "^#### Targets" "$OUT/q/report.md" || fail "report.md has no targets section"
@@ -33,7 +34,7 @@ grep -q "disco gpu_check summary" "$OUT/q.out" || fail "summary not printed"
 # 2. the natural order, a subset of groups, the full build
 "$GC" "$OUT/f" --only conv,step --dry-run --build "$OUT/build" --deps "$OUT/nodeps" > "$OUT/f.out" 2>&1 ||
   { cat "$OUT/f.out"; fail "--only conv,step --dry-run exited $?"; }
-want="configure:DRY build:DRY conv_vs_cudnn_128:DRY conv_vs_cudnn_256:DRY step_vs_pytorch:DRY train_step_cuda:DRY "
+want="configure:DRY build:DRY wgmma_probe:DRY conv_vs_cudnn_128:DRY conv_vs_cudnn_256:DRY step_vs_pytorch:DRY train_step_cuda:DRY "
 got="$(steps "$OUT/f")"
 [ "$got" = "$want" ] || fail "--only conv,step steps: got '$got', want '$want'"
 
@@ -41,7 +42,7 @@ got="$(steps "$OUT/f")"
 "$GC" "$OUT/b" --quick --dry-run --budget 30 --only tests --build "$OUT/build" --deps "$OUT/nodeps" > "$OUT/b.out" 2>&1 ||
   fail "--budget 30 exited $?"
 got="$(steps "$OUT/b")"
-[ "$got" = "configure:SKIPPED build:SKIPPED ctest_gpu:SKIPPED ctest_index_math:SKIPPED " ] ||
+[ "$got" = "configure:SKIPPED build:SKIPPED wgmma_probe:SKIPPED ctest_gpu:SKIPPED ctest_index_math:SKIPPED " ] ||
   fail "--budget 30 steps: got '$got'"
 
 # 4. bad options

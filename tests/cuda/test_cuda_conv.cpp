@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <utility>
@@ -245,6 +246,23 @@ struct PlanGuard {
   }
 };
 }  // namespace
+
+// emu.cuda.wgmma_off runs this with DISCO_WGMMA=0 (tools/gpu_check.sh sets it when its probe of
+// the wgmma kernels fails); the default entries without it.
+TEST_CASE("DISCO_WGMMA=0 takes the wgmma kernels out of the tuning candidates", "[cuda][conv][wgmma_env]") {
+  PlanGuard guard;
+  const char* env = std::getenv("DISCO_WGMMA");
+  const bool off = env != nullptr && std::string(env) == "0";
+  INFO("DISCO_WGMMA=" << (env ? env : "(unset)") << ", wgmma_available() " << dc::wgmma_available());
+  if (off) CHECK(!dc::wgmma_available());
+  const Conv2dProblem p = disco::make_conv2d_problem(1, 40, 12, 12, 72, 3, 3, 1, 1);
+  bool offered = false;
+  for (int i = 0; i < dc::conv_plan_candidates(dc::ConvDir::Fprop, p); ++i) {
+    dc::set_conv_plan(dc::ConvDir::Fprop, p, dc::MathMode::BF16, i);
+    offered = offered || dc::conv_plan(dc::ConvDir::Fprop, p, dc::MathMode::BF16).find("wgmma") != std::string::npos;
+  }
+  CHECK(offered == dc::wgmma_available());
+}
 
 TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][conv][plans]") {
   PlanGuard guard;

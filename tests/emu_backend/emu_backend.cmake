@@ -87,6 +87,10 @@ foreach(src ${_emu_tests})
   set_tests_properties(emu.cuda.${stem} PROPERTIES LABELS emu TIMEOUT 600
                        ENVIRONMENT "${_emu_env}")
 endforeach()
+# The wgmma kernels switched off by the environment (tools/gpu_check.sh does it when its probe
+# of them fails): no wgmma candidates.
+add_test(NAME emu.cuda.wgmma_off COMMAND disco_cuda_tests_emu "[wgmma_env]")
+set_tests_properties(emu.cuda.wgmma_off PROPERTIES LABELS emu TIMEOUT 300 ENVIRONMENT "${_emu_env};DISCO_WGMMA=0")
 option(DISCO_EMU_SLOW_TESTS "register emu.cuda.slow: the CUDA tests too slow for the CPU emulation's CI default" OFF)
 if(DISCO_EMU_SLOW_TESTS AND _disco_emu_slow)
   string(REPLACE ";" "\",\"" _emu_slow_list "${_disco_emu_slow}")
