@@ -234,14 +234,19 @@ do_parity_modes() {
 }
 
 # The wgmma kernels (sm_90a; src/cuda/conv_wgmma.cu) were checked only in the CPU emulation
-# until a GPU runs them. Before anything else, one process pins them (conv_vs_cudnn --plan wgmma)
-# on two layers in every direction, TF32 and BF16, against cuDNN. If that fails -- wrong results,
-# or a fault that ends the CUDA context -- every later step runs with DISCO_WGMMA=0 (no wgmma
-# candidates), so one bad kernel cannot cost the rest of the slot.
+# until a GPU runs them. Before anything else, conv_vs_cudnn pins them (--plan wgmma, --plan
+# 128x64wgmma) on three layers in every direction, TF32 and BF16, against cuDNN. If that
+# fails -- wrong results, or a fault that ends the CUDA context -- every later step runs with
+# DISCO_WGMMA=0 (no wgmma candidates), so one bad kernel cannot cost the rest of the slot.
 do_wgmma_probe() {
   have "$BENCH" || return 0
   STEP_NOTE="pins the wgmma plans; on failure the later steps run with DISCO_WGMMA=0"
-  if step wgmma_probe 120 "$BENCH" --size 128 --no-tune --plan wgmma --iters 1 --warmup 0 --only E1.conv3,D.convT3; then
+  # 128x128wgmma (the first wgmma candidate of these layers), then 128x64wgmma on the
+  # 32 / 64-channel layer; exit status: the first failure's
+  local probe='"$0" --size 128 --no-tune --plan wgmma --iters 1 --warmup 0 --only E1.conv3,D.convT3; a=$?
+"$0" --size 128 --no-tune --plan 128x64wgmma --iters 1 --warmup 0 --only E1.conv2; b=$?
+[ $a -ne 0 ] && exit $a; exit $b'
+  if step wgmma_probe 150 bash -c "$probe" "$BENCH"; then
     { [ $DRY -eq 1 ] || [ ! -f "$OUT/wgmma_probe.log" ]; } && return 0  # dry run, or skipped (budget)
     if ! grep -q "wgmma" "$OUT/wgmma_probe.log"; then
       notes[${#notes[@]}-1]="no wgmma plan on this GPU / build (not offered)"
