@@ -107,10 +107,9 @@ bool warp64_plan(const std::string& plan) {
 }
 // The rows with their tuning timings narrowed to the channels-last plans (to compare the
 // channels-last tiles among themselves).
-template <class RowT>
-std::vector<RowT> nhwc_only(std::vector<RowT> rows) {
-  for (RowT& r : rows) {
-    decltype(r.tuning) keep;
+std::vector<Row> nhwc_only(std::vector<Row> rows) {
+  for (Row& r : rows) {
+    std::vector<dc::ConvPlanTiming> keep;
     for (const auto& t : r.tuning)
       if (nhwc_plan(t.plan)) keep.push_back(t);
     r.tuning = std::move(keep);

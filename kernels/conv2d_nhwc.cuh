@@ -238,9 +238,10 @@ __global__ void __launch_bounds__(kBlock)
 // cp.async each (zero-filled where the chunk is padding), and walks the slices in order with
 // one (r, s, c8) / (th, tw, k8) cursor shared by A and B. Used by conv_nhwc_kernel and by the
 // wgmma kernel (conv2d_wgmma.cuh), whose tiles are this layout.
+constexpr int kNhwcSliceChunks = 4;  // 16-byte chunks a 64-byte row of a slice
 template <class View, int BM, int BN, int RPP>
 struct NhwcChunkLoader {
-  static constexpr int KC = 4;  // chunks a row of a slice
+  static constexpr int KC = kNhwcSliceChunks;
   int lj, lr;
   typename View::Row arow[BM / RPP];
   typename View::Cursor cur;
@@ -269,6 +270,27 @@ struct NhwcChunkLoader {
   }
 };
 
+// This block's part of a launch (grid: M tiles x N tiles x slots * splits): its dgrad phase
+// (slot), the slot's GEMM size, the tile's first row and column, and its split's range of
+// slices (kNhwcSliceChunks chunks each).
+template <class View, int BM, int BN>
+struct NhwcBlock {
+  int slot, M, N, m0, n0, kt_begin, nkt;
+  __device__ __forceinline__ explicit NhwcBlock(const NhwcConvArgs& args)
+      : slot(int(blockIdx.z) / args.splits),
+        M(View::gemm_m(args.g, slot)),
+        N(args.g.gemm_n),
+        m0(int(blockIdx.x) * BM),
+        n0(int(blockIdx.y) * BN) {
+    int kt_end;
+    constexpr int KC = kNhwcSliceChunks;
+    convidx::splitk_range((View::chunks(args.g, slot) + KC - 1) / KC, args.splits,
+                          int(blockIdx.z) - slot * args.splits, kt_begin, kt_end);
+    nkt = kt_end - kt_begin;
+  }
+  __device__ __forceinline__ bool outside() const { return m0 >= M || n0 >= N; }
+};
+
 // ---- the kernel -------------------------------------------------------------------------------------
 // View: convidx::NhwcFprop / NhwcDgrad with T = __nv_bfloat16 (BF16 math, m16n8k16), or
 // NhwcFprop32 / NhwcDgrad32 with T = float (TF32 math: the same 64-byte rows hold 16 FP32
@@ -278,7 +300,7 @@ template <class View, class Tile, class T = __nv_bfloat16>
 __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_kernel(const __grid_constant__ NhwcConvArgs args) {
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, STAGES = Tile::STAGES;
   constexpr int MI = Tile::MI, NI = Tile::NI, RPP = Tile::kRowsPerPass;
-  constexpr int KC = 4;  // 16-byte chunks per 64-byte row of a slice
+  constexpr int KC = kNhwcSliceChunks;
   constexpr bool kTF32 = std::is_same_v<T, float>;
   static_assert(View::kChunk * sizeof(T) == 16, "a chunk is 16 bytes");
   static_assert(BK * sizeof(__nv_bfloat16) == KC * 16, "the swizzle is written for four chunks a row");
@@ -291,15 +313,9 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_kernel(const __grid_
   const convidx::ConvGemmParams& g = args.g;
   const T* const a_src = static_cast<const T*>(args.a);
   const T* const b_src = static_cast<const T*>(args.b);
-  const int slot = int(blockIdx.z) / args.splits;
-  const int split = int(blockIdx.z) - slot * args.splits;
-  const int M = View::gemm_m(g, slot), N = g.gemm_n;
-  const int chunks = View::chunks(g, slot);
-  const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
-  if (m0 >= M || n0 >= N) return;  // whole block: this slot's GEMM is smaller than the grid
-  int kt_begin, kt_end;
-  convidx::splitk_range((chunks + KC - 1) / KC, args.splits, split, kt_begin, kt_end);
-  const int nkt = kt_end - kt_begin;
+  const NhwcBlock<View, BM, BN> blk(args);
+  if (blk.outside()) return;  // whole block: this slot's GEMM is smaller than the grid
+  const int slot = blk.slot, M = blk.M, N = blk.N, m0 = blk.m0, n0 = blk.n0, kt_begin = blk.kt_begin, nkt = blk.nkt;
 
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int wm0 = (warp / Tile::WARPS_N) * Tile::WM;

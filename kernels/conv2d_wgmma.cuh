@@ -139,38 +139,40 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
 #endif
 }
 
-// d (64 x N FP32 per warpgroup, N = 128 or 64; this thread's N / 8 x 4 values) = A x B +
+// d (64 x N FP32 per warpgroup, N = 8 NJ = 128 or 64; this thread's NJ x 4 values) = A x B +
 // (accumulate ? d : 0), A 64 x K (desc_a), B K x N (desc_b; stored as N K-major rows):
-// wgmma.mma_async m64nNk16 with BF16 inputs (wgmma_bf16), m64nNk8 with TF32 inputs (wgmma_tf32;
-// K-major is the only layout TF32 has, so no transpose operands). Either K step is 32 bytes.
-__device__ __forceinline__ void wgmma_bf16(float (&d)[1][16][4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+// wgmma.mma_async m64nNk16 with BF16 inputs, m64nNk8 with TF32 inputs (TF32 = true; K-major is
+// the only layout TF32 has, so no transpose operands). Either K step is 32 bytes.
+#define DISCO_WGMMA_D4(j) "+f"(d[0][j][0]), "+f"(d[0][j][1]), "+f"(d[0][j][2]), "+f"(d[0][j][3])
+#define DISCO_WGMMA_D32 \
+  DISCO_WGMMA_D4(0), DISCO_WGMMA_D4(1), DISCO_WGMMA_D4(2), DISCO_WGMMA_D4(3), DISCO_WGMMA_D4(4), DISCO_WGMMA_D4(5), \
+      DISCO_WGMMA_D4(6), DISCO_WGMMA_D4(7)
+#define DISCO_WGMMA_D64 \
+  DISCO_WGMMA_D32, DISCO_WGMMA_D4(8), DISCO_WGMMA_D4(9), DISCO_WGMMA_D4(10), DISCO_WGMMA_D4(11), DISCO_WGMMA_D4(12), \
+      DISCO_WGMMA_D4(13), DISCO_WGMMA_D4(14), DISCO_WGMMA_D4(15)
+#define DISCO_WGMMA_R32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define DISCO_WGMMA_R64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+// The instruction with its scale-d predicate set from operand P (after the accumulators and the
+// two descriptors).
+#define DISCO_WGMMA_ASM(SHAPE_TYPES, REGS, P, DESCS, TAIL, OUTS)                                         \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\nwgmma.mma_async.sync.aligned." SHAPE_TYPES " " REGS \
+               ", " DESCS ", p, " TAIL ";\n}\n"                                                         \
+               : OUTS                                                                                   \
+               : "l"(desc_a), "l"(desc_b), "r"(accumulate))
+template <bool TF32, int NJ>
+__device__ __forceinline__ void wgmma(float (&d)[1][NJ][4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+  static_assert(NJ == 16 || NJ == 8, "m64n128 or m64n64");
 #if defined(DISCO_WGMMA_DEVICE)
-  asm volatile(
-      "{\n"
-      ".reg .pred p;\n"
-      "setp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n"
-      "}\n"
-      : "+f"(d[0][0][0]), "+f"(d[0][0][1]), "+f"(d[0][0][2]), "+f"(d[0][0][3]),
-        "+f"(d[0][1][0]), "+f"(d[0][1][1]), "+f"(d[0][1][2]), "+f"(d[0][1][3]),
-        "+f"(d[0][2][0]), "+f"(d[0][2][1]), "+f"(d[0][2][2]), "+f"(d[0][2][3]),
-        "+f"(d[0][3][0]), "+f"(d[0][3][1]), "+f"(d[0][3][2]), "+f"(d[0][3][3]),
-        "+f"(d[0][4][0]), "+f"(d[0][4][1]), "+f"(d[0][4][2]), "+f"(d[0][4][3]),
-        "+f"(d[0][5][0]), "+f"(d[0][5][1]), "+f"(d[0][5][2]), "+f"(d[0][5][3]),
-        "+f"(d[0][6][0]), "+f"(d[0][6][1]), "+f"(d[0][6][2]), "+f"(d[0][6][3]),
-        "+f"(d[0][7][0]), "+f"(d[0][7][1]), "+f"(d[0][7][2]), "+f"(d[0][7][3]),
-        "+f"(d[0][8][0]), "+f"(d[0][8][1]), "+f"(d[0][8][2]), "+f"(d[0][8][3]),
-        "+f"(d[0][9][0]), "+f"(d[0][9][1]), "+f"(d[0][9][2]), "+f"(d[0][9][3]),
-        "+f"(d[0][10][0]), "+f"(d[0][10][1]), "+f"(d[0][10][2]), "+f"(d[0][10][3]),
-        "+f"(d[0][11][0]), "+f"(d[0][11][1]), "+f"(d[0][11][2]), "+f"(d[0][11][3]),
-        "+f"(d[0][12][0]), "+f"(d[0][12][1]), "+f"(d[0][12][2]), "+f"(d[0][12][3]),
-        "+f"(d[0][13][0]), "+f"(d[0][13][1]), "+f"(d[0][13][2]), "+f"(d[0][13][3]),
-        "+f"(d[0][14][0]), "+f"(d[0][14][1]), "+f"(d[0][14][2]), "+f"(d[0][14][3]),
-        "+f"(d[0][15][0]), "+f"(d[0][15][1]), "+f"(d[0][15][2]), "+f"(d[0][15][3])
-      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+  if constexpr (!TF32 && NJ == 16)
+    DISCO_WGMMA_ASM("m64n128k16.f32.bf16.bf16", DISCO_WGMMA_R64, "%66", "%64, %65", "1, 1, 0, 0", DISCO_WGMMA_D64);
+  else if constexpr (!TF32)
+    DISCO_WGMMA_ASM("m64n64k16.f32.bf16.bf16", DISCO_WGMMA_R32, "%34", "%32, %33", "1, 1, 0, 0", DISCO_WGMMA_D32);
+  else if constexpr (NJ == 16)
+    DISCO_WGMMA_ASM("m64n128k8.f32.tf32.tf32", DISCO_WGMMA_R64, "%66", "%64, %65", "1, 1", DISCO_WGMMA_D64);
+  else
+    DISCO_WGMMA_ASM("m64n64k8.f32.tf32.tf32", DISCO_WGMMA_R32, "%34", "%32, %33", "1, 1", DISCO_WGMMA_D32);
 #elif defined(DISCO_KERNEL_EMULATION)
-  disco_emu_wgmma(&d[0][0][0], 128, 0, desc_a, desc_b, accumulate);
+  disco_emu_wgmma(&d[0][0][0], 8 * NJ, TF32 ? 1 : 0, desc_a, desc_b, accumulate);
 #else
   (void)d;
   (void)desc_a;
@@ -179,98 +181,12 @@ __device__ __forceinline__ void wgmma_bf16(float (&d)[1][16][4], uint64_t desc_a
   __trap();
 #endif
 }
-__device__ __forceinline__ void wgmma_bf16(float (&d)[1][8][4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
-#if defined(DISCO_WGMMA_DEVICE)
-  asm volatile(
-      "{\n"
-      ".reg .pred p;\n"
-      "setp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n"
-      "}\n"
-      : "+f"(d[0][0][0]), "+f"(d[0][0][1]), "+f"(d[0][0][2]), "+f"(d[0][0][3]),
-        "+f"(d[0][1][0]), "+f"(d[0][1][1]), "+f"(d[0][1][2]), "+f"(d[0][1][3]),
-        "+f"(d[0][2][0]), "+f"(d[0][2][1]), "+f"(d[0][2][2]), "+f"(d[0][2][3]),
-        "+f"(d[0][3][0]), "+f"(d[0][3][1]), "+f"(d[0][3][2]), "+f"(d[0][3][3]),
-        "+f"(d[0][4][0]), "+f"(d[0][4][1]), "+f"(d[0][4][2]), "+f"(d[0][4][3]),
-        "+f"(d[0][5][0]), "+f"(d[0][5][1]), "+f"(d[0][5][2]), "+f"(d[0][5][3]),
-        "+f"(d[0][6][0]), "+f"(d[0][6][1]), "+f"(d[0][6][2]), "+f"(d[0][6][3]),
-        "+f"(d[0][7][0]), "+f"(d[0][7][1]), "+f"(d[0][7][2]), "+f"(d[0][7][3])
-      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
-#elif defined(DISCO_KERNEL_EMULATION)
-  disco_emu_wgmma(&d[0][0][0], 64, 0, desc_a, desc_b, accumulate);
-#else
-  (void)d;
-  (void)desc_a;
-  (void)desc_b;
-  (void)accumulate;
-  __trap();
-#endif
-}
-__device__ __forceinline__ void wgmma_tf32(float (&d)[1][16][4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
-#if defined(DISCO_WGMMA_DEVICE)
-  asm volatile(
-      "{\n"
-      ".reg .pred p;\n"
-      "setp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n"
-      "}\n"
-      : "+f"(d[0][0][0]), "+f"(d[0][0][1]), "+f"(d[0][0][2]), "+f"(d[0][0][3]),
-        "+f"(d[0][1][0]), "+f"(d[0][1][1]), "+f"(d[0][1][2]), "+f"(d[0][1][3]),
-        "+f"(d[0][2][0]), "+f"(d[0][2][1]), "+f"(d[0][2][2]), "+f"(d[0][2][3]),
-        "+f"(d[0][3][0]), "+f"(d[0][3][1]), "+f"(d[0][3][2]), "+f"(d[0][3][3]),
-        "+f"(d[0][4][0]), "+f"(d[0][4][1]), "+f"(d[0][4][2]), "+f"(d[0][4][3]),
-        "+f"(d[0][5][0]), "+f"(d[0][5][1]), "+f"(d[0][5][2]), "+f"(d[0][5][3]),
-        "+f"(d[0][6][0]), "+f"(d[0][6][1]), "+f"(d[0][6][2]), "+f"(d[0][6][3]),
-        "+f"(d[0][7][0]), "+f"(d[0][7][1]), "+f"(d[0][7][2]), "+f"(d[0][7][3]),
-        "+f"(d[0][8][0]), "+f"(d[0][8][1]), "+f"(d[0][8][2]), "+f"(d[0][8][3]),
-        "+f"(d[0][9][0]), "+f"(d[0][9][1]), "+f"(d[0][9][2]), "+f"(d[0][9][3]),
-        "+f"(d[0][10][0]), "+f"(d[0][10][1]), "+f"(d[0][10][2]), "+f"(d[0][10][3]),
-        "+f"(d[0][11][0]), "+f"(d[0][11][1]), "+f"(d[0][11][2]), "+f"(d[0][11][3]),
-        "+f"(d[0][12][0]), "+f"(d[0][12][1]), "+f"(d[0][12][2]), "+f"(d[0][12][3]),
-        "+f"(d[0][13][0]), "+f"(d[0][13][1]), "+f"(d[0][13][2]), "+f"(d[0][13][3]),
-        "+f"(d[0][14][0]), "+f"(d[0][14][1]), "+f"(d[0][14][2]), "+f"(d[0][14][3]),
-        "+f"(d[0][15][0]), "+f"(d[0][15][1]), "+f"(d[0][15][2]), "+f"(d[0][15][3])
-      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
-#elif defined(DISCO_KERNEL_EMULATION)
-  disco_emu_wgmma(&d[0][0][0], 128, 1, desc_a, desc_b, accumulate);
-#else
-  (void)d;
-  (void)desc_a;
-  (void)desc_b;
-  (void)accumulate;
-  __trap();
-#endif
-}
-__device__ __forceinline__ void wgmma_tf32(float (&d)[1][8][4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
-#if defined(DISCO_WGMMA_DEVICE)
-  asm volatile(
-      "{\n"
-      ".reg .pred p;\n"
-      "setp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1;\n"
-      "}\n"
-      : "+f"(d[0][0][0]), "+f"(d[0][0][1]), "+f"(d[0][0][2]), "+f"(d[0][0][3]),
-        "+f"(d[0][1][0]), "+f"(d[0][1][1]), "+f"(d[0][1][2]), "+f"(d[0][1][3]),
-        "+f"(d[0][2][0]), "+f"(d[0][2][1]), "+f"(d[0][2][2]), "+f"(d[0][2][3]),
-        "+f"(d[0][3][0]), "+f"(d[0][3][1]), "+f"(d[0][3][2]), "+f"(d[0][3][3]),
-        "+f"(d[0][4][0]), "+f"(d[0][4][1]), "+f"(d[0][4][2]), "+f"(d[0][4][3]),
-        "+f"(d[0][5][0]), "+f"(d[0][5][1]), "+f"(d[0][5][2]), "+f"(d[0][5][3]),
-        "+f"(d[0][6][0]), "+f"(d[0][6][1]), "+f"(d[0][6][2]), "+f"(d[0][6][3]),
-        "+f"(d[0][7][0]), "+f"(d[0][7][1]), "+f"(d[0][7][2]), "+f"(d[0][7][3])
-      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
-#elif defined(DISCO_KERNEL_EMULATION)
-  disco_emu_wgmma(&d[0][0][0], 64, 1, desc_a, desc_b, accumulate);
-#else
-  (void)d;
-  (void)desc_a;
-  (void)desc_b;
-  (void)accumulate;
-  __trap();
-#endif
-}
+#undef DISCO_WGMMA_ASM
+#undef DISCO_WGMMA_R64
+#undef DISCO_WGMMA_R32
+#undef DISCO_WGMMA_D64
+#undef DISCO_WGMMA_D32
+#undef DISCO_WGMMA_D4
 
 // View: convidx::NhwcFprop / NhwcDgrad with T = __nv_bfloat16 (8 channels a chunk), or
 // NhwcFprop32 / NhwcDgrad32 with T = float (TF32: 4 channels a chunk; the packs are rounded to
@@ -283,7 +199,6 @@ __global__ void __launch_bounds__(WgmmaTile<BN_>::kThreads)
   constexpr int NJ = Tile::NJ;
   constexpr bool kTF32 = std::is_same_v<T, float>;
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, STAGES = Tile::STAGES, RPP = Tile::kRowsPerPass;
-  constexpr int KC = 4;
   static_assert(View::kChunk * sizeof(T) == 16, "16-byte chunks: 8 BF16 or 4 FP32 (TF32) channels");
   DISCO_DYNAMIC_SMEM(smem);
   __nv_bfloat16* const As = reinterpret_cast<__nv_bfloat16*>(smem);
@@ -292,15 +207,9 @@ __global__ void __launch_bounds__(WgmmaTile<BN_>::kThreads)
   const convidx::ConvGemmParams& g = args.g;
   const T* const a_src = static_cast<const T*>(args.a);
   const T* const b_src = static_cast<const T*>(args.b);
-  const int slot = int(blockIdx.z) / args.splits;
-  const int split = int(blockIdx.z) - slot * args.splits;
-  const int M = View::gemm_m(g, slot), N = g.gemm_n;
-  const int chunks = View::chunks(g, slot);
-  const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
-  if (m0 >= M || n0 >= N) return;
-  int kt_begin, kt_end;
-  convidx::splitk_range((chunks + KC - 1) / KC, args.splits, split, kt_begin, kt_end);
-  const int nkt = kt_end - kt_begin;
+  const NhwcBlock<View, BM, BN> blk(args);
+  if (blk.outside()) return;
+  const int slot = blk.slot, M = blk.M, N = blk.N, m0 = blk.m0, n0 = blk.n0, kt_begin = blk.kt_begin, nkt = blk.nkt;
 
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
   // The swizzle atoms (8 rows x 64 bytes) must sit on 512-byte boundaries of the window. If
@@ -349,10 +258,7 @@ __global__ void __launch_bounds__(WgmmaTile<BN_>::kThreads)
 #pragma unroll
     for (int kh = 0; kh < 2; ++kh) {  // two 32-byte K steps of the 64-byte rows
       const uint64_t da = wgmma_desc_k_sw64(a_st + 32u * kh), db = wgmma_desc_k_sw64(b_st + 32u * kh);
-      if constexpr (kTF32)
-        wgmma_tf32(acc, da, db, (i | kh) != 0);
-      else
-        wgmma_bf16(acc, da, db, (i | kh) != 0);
+      wgmma<kTF32>(acc, da, db, (i | kh) != 0);
     }
     wgmma_commit();
     wgmma_wait<1>();
