@@ -378,12 +378,16 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_kernel(const __grid_
 // ---- weight gradient ----------------------------------------------------------------------------------
 // The GEMM of convidx::NhwcWgradT: rows the filters k (dyp), columns (r, s, c) (xp), reduction
 // over dy's pixels. Both packed operands are contiguous along their GEMM dimension, so the
-// tiles are stored k-major -- As[BK][BM], Bs[BK][BN], one row per reduction index, 16-byte
-// chunks of CH rows / columns (8 BF16, 4 FP32) -- with an XOR swizzle inside each group of 8
-// chunks (nhwc_kmajor_swizzle). Loader: a thread owns one chunk column of A (CH rows m) and
-// one of B (CH columns, tap and channel chunk decoded once) and BK / (threads / chunks a row)
-// reduction rows; per slice it decodes each of its B rows' pixel (n, p, q). A quarter warp's
-// 8 cp.async stores are 8 chunks of one row: distinct bank groups under either swizzle.
+// tiles are stored k-major: per operand, blocks of 8 chunks (16 bytes each: 8 BF16 or 4 FP32
+// values) of its columns, each block BK reduction rows of 128 bytes, with chunk j of row k at
+// j ^ key(k) (nhwc_kmajor_swizzle; key k % 8 for BF16, 2 k % 8 for FP32). For BF16 that is
+// exactly the wgmma "MN-major, 128-byte swizzle" canonical layout (atoms of 8 rows x 128 bytes,
+// 1024 bytes, address bits 4-6 XOR bits 7-9), so conv_wgrad_wgmma_kernel (conv2d_wgmma.cuh)
+// reads the same tiles. Loader (NhwcWgradLoader): a thread owns one chunk column of A (CH rows
+// m) and one of B (CH columns, tap and channel chunk decoded once) and BK / (threads / chunks a
+// row) reduction rows; per slice it decodes each of its B rows' pixel (n, p, q). A quarter
+// warp's 8 cp.async stores are the 8 chunks of one block row: distinct bank groups under
+// either swizzle.
 //  * BF16 (T = __nv_bfloat16, BK = 32 rows, m16n8k16): fragments from ldmatrix.x4.trans; its
 //    8 consecutive k rows at one chunk sit at chunk ^ (k % 8): 8 distinct bank groups.
 //  * TF32 (T = float, BK = 16 rows, the same 64 bytes per row of A and B, m16n8k8): ldmatrix
@@ -395,25 +399,53 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_nhwc_kernel(const __grid_
 // Grid (ceil(K / BM), ceil(R S Cp / BN), splits); the NCHW kernel's epilogue and split-K
 // reduction with the NhwcWgradT view (columns of padded channels skipped).
 template <class T>
-__host__ __device__ constexpr int nhwc_kmajor_swizzle(int row, int chunk, int chunks_per_row) {
+__host__ __device__ constexpr int nhwc_kmajor_swizzle(int row, int chunk, int rows) {
   constexpr int kCh = int(16 / sizeof(T));
   const int key = sizeof(T) == 2 ? (row & 7) : ((2 * row) & 7);
-  return (row * chunks_per_row + ((chunk & ~7) | ((chunk ^ key) & 7))) * kCh;
+  return (((chunk >> 3) * rows + row) * 8 + ((chunk ^ key) & 7)) * kCh;
 }
+
+// The weight gradient's loader: stage `stage`'s slice of A (dyp: BK rows x BM filters) and B
+// (xp: BK rows x BN columns) in the layout above, for a block of kThreads threads.
+template <class T, int BM, int BN, int BK, int kThreads>
+struct NhwcWgradLoader {
+  using V = convidx::NhwcWgradT<int(16 / sizeof(T))>;
+  static constexpr int CH = V::kChunk;
+  static constexpr int AW = BM / CH, BW = BN / CH;                       // chunks per k row
+  static constexpr int A_RPP = kThreads / AW, B_RPP = kThreads / BW;  // k rows per pass
+  static_assert(AW % 8 == 0 && BW % 8 == 0, "whole swizzle blocks of 8 chunks");
+  static_assert(kThreads % AW == 0 && kThreads % BW == 0 && BK % A_RPP == 0 && BK % B_RPP == 0,
+                "whole loader passes");
+  int aj, ar, bj, br, am, kt_begin;
+  typename V::Col col;
+  __device__ NhwcWgradLoader(const convidx::ConvGemmParams& g, int m0, int n0, int tid, int kt_begin_)
+      : aj(tid % AW), ar(tid / AW), bj(tid % BW), br(tid / BW), am(m0 + CH * (tid % AW)), kt_begin(kt_begin_),
+        col(V::col(g, n0 + CH * (tid % BW))) {}
+  __device__ __forceinline__ void load(const convidx::ConvGemmParams& g, const T* a_src, const T* b_src, T* as, T* bs,
+                                       int slice) const {
+    const int kbase = (kt_begin + slice) * BK;
+#pragma unroll
+    for (int i = 0; i < BK / A_RPP; ++i) {
+      const int k = ar + A_RPP * i;
+      const int64_t off = V::a_chunk(g, kbase + k, am);
+      cp_async_16(as + nhwc_kmajor_swizzle<T>(k, aj, BK), a_src + (off >= 0 ? off : 0), off >= 0);
+    }
+#pragma unroll
+    for (int i = 0; i < BK / B_RPP; ++i) {
+      const int k = br + B_RPP * i;
+      const int64_t off = V::b_chunk(g, V::pix(g, kbase + k), col);
+      cp_async_16(bs + nhwc_kmajor_swizzle<T>(k, bj, BK), b_src + (off >= 0 ? off : 0), off >= 0);
+    }
+  }
+};
 
 template <class Tile, class T = __nv_bfloat16>
 __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_kernel(const __grid_constant__ NhwcConvArgs args) {
   constexpr bool kTF32 = std::is_same_v<T, float>;
   using V = convidx::NhwcWgradT<int(16 / sizeof(T))>;
-  constexpr int CH = V::kChunk;
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES;
   constexpr int BK = Tile::BK * int(sizeof(__nv_bfloat16)) / int(sizeof(T));  // reduction rows per slice
   constexpr int MI = Tile::MI, NI = Tile::NI;
-  constexpr int AW = BM / CH, BW = BN / CH;                                 // chunks per k row
-  constexpr int A_RPP = Tile::kThreads / AW, B_RPP = Tile::kThreads / BW;  // k rows per pass
-  static_assert(AW % 8 == 0 && BW % 8 == 0, "whole swizzle groups of 8 chunks");
-  static_assert(Tile::kThreads % AW == 0 && Tile::kThreads % BW == 0 && BK % A_RPP == 0 && BK % B_RPP == 0,
-                "whole loader passes");
   static_assert(BK % 16 == 0, "whole mma k steps per slice");
   // conv_nhwc_smem_bytes<Tile>(): As[STAGES][BK][BM], Bs[STAGES][BK][BN] of T (the same bytes
   // for both element types)
@@ -435,25 +467,9 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_kernel(const _
   const int wm0 = (warp / Tile::WARPS_N) * Tile::WM;
   const int wn0 = (warp % Tile::WARPS_N) * Tile::WN;
 
-  const int aj = tid % AW, ar = tid / AW, bj = tid % BW, br = tid / BW;
-  const int am = m0 + CH * aj;
-  const typename V::Col col = V::col(g, n0 + CH * bj);
+  const NhwcWgradLoader<T, BM, BN, BK, Tile::kThreads> loader(g, m0, n0, tid, kt_begin);
   const auto load = [&](int stage, int slice) {
-    const int kbase = (kt_begin + slice) * BK;
-    T* const as = As + stage * BM * BK;
-    T* const bs = Bs + stage * BN * BK;
-#pragma unroll
-    for (int i = 0; i < BK / A_RPP; ++i) {
-      const int k = ar + A_RPP * i;
-      const int64_t off = V::a_chunk(g, kbase + k, am);
-      cp_async_16(as + nhwc_kmajor_swizzle<T>(k, aj, AW), a_src + (off >= 0 ? off : 0), off >= 0);
-    }
-#pragma unroll
-    for (int i = 0; i < BK / B_RPP; ++i) {
-      const int k = br + B_RPP * i;
-      const int64_t off = V::b_chunk(g, V::pix(g, kbase + k), col);
-      cp_async_16(bs + nhwc_kmajor_swizzle<T>(k, bj, BW), b_src + (off >= 0 ? off : 0), off >= 0);
-    }
+    loader.load(g, a_src, b_src, As + stage * BM * BK, Bs + stage * BN * BK, slice);
   };
 
   float acc[MI][NI][4] = {};
@@ -471,9 +487,9 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_kernel(const _
     const T* const as = As + stage * BM * BK;
     const T* const bs = Bs + stage * BN * BK;
     if constexpr (kTF32) {
-      // element (k, column x) of a k-major FP32 tile of cpr chunks a row, rounded to TF32
-      const auto at = [](const float* tile, int k, int x, int cpr) {
-        return to_tf32(tile[nhwc_kmajor_swizzle<float>(k, x >> 2, cpr) + (x & 3)]);
+      // element (k, column x) of a k-major FP32 tile, rounded to TF32
+      const auto at = [&](const float* tile, int k, int x) {
+        return to_tf32(tile[nhwc_kmajor_swizzle<float>(k, x >> 2, BK) + (x & 3)]);
       };
 #pragma unroll
       for (int k0 = 0; k0 < BK; k0 += 8) {  // one m16n8k8 step
@@ -481,16 +497,16 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_kernel(const _
 #pragma unroll
         for (int i2 = 0; i2 < MI; ++i2) {
           const int r = frag_a + 16 * i2;
-          a[i2][0] = at(as, k0 + frag_k, r, AW);
-          a[i2][1] = at(as, k0 + frag_k, r + 8, AW);
-          a[i2][2] = at(as, k0 + frag_k + 4, r, AW);
-          a[i2][3] = at(as, k0 + frag_k + 4, r + 8, AW);
+          a[i2][0] = at(as, k0 + frag_k, r);
+          a[i2][1] = at(as, k0 + frag_k, r + 8);
+          a[i2][2] = at(as, k0 + frag_k + 4, r);
+          a[i2][3] = at(as, k0 + frag_k + 4, r + 8);
         }
 #pragma unroll
         for (int j = 0; j < NI; ++j) {
           const int c = frag_b + 8 * j;
-          b[j][0] = at(bs, k0 + frag_bk, c, BW);
-          b[j][1] = at(bs, k0 + frag_bk + 4, c, BW);
+          b[j][0] = at(bs, k0 + frag_bk, c);
+          b[j][1] = at(bs, k0 + frag_bk + 4, c);
         }
 #pragma unroll
         for (int i2 = 0; i2 < MI; ++i2)
@@ -503,10 +519,10 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_kernel(const _
         uint32_t a[MI][4], b[NI][2];
 #pragma unroll
         for (int i2 = 0; i2 < MI; ++i2)
-          ldmatrix_x4<true>(a[i2], as + nhwc_kmajor_swizzle<T>(16 * kh + frag_k, frag_a + 2 * i2, AW));
+          ldmatrix_x4<true>(a[i2], as + nhwc_kmajor_swizzle<T>(16 * kh + frag_k, frag_a + 2 * i2, BK));
 #pragma unroll
         for (int jj = 0; jj < NI / 2; ++jj)
-          ldmatrix_b_pair<true>(b, jj, bs + nhwc_kmajor_swizzle<T>(16 * kh + frag_bk, frag_b + 2 * jj, BW));
+          ldmatrix_b_pair<true>(b, jj, bs + nhwc_kmajor_swizzle<T>(16 * kh + frag_bk, frag_b + 2 * jj, BK));
 #pragma unroll
         for (int i2 = 0; i2 < MI; ++i2)
 #pragma unroll

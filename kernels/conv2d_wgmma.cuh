@@ -1,7 +1,8 @@
 #pragma once
-// Channels-last convolutions (fprop, dgrad) on Hopper's warpgroup MMA, FP32 accumulation:
-// wgmma.mma_async m64nNk16 with BF16 inputs, m64nNk8 with TF32 inputs (N = 128 or 64), both
-// operands read by the tensor cores straight from shared memory through matrix descriptors.
+// Channels-last convolutions (fprop, dgrad; wgrad in BF16, at the end of this file) on Hopper's
+// warpgroup MMA, FP32 accumulation: wgmma.mma_async m64nNk16 with BF16 inputs, m64nNk8 with
+// TF32 inputs (N = 128 or 64), both operands read by the tensor cores straight from shared
+// memory through matrix descriptors.
 // Tuning candidates "128x128wgmma" and "128x64wgmma" of the launcher (src/cuda/conv_wgmma.cu,
 // compiled for sm_90a only; the plans exist where the device is compute capability 9.0 and
 // that image loads).
@@ -99,6 +100,15 @@ __host__ __device__ constexpr uint64_t wgmma_desc_k_sw64(uint32_t saddr) {
   return uint64_t((saddr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(512 >> 4) << 32) | (uint64_t(2) << 62);
 }
 
+// Matrix descriptor of an MN-major BF16 operand in the 128-byte swizzle mode (the weight
+// gradient's tiles, NhwcWgradLoader): start address, leading byte offset `lbo` (the next 64
+// values of M / N: the next 128-byte column block), stride byte offset 1024 (the next 8 k
+// rows), base offset 0 (the atoms are 1024-byte aligned), swizzle mode 1 = 128 bytes.
+__host__ __device__ constexpr uint64_t wgmma_desc_mn_sw128(uint32_t saddr, uint32_t lbo) {
+  return uint64_t((saddr & 0x3FFFF) >> 4) | (uint64_t((lbo & 0x3FFFF) >> 4) << 16) | (uint64_t(1024 >> 4) << 32) |
+         (uint64_t(1) << 62);
+}
+
 __device__ __forceinline__ void wgmma_fence() {
 #if defined(DISCO_WGMMA_DEVICE)
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
@@ -140,9 +150,10 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
 }
 
 // d (64 x N FP32 per warpgroup, N = 8 NJ = 128 or 64; this thread's NJ x 4 values) = A x B +
-// (accumulate ? d : 0), A 64 x K (desc_a), B K x N (desc_b; stored as N K-major rows):
-// wgmma.mma_async m64nNk16 with BF16 inputs, m64nNk8 with TF32 inputs (TF32 = true; K-major is
-// the only layout TF32 has, so no transpose operands). Either K step is 32 bytes.
+// (accumulate ? d : 0), A 64 x K (desc_a), B K x N (desc_b): wgmma.mma_async m64nNk16 with BF16
+// inputs, m64nNk8 with TF32 inputs (TF32 = true). Both operands K-major (B stored as N rows of
+// K), or with MN = true both MN-major (imm-trans-a / -b 1: A stored as K rows of M, B as K rows
+// of N; BF16 only -- TF32 has no transposed layouts).
 #define DISCO_WGMMA_D4(j) "+f"(d[0][j][0]), "+f"(d[0][j][1]), "+f"(d[0][j][2]), "+f"(d[0][j][3])
 #define DISCO_WGMMA_D32 \
   DISCO_WGMMA_D4(0), DISCO_WGMMA_D4(1), DISCO_WGMMA_D4(2), DISCO_WGMMA_D4(3), DISCO_WGMMA_D4(4), DISCO_WGMMA_D4(5), \
@@ -159,11 +170,16 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
                ", " DESCS ", p, " TAIL ";\n}\n"                                                         \
                : OUTS                                                                                   \
                : "l"(desc_a), "l"(desc_b), "r"(accumulate))
-template <bool TF32, int NJ>
+template <bool TF32, int NJ, bool MN = false>
 __device__ __forceinline__ void wgmma(float (&d)[1][NJ][4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
   static_assert(NJ == 16 || NJ == 8, "m64n128 or m64n64");
+  static_assert(!(TF32 && MN), "TF32 operands are K-major only");
 #if defined(DISCO_WGMMA_DEVICE)
-  if constexpr (!TF32 && NJ == 16)
+  if constexpr (MN && NJ == 16)
+    DISCO_WGMMA_ASM("m64n128k16.f32.bf16.bf16", DISCO_WGMMA_R64, "%66", "%64, %65", "1, 1, 1, 1", DISCO_WGMMA_D64);
+  else if constexpr (MN)
+    DISCO_WGMMA_ASM("m64n64k16.f32.bf16.bf16", DISCO_WGMMA_R32, "%34", "%32, %33", "1, 1, 1, 1", DISCO_WGMMA_D32);
+  else if constexpr (!TF32 && NJ == 16)
     DISCO_WGMMA_ASM("m64n128k16.f32.bf16.bf16", DISCO_WGMMA_R64, "%66", "%64, %65", "1, 1, 0, 0", DISCO_WGMMA_D64);
   else if constexpr (!TF32)
     DISCO_WGMMA_ASM("m64n64k16.f32.bf16.bf16", DISCO_WGMMA_R32, "%34", "%32, %33", "1, 1, 0, 0", DISCO_WGMMA_D32);
@@ -172,7 +188,7 @@ __device__ __forceinline__ void wgmma(float (&d)[1][NJ][4], uint64_t desc_a, uin
   else
     DISCO_WGMMA_ASM("m64n64k8.f32.tf32.tf32", DISCO_WGMMA_R32, "%34", "%32, %33", "1, 1", DISCO_WGMMA_D32);
 #elif defined(DISCO_KERNEL_EMULATION)
-  disco_emu_wgmma(&d[0][0][0], 8 * NJ, TF32 ? 1 : 0, desc_a, desc_b, accumulate);
+  disco_emu_wgmma(&d[0][0][0], 8 * NJ, TF32 ? 1 : 0, desc_a, desc_b, accumulate, MN ? 1 : 0);
 #else
   (void)d;
   (void)desc_a;
@@ -267,6 +283,92 @@ __global__ void __launch_bounds__(WgmmaTile<BN_>::kThreads)
   wgmma_fence_operands(acc);
 
   conv_store_tile<typename View::Out, 1, NJ>(args, slot, acc, m0 + 64 * wg + 16 * (warp & 3), n0, lane, M, N);
+}
+
+// The weight gradient (BF16 only): the GEMM of convidx::NhwcWgrad -- rows the filters (dyp),
+// columns (r, s, c) of x (xp), reduction over dy's pixels -- on the tiles of
+// conv_wgrad_nhwc_kernel (NhwcWgradLoader: per operand, 128-byte column blocks of BK = 32
+// reduction rows, chunk j of row k at j ^ (k % 8)), which are the MN-major canonical layout of
+// the 128-byte swizzle mode: atoms of 8 k rows x 64 values (1024 bytes), the next 8 k rows at
+// the stride byte offset (1024), the next 64 values of M / N at the leading byte offset (one
+// column block: 32 x 128 = 4096 bytes). Warpgroup w multiplies A's column block w (filters
+// 64 w .. 64 w + 63) by all of B; a k step (16 rows) moves the start address by 2048 bytes.
+// Pipeline and epilogue as conv_wgmma_kernel; grid and arguments as conv_wgrad_nhwc_kernel's
+// (split-K over grid z, partials reduced by the launcher).
+template <int BN_ = 128>
+__global__ void __launch_bounds__(WgmmaTile<BN_>::kThreads)
+    conv_wgrad_wgmma_kernel(const __grid_constant__ NhwcConvArgs args) {
+  using Tile = WgmmaTile<BN_>;
+  using T = __nv_bfloat16;
+  using V = convidx::NhwcWgrad;
+  constexpr int NJ = Tile::NJ;
+  constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, STAGES = Tile::STAGES;
+  constexpr uint32_t kBlockBytes = BK * 128;  // one 128-byte column block of a stage
+  static_assert(V::kChunk == 8, "BF16 chunks");
+  DISCO_DYNAMIC_SMEM(smem);
+  T* const As = reinterpret_cast<T*>(smem);
+  T* const Bs = As + STAGES * BM * BK;
+
+  const convidx::ConvGemmParams& g = args.g;
+  const T* const a_src = static_cast<const T*>(args.a);
+  const T* const b_src = static_cast<const T*>(args.b);
+  const int M = V::gemm_m(g, 0), N = g.gemm_n, kred = V::max_gemm_k(g);
+  const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
+  if (m0 >= M || n0 >= N) return;
+  int kt_begin, kt_end;
+  convidx::splitk_range((kred + BK - 1) / BK, args.splits, int(blockIdx.z), kt_begin, kt_end);
+  const int nkt = kt_end - kt_begin;
+
+  const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
+  const int row0 = m0 + 64 * wg + 16 * (warp & 3);  // this warp's first accumulator row
+  // The 128-byte swizzle atoms must sit on 1024-byte boundaries of the window: otherwise NaN
+  // (see conv_wgmma_kernel); a split without slices: zeros.
+  const uint32_t a_base = smem_addr(As), b_base = smem_addr(Bs);
+  float acc[1][NJ][4];
+  if (((a_base | b_base) & 1023u) != 0 || nkt <= 0) {
+    const float v = nkt <= 0 ? 0.f : wgmma_nan();
+#pragma unroll
+    for (int j = 0; j < NJ; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[0][j][e] = v;
+    conv_store_tile<V, 1, NJ>(args, 0, acc, row0, n0, lane, M, N);
+    return;
+  }
+
+  constexpr int D = STAGES - 2;  // copies D slices ahead, one slice's MMAs in flight
+  static_assert(D >= 1, "at least 3 stages");
+  const NhwcWgradLoader<T, BM, BN, BK, Tile::kThreads> loader(g, m0, n0, tid, kt_begin);
+  const auto load = [&](int stage, int slice) {
+    loader.load(g, a_src, b_src, As + stage * BM * BK, Bs + stage * BN * BK, slice);
+  };
+#pragma unroll
+  for (int st = 0; st < D; ++st) {
+    if (st < nkt) load(st, st);
+    cp_async_commit();
+  }
+  for (int i = 0; i < nkt; ++i) {
+    cp_async_wait<D - 1>();
+    fence_proxy_async_shared();
+    __syncthreads();
+    if (i + D < nkt) load((i + D) % STAGES, i + D);
+    cp_async_commit();
+    const int stage = i % STAGES;
+    const uint32_t a_st = a_base + uint32_t(stage * BM * BK * 2) + uint32_t(wg) * kBlockBytes;
+    const uint32_t b_st = b_base + uint32_t(stage * BN * BK * 2);
+    wgmma_fence();
+#pragma unroll
+    for (int kh = 0; kh < BK / 16; ++kh) {  // 16 k rows = two 8-row atoms a step
+      const uint64_t da = wgmma_desc_mn_sw128(a_st + 2048u * kh, kBlockBytes);
+      const uint64_t db = wgmma_desc_mn_sw128(b_st + 2048u * kh, kBlockBytes);
+      wgmma<false, NJ, true>(acc, da, db, (i | kh) != 0);
+    }
+    wgmma_commit();
+    wgmma_wait<1>();
+  }
+  wgmma_wait<0>();
+  wgmma_fence_operands(acc);
+
+  conv_store_tile<V, 1, NJ>(args, 0, acc, row0, n0, lane, M, N);
 }
 
 }  // namespace kern

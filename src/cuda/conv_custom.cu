@@ -384,8 +384,8 @@ bool nhwc_fits(const convidx::ConvGemmParams& g, ConvMath math) {
 // their heuristic split and half / twice that (the large one where it fits the device and
 // M, N > 32; neither for GEMMs of <= 4 columns, the thin kernel's), then 256x128nhwc (M > 128,
 // N > 64) and 128x128nhwc4w (as the large one) at no split and their heuristic split, and for
-// fprop / dgrad with M > 32 where wgmma runs 128x128wgmma (N > 32) and 128x64wgmma (N <= 64)
-// likewise. Their k-tiles
+// fprop / dgrad (BF16, TF32) and wgrad (BF16) with M > 32 where wgmma runs 128x128wgmma (N > 32)
+// and 128x64wgmma (N <= 64) likewise. Their k-tiles
 // are counted in BF16 slices of 32 channels (a TF32 slice holds 16: only the split heuristic
 // sees the difference).
 std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMath math) {
@@ -438,10 +438,10 @@ std::vector<LaunchPlan> plan_candidates(const convidx::ConvGemmParams& g, ConvMa
         add(t, 1);
         add(t, heuristic_splits(g, t, sms));
       }
-    // Hopper's warpgroup MMA (BF16 / TF32 fprop and dgrad; an sm_90a build on compute
-    // capability 9.0): 128 columns a block for GEMMs of more than 32 columns, 64 for those of
-    // at most 64
-    if (g.kind != int(ConvKind::Wgrad) && g.max_m > 32 && detail::wgmma_supported())
+    // Hopper's warpgroup MMA (BF16 / TF32 fprop and dgrad, BF16 wgrad -- its operands are
+    // MN-major, which TF32 cannot be; an sm_90a build on compute capability 9.0): 128 columns a
+    // block for GEMMs of more than 32 columns, 64 for those of at most 64
+    if ((g.kind != int(ConvKind::Wgrad) || math == ConvMath::BF16) && g.max_m > 32 && detail::wgmma_supported())
       for (TileKind t : {TileKind::Wgmma, TileKind::Wgmma64}) {
         if (t == TileKind::Wgmma ? g.gemm_n <= 32 : g.gemm_n > 64) continue;
         add(t, 1);
@@ -612,6 +612,11 @@ void run_nhwc_wgrad(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
                           share ? 0 : sizeof(T) * size_t(p.N) * size_t(p.H) * size_t(p.W) * size_t(Cp));
   const T* const dyp = activation_pack(args.a_src, packs.a<T>(), p.N, p.K, Kp, int64_t(p.P) * p.Q, t);
   const T* const xp = activation_pack(args.b_src, packs.b<T>(), p.N, p.C, Cp, int64_t(p.H) * p.W, t);
+  if (t == TileKind::Wgmma || t == TileKind::Wgmma64) {
+    detail::launch_conv_wgmma(int(ConvKind::Wgrad), t == TileKind::Wgmma ? 128 : 64, std::is_same_v<T, float>,
+                              nhwc_args(args, dyp, xp), grid);
+    return;
+  }
   const auto launch = [&](auto tile) {
     using Tile = decltype(tile);
     constexpr size_t smem = kern::conv_nhwc_smem_bytes<Tile>();
@@ -650,8 +655,8 @@ void run_nhwc(TileKind t, const kern::ConvKernelArgs& args, dim3 grid) {
   }
   DISCO_CUDA_CHECK_LAUNCH();
   if (t == TileKind::Wgmma || t == TileKind::Wgmma64) {
-    detail::launch_conv_wgmma(fprop, t == TileKind::Wgmma ? 128 : 64, std::is_same_v<T, float>, nhwc_args(args, ap, bp),
-                              grid);
+    detail::launch_conv_wgmma(int(fprop ? ConvKind::Fprop : ConvKind::Dgrad), t == TileKind::Wgmma ? 128 : 64,
+                              std::is_same_v<T, float>, nhwc_args(args, ap, bp), grid);
     return;
   }
   with_nhwc_tile(t, [&](auto tile) { launch_nhwc_tile<NView, T, decltype(tile)>(args, ap, bp, grid); });

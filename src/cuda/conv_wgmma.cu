@@ -75,6 +75,15 @@ void launch_wgmma_tile(const kern::NhwcConvArgs& args, dim3 grid) {
   DISCO_CUDA_CHECK_LAUNCH();
 }
 
+template <int BN>
+void launch_wgmma_wgrad(const kern::NhwcConvArgs& args, dim3 grid) {
+  constexpr size_t smem = kern::conv_wgmma_smem_bytes<BN>();
+  static std::atomic<uint64_t> opted_in{0};
+  opt_in_wgmma_smem(kern::conv_wgrad_wgmma_kernel<BN>, smem, opted_in);
+  kern::conv_wgrad_wgmma_kernel<BN><<<grid, kern::WgmmaTile<BN>::kThreads, smem, stream()>>>(args);
+  DISCO_CUDA_CHECK_LAUNCH();
+}
+
 template <class Fprop, class Dgrad, class T>
 void launch_wgmma_view(bool fprop, int bn, const kern::NhwcConvArgs& args, dim3 grid) {
   if (fprop && bn == 128)
@@ -87,13 +96,21 @@ void launch_wgmma_view(bool fprop, int bn, const kern::NhwcConvArgs& args, dim3 
     launch_wgmma_tile<Dgrad, 64, T>(args, grid);
 }
 
-void launch_conv_wgmma(bool fprop, int bn, bool tf32, const kern::NhwcConvArgs& args, dim3 grid) {
+void launch_conv_wgmma(int kind, int bn, bool tf32, const kern::NhwcConvArgs& args, dim3 grid) {
   DISCO_CHECK(wgmma_supported(), "conv (custom): the wgmma kernels need an sm_90a build on a compute capability 9.0 GPU");
   DISCO_CHECK(bn == 64 || bn == 128, "conv (custom): no wgmma tile with ", bn, " columns");
-  if (tf32)
+  const bool fprop = kind == int(convidx::ConvKind::Fprop);
+  if (kind == int(convidx::ConvKind::Wgrad)) {
+    DISCO_CHECK(!tf32, "conv (custom): the wgmma weight gradient is BF16 only (TF32 operands cannot be MN-major)");
+    if (bn == 128)
+      launch_wgmma_wgrad<128>(args, grid);
+    else
+      launch_wgmma_wgrad<64>(args, grid);
+  } else if (tf32) {
     launch_wgmma_view<convidx::NhwcFprop32, convidx::NhwcDgrad32, float>(fprop, bn, args, grid);
-  else
+  } else {
     launch_wgmma_view<convidx::NhwcFprop, convidx::NhwcDgrad, __nv_bfloat16>(fprop, bn, args, grid);
+  }
 }
 
 }  // namespace detail

@@ -47,10 +47,11 @@ class Scratch {
 
 // The wgmma convolution kernels (kernels/conv2d_wgmma.cuh, src/cuda/conv_wgmma.cu): whether
 // they run on the current device (an sm_90a build on compute capability 9.0), and a launch of
-// the fprop (else dgrad) kernel with bn (128 or 64) columns a block on operands packed
-// channels-last (BF16, or with tf32 FP32 packs rounded to TF32).
+// the fprop, dgrad or wgrad kernel (kind: int(convidx::ConvKind)) with bn (128 or 64) columns
+// a block on operands packed channels-last (BF16, or with tf32 FP32 packs rounded to TF32;
+// wgrad: BF16 only).
 bool wgmma_supported();
-void launch_conv_wgmma(bool fprop, int bn, bool tf32, const kern::NhwcConvArgs& args, dim3 grid);
+void launch_conv_wgmma(int kind, int bn, bool tf32, const kern::NhwcConvArgs& args, dim3 grid);
 
 }  // namespace detail
 }  // namespace cuda

@@ -279,9 +279,9 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       {"9->3 k3s1p1 @7, batch 2 (thin fprop)", disco::make_conv2d_problem(2, 9, 7, 7, 3, 3, 3, 1, 1)},
       {"3->32 k4s2p1 @32, batch 4 (small-output wgrad, 4-16 splits)", disco::make_conv2d_problem(4, 3, 32, 32, 32, 4, 4, 2, 1)},
       {"8->40 k3s1p1 @8, batch 2 (grouped fprop and dgrad, contiguous)", disco::make_conv2d_problem(2, 8, 8, 8, 40, 3, 3, 1, 1)},
-      {"40->72 k3s1p1 @12, batch 1 (256x128nhwc fprop, wgmma fprop and dgrad)",
+      {"40->72 k3s1p1 @12, batch 1 (256x128nhwc fprop, wgmma fprop, dgrad and wgrad)",
        disco::make_conv2d_problem(1, 40, 12, 12, 72, 3, 3, 1, 1)},
-      {"40->48 k1s3 @18, batch 1 (wgmma dgrad with phases without taps)",
+      {"40->48 k1s3 @18, batch 1 (wgmma dgrad with phases without taps, 128x64wgmma wgrad)",
        disco::make_conv2d_problem(1, 40, 18, 18, 48, 1, 1, 3, 0)},
   };
   // The grouped loaders ("128x128g", "64x64g", "128x32g") are candidates exactly where the
@@ -396,12 +396,14 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
         CHECK(nhwc_quad == (gemm_rows > 32 && gemm_cols > 32));
       }
       // the wgmma kernels (sm_90a build on compute capability 9.0; the emulation models them):
-      // BF16 and TF32 fprop / dgrad with more than 32 rows, 128x128 for more than 32 columns,
-      // 128x64 for 5 to 64; never FP32 or wgrad
+      // BF16 and TF32 fprop / dgrad and BF16 wgrad with more than 32 rows, 128x128 for more
+      // than 32 columns, 128x64 for 5 to 64; never FP32, never TF32 wgrad (MN-major operands)
       CHECK(!wgmma[int(dc::MathMode::FP32)]);
-      CHECK(wgmma[int(dc::MathMode::TF32)] == wgmma[int(dc::MathMode::BF16)]);
-      if (dir == dc::ConvDir::Wgrad) CHECK(!wgmma[int(dc::MathMode::BF16)]);
-      if (dir != dc::ConvDir::Wgrad && gemm_rows >= 0 && dc::wgmma_available()) {
+      if (dir == dc::ConvDir::Wgrad)
+        CHECK(!wgmma[int(dc::MathMode::TF32)]);
+      else
+        CHECK(wgmma[int(dc::MathMode::TF32)] == wgmma[int(dc::MathMode::BF16)]);
+      if (gemm_rows >= 0 && dc::wgmma_available()) {
         CHECK(wgmma128 == (gemm_rows > 32 && gemm_cols > 32));
         CHECK(wgmma64 == (gemm_rows > 32 && gemm_cols > 4 && gemm_cols <= 64));
       }

@@ -45,7 +45,7 @@ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
 void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
 void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr, bool trans);
 uint32_t smem_addr(const void* p);  // __cvta_generic_to_shared: the offset in dynamic shared memory
-void wgmma(float* d, int n, bool tf32, uint64_t desc_a, uint64_t desc_b, int accumulate);
+void wgmma(float* d, int n, bool tf32, uint64_t desc_a, uint64_t desc_b, int accumulate, bool mn_major);
 
 // Runs body(ctx) as every thread of every block of the grid, with `smem` bytes of dynamic
 // shared memory (emu_runtime.cpp).
@@ -122,8 +122,9 @@ inline void disco_emu_ldmatrix_x4(uint32_t (&r)[4], const void* row_addr, bool t
 }
 // Hooks of kernels/conv2d_wgmma.cuh.
 inline uint32_t disco_emu_smem_addr(const void* p) { return ::disco_emu::smem_addr(p); }
-inline void disco_emu_wgmma(float* d, int n, int tf32, uint64_t desc_a, uint64_t desc_b, int accumulate) {
-  ::disco_emu::wgmma(d, n, tf32 != 0, desc_a, desc_b, accumulate);
+inline void disco_emu_wgmma(float* d, int n, int tf32, uint64_t desc_a, uint64_t desc_b, int accumulate,
+                            int mn_major) {
+  ::disco_emu::wgmma(d, n, tf32 != 0, desc_a, desc_b, accumulate, mn_major != 0);
 }
 // The typed form, which <cuda_runtime.h> declares for nvcc only (__CUDACC__): kernel -> address.
 template <class T>

@@ -360,6 +360,29 @@ struct SmemMatrix {
       const uint32_t bits = swizzle_bytes == 128 ? 7u : swizzle_bytes == 64 ? 3u : 1u;
       a ^= ((a >> 7) & bits) << 4;
     }
+    return load(a, bytes);
+  }
+  // The bits of element (mn, k) of an MN-major operand (BF16 only: TF32 has no transposed
+  // layout): no swizzle ((T, 1, m), (8, k)) : ((1, T, SBO), (1T, LBO)) -- core matrices of 8 k
+  // rows x 16 bytes of mn, the next 16 bytes of mn at SBO, the next 8 k rows at LBO; swizzled
+  // ((T, W / 16, m), (8, k)) : ((1, T, LBO), (W / bytes, SBO)) -- rows of W bytes of mn, k rows W
+  // bytes apart, the next W bytes of mn at LBO, the next 8 k rows at SBO -- with the address
+  // permuted as for K-major.
+  uint32_t at_mn_major(int mn, int k, int bytes) const {
+    if (bytes != 2) kfail("wgmma: an MN-major operand must be 16-bit");
+    const uint32_t mb = uint32_t(mn) * uint32_t(bytes);  // mn's byte offset
+    uint32_t a;
+    if (swizzle_bytes == 0) {
+      a = start + (mb / 16) * sbo + mb % 16 + uint32_t(k % 8) * 16 + uint32_t(k / 8) * lbo;
+    } else {
+      const uint32_t w = uint32_t(swizzle_bytes);
+      a = start + (mb / w) * lbo + mb % w + uint32_t(k % 8) * w + uint32_t(k / 8) * sbo;
+      const uint32_t bits = swizzle_bytes == 128 ? 7u : swizzle_bytes == 64 ? 3u : 1u;
+      a ^= ((a >> 7) & bits) << 4;
+    }
+    return load(a, bytes);
+  }
+  static uint32_t load(uint32_t a, int bytes) {
     if (size_t(a) + size_t(bytes) > g_smem->size()) kfail("wgmma: operand outside the block's dynamic shared memory");
     uint32_t v = 0;
     std::memcpy(&v, g_smem->data() + a, size_t(bytes));  // little-endian: the element's bits
@@ -374,18 +397,23 @@ float bf16_bits_to_float(uint16_t h) {
 }
 }  // namespace
 
-// wgmma.mma_async.sync.aligned.m64nNk16.f32.bf16.bf16 d, desc_a, desc_b, scale-d, 1, 1, 0, 0
-// and .m64nNk8.f32.tf32.tf32 d, desc_a, desc_b, scale-d, 1, 1 (both operands K-major; D = A B
-// + D, or A B when scale-d is false; TF32 elements are read with their low 13 bits ignored):
+// wgmma.mma_async.sync.aligned.m64nNk16.f32.bf16.bf16 d, desc_a, desc_b, scale-d, 1, 1, t, t
+// and .m64nNk8.f32.tf32.tf32 d, desc_a, desc_b, scale-d, 1, 1 (both operands K-major, or with
+// mn_major (t = 1; BF16 only) both MN-major; D = A B + D, or A B when scale-d is false; TF32
+// elements are read with their low 13 bits ignored):
 // this thread's N / 2 accumulators -- warp q of its warpgroup, lane l: element 4 j + e is row
 // 16 q + l / 4 + 8 (e / 2), column 8 j + 2 (l % 4) + e % 2 -- each from the K products (summed
 // in double, then added as a float, like the mma.sync model above). Reading shared memory
 // directly is exact here: the kernel waits for the group before it changes the stage or
 // reads d.
-void wgmma(float* d, int n, bool tf32, uint64_t desc_a, uint64_t desc_b, int accumulate) {
+void wgmma(float* d, int n, bool tf32, uint64_t desc_a, uint64_t desc_b, int accumulate, bool mn_major) {
+  if (mn_major && tf32) kfail("wgmma: TF32 operands cannot be MN-major");
   if (n % 8 != 0 || n < 8 || n > 256) kfail("wgmma: N must be a multiple of 8 in 8..256");
   const SmemMatrix A(desc_a), B(desc_b);
   const int K = tf32 ? 8 : 16, bytes = tf32 ? 4 : 2;
+  const auto elem = [&](const SmemMatrix& m, int mn, int k) {
+    return mn_major ? m.at_mn_major(mn, k, bytes) : m.at_k_major(mn, k, bytes);
+  };
   const auto value = [&](uint32_t bits) {
     if (!tf32) return bf16_bits_to_float(uint16_t(bits));
     bits &= 0xffffe000u;
@@ -396,12 +424,12 @@ void wgmma(float* d, int n, bool tf32, uint64_t desc_a, uint64_t desc_b, int acc
   const int tw = int(g_thread_idx.x) % 128, q = tw / 32, lane = tw % 32;
   float a[2][16];
   for (int h = 0; h < 2; ++h)
-    for (int k = 0; k < K; ++k) a[h][k] = value(A.at_k_major(16 * q + lane / 4 + 8 * h, k, bytes));
+    for (int k = 0; k < K; ++k) a[h][k] = value(elem(A, 16 * q + lane / 4 + 8 * h, k));
   for (int j = 0; j < n / 8; ++j)
     for (int c = 0; c < 2; ++c) {
       const int col = 8 * j + 2 * (lane % 4) + c;
       float b[16];
-      for (int k = 0; k < K; ++k) b[k] = value(B.at_k_major(col, k, bytes));
+      for (int k = 0; k < K; ++k) b[k] = value(elem(B, col, k));
       for (int h = 0; h < 2; ++h) {
         double acc = 0;
         for (int k = 0; k < K; ++k) acc += double(a[h][k]) * double(b[k]);
