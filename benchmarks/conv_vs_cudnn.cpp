@@ -559,15 +559,16 @@ int main(int argc, char** argv) {
                   "case(s)\n\n",
                   dc::to_string(mode), ns.geo[3], ns.cnt[3], ns.geo[0], ns.geo[1], ns.geo[2], ns.best, ns.worst,
                   ns.kept, ns.tuned);
-    // the wgmma kernels against every other plan (BF16 / TF32 fprop and dgrad on compute
-    // capability 9.0)
+    // the wgmma kernels against every other plan (BF16 / TF32 fprop and dgrad, BF16 wgrad, on
+    // compute capability 9.0)
     const FamilySummary wg = family_summary(rows, dc::to_string(mode), wgmma_plan);
     if (mode != dc::MathMode::FP32 && wg.cnt[3])
       std::printf("channels-last wgmma %s (tuning times, pack included): best 128x128wgmma / 128x64wgmma over best other "
                   "plan geomean "
-                  "%.3f over %d case(s) [fprop %.3f, dgrad %.3f; best %.3f, worst %.3f]; kept in %d of %d tuned "
-                  "case(s)\n\n",
-                  dc::to_string(mode), wg.geo[3], wg.cnt[3], wg.geo[0], wg.geo[1], wg.best, wg.worst, wg.kept, wg.tuned);
+                  "%.3f over %d case(s) [fprop %.3f, dgrad %.3f, wgrad %.3f; best %.3f, worst %.3f]; kept in %d of %d "
+                  "tuned case(s)\n\n",
+                  dc::to_string(mode), wg.geo[3], wg.cnt[3], wg.geo[0], wg.geo[1], wg.geo[2], wg.best, wg.worst, wg.kept,
+                  wg.tuned);
     // among the channels-last tiles: the 64 x 64-warp ones against the 128x128 / 64x64 ones
     const FamilySummary ws = family_summary(nhwc_only(rows), dc::to_string(mode), warp64_plan);
     if (mode != dc::MathMode::FP32 && ws.cnt[3])
