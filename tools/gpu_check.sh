@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # gpu_check.sh [OUTDIR] [--deps DIR] [--build DIR] [--jobs N] [--quick] [--cuda-only] [--budget S]
-#              [--only GROUPS] [--dry-run]
+#              [--only GROUPS] [--skip-build] [--dry-run]
 #
 # The whole GPU verification of disco in one go, for a short slot on an H100 / H200 machine
 # without apt or network (nvcc 13, cmake, ninja, PyTorch, compute-sanitizer):
@@ -27,6 +27,9 @@
 # configure + build always run; an existing --build folder is reused, so a second call on a
 # warm machine only rebuilds what changed): e.g. one call with --only tests,sanitizers,parity
 # and one with --only conv,ops,step when a single call cannot fit everything. Default: all.
+# --skip-build: no configure or build; the binaries in --build are run as they are (a second
+# call on a warm machine whose build is known good; ctest cli.gpu_check_dry_run runs the
+# checks' own logic with stand-in binaries this way).
 # --dry-run: run nothing (no configure, build or check; binaries are taken as built), record each
 # step as DRY with the command it would run in its log, then write the summary and report as
 # usual: the script's own logic -- options, order, budget, summary -- checked without a GPU
@@ -44,6 +47,7 @@ CUDA_ONLY=0
 BUDGET=0
 ONLY="tests,sanitizers,parity,conv,ops,step,ncu"
 DRY=0
+SKIP_BUILD=0
 COMMAND_LINE="tools/gpu_check.sh $*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -55,6 +59,7 @@ while [ $# -gt 0 ]; do
     --budget) BUDGET="$2"; shift 2 ;;
     --only) ONLY="$2"; shift 2 ;;
     --dry-run) DRY=1; shift ;;
+    --skip-build) SKIP_BUILD=1; shift ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
     -*) echo "gpu_check: unknown option $1" >&2; exit 2 ;;
     *) OUT="$1"; shift ;;
@@ -158,23 +163,34 @@ else
 fi
 
 # ---- configure and build ---------------------------------------------------------------------------
-CONF=(cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDISCO_CUDA=ON
-      -DCMAKE_CUDA_ARCHITECTURES=90 -DDISCO_BUILD_TESTS=ON -DDISCO_BUILD_BENCHMARKS=ON "${CMAKE_DEP_ARGS[@]}")
-if ! step configure 600 "${CONF[@]}" -DDISCO_BUILD_EXAMPLES=ON; then
-  STEP_NOTE="retry without examples" step configure_no_examples 600 "${CONF[@]}" -DDISCO_BUILD_EXAMPLES=OFF
-fi
-CUDNN_DIR="$(sed -n 's/^DISCO_CUDNN_LIBRARY_DIR:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)"
-[ -n "$CUDNN_DIR" ] && export LD_LIBRARY_PATH="$CUDNN_DIR:$LD_LIBRARY_PATH"
-
-CUDA_TARGETS=(disco_cuda disco_cuda_tests conv_vs_cudnn ops_cuda train_step)
-# the `disco` tool too when examples are configured (parity_cuda runs `disco step --device cuda`)
-if [ $DRY -eq 1 ] || cmake --build "$BUILD" --target help 2>/dev/null | grep -q "disco_tool"; then CUDA_TARGETS+=(disco_tool); fi
-if [ $CUDA_ONLY -eq 1 ]; then
-  step build_cuda 900 cmake --build "$BUILD" -j "$JOBS" --target "${CUDA_TARGETS[@]}"
+# cuDNN's library folder as configured (the test binaries load it, at build time too)
+cudnn_path() {
+  local dir
+  dir="$(sed -n 's/^DISCO_CUDNN_LIBRARY_DIR:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)"
+  [ -n "$dir" ] && export LD_LIBRARY_PATH="$dir:$LD_LIBRARY_PATH"
+  return 0
+}
+if [ $SKIP_BUILD -eq 1 ]; then
+  record configure "SKIPPED" 0 "--skip-build: $BUILD taken as built"
+  record build "SKIPPED" 0 "--skip-build"
+  cudnn_path
 else
-  # -k 0: build everything that can be built, so one broken part does not hide the others
-  if ! step build 900 cmake --build "$BUILD" -j "$JOBS" -- -k 0; then
-    STEP_NOTE="CUDA targets alone after a failed full build" step build_cuda 900 cmake --build "$BUILD" -j "$JOBS" --target "${CUDA_TARGETS[@]}"
+  CONF=(cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDISCO_CUDA=ON
+        -DCMAKE_CUDA_ARCHITECTURES=90 -DDISCO_BUILD_TESTS=ON -DDISCO_BUILD_BENCHMARKS=ON "${CMAKE_DEP_ARGS[@]}")
+  if ! step configure 600 "${CONF[@]}" -DDISCO_BUILD_EXAMPLES=ON; then
+    STEP_NOTE="retry without examples" step configure_no_examples 600 "${CONF[@]}" -DDISCO_BUILD_EXAMPLES=OFF
+  fi
+  cudnn_path
+  CUDA_TARGETS=(disco_cuda disco_cuda_tests conv_vs_cudnn ops_cuda train_step)
+  # the `disco` tool too when examples are configured (parity_cuda runs `disco step --device cuda`)
+  if [ $DRY -eq 1 ] || cmake --build "$BUILD" --target help 2>/dev/null | grep -q "disco_tool"; then CUDA_TARGETS+=(disco_tool); fi
+  if [ $CUDA_ONLY -eq 1 ]; then
+    step build_cuda 900 cmake --build "$BUILD" -j "$JOBS" --target "${CUDA_TARGETS[@]}"
+  else
+    # -k 0: build everything that can be built, so one broken part does not hide the others
+    if ! step build 900 cmake --build "$BUILD" -j "$JOBS" -- -k 0; then
+      STEP_NOTE="CUDA targets alone after a failed full build" step build_cuda 900 cmake --build "$BUILD" -j "$JOBS" --target "${CUDA_TARGETS[@]}"
+    fi
   fi
 fi
 

@@ -2,8 +2,11 @@
 # ctest cli.gpu_check_dry_run: tools/gpu_check.sh's own logic without a GPU (--dry-run runs
 # no step). Checks the step order of --quick and of a full run with --only, that the conv
 # benchmark gets its CSV and tuning-CSV paths, the recorded command line, the summary and
-# report being written, --budget skipping what no longer fits, and bad options exiting 2.
+# report being written, --budget skipping what no longer fits, and bad options exiting 2;
+# then, with --skip-build and a stand-in conv_vs_cudnn, the wgmma probe's consequences: when
+# it fails, the later steps run with DISCO_WGMMA=0 and the check exits 1; when it passes, not.
 set -u
+unset DISCO_WGMMA
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
@@ -50,4 +53,33 @@ got="$(steps "$OUT/b")"
 [ $rc -eq 2 ] || fail "unknown option: exit $rc, want 2"
 "$GC" "$OUT/x" --dry-run --only tests,bogus > /dev/null 2>&1; rc=$?
 [ $rc -eq 2 ] || fail "unknown --only group: exit $rc, want 2"
+# 5. the wgmma probe, run for real against a stand-in conv_vs_cudnn that prints its arguments
+# and DISCO_WGMMA, and fails pinned runs (--plan) when FAKE_PROBE_FAIL=1
+mkdir -p "$OUT/fb/benchmarks"
+cat > "$OUT/fb/benchmarks/conv_vs_cudnn" <<'EOF'
+#!/usr/bin/env bash
+echo "stand-in conv_vs_cudnn $* DISCO_WGMMA=${DISCO_WGMMA:-unset}"
+case " $* " in *" --plan "*) [ "${FAKE_PROBE_FAIL:-0}" = 1 ] && { echo "128x128wgmma MISMATCH"; exit 1; } ;; esac
+exit 0
+EOF
+chmod +x "$OUT/fb/benchmarks/conv_vs_cudnn"
+for f in 1 0; do
+  FAKE_PROBE_FAIL=$f "$GC" "$OUT/p$f" --quick --skip-build --only conv --build "$OUT/fb" --deps "$OUT/nodeps" \
+    > "$OUT/p$f.out" 2>&1
+  rc=$?
+  got="$(steps "$OUT/p$f")"
+  probe="FAIL(1)"; [ $f = 0 ] && probe="PASS"
+  [ "$got" = "configure:SKIPPED build:SKIPPED wgmma_probe:$probe conv_vs_cudnn_128:PASS " ] ||
+    { cat "$OUT/p$f.out"; fail "probe fail=$f: steps '$got'"; }
+  grep -q -- "--plan 128x64wgmma" "$OUT/p$f/wgmma_probe.log" || fail "probe fail=$f: 128x64wgmma not pinned"
+  if [ $f = 1 ]; then
+    [ $rc -eq 1 ] || fail "failed probe: exit $rc, want 1"
+    grep -q "DISCO_WGMMA=0" "$OUT/p1/conv_vs_cudnn_128.log" || fail "failed probe: conv step ran without DISCO_WGMMA=0"
+    grep -q "wgmma_probe .*FAILED: the later steps run with DISCO_WGMMA=0" "$OUT/p1/summary.txt" ||
+      fail "failed probe: no note in the summary"
+  else
+    [ $rc -eq 0 ] || { cat "$OUT/p0.out"; fail "passing probe: exit $rc, want 0"; }
+    grep -q "DISCO_WGMMA=unset" "$OUT/p0/conv_vs_cudnn_128.log" || fail "passing probe: conv step got DISCO_WGMMA set"
+  fi
+done
 echo "gpu_check --dry-run: ok"
