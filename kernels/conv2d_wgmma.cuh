@@ -22,9 +22,10 @@
 // address moves by 32.
 //
 // Block: 256 threads = 2 warpgroups; tile 128 x BN (warpgroup w: rows 64 w .. 64 w + 63, all
-// BN columns), BK = 64 bytes, 4 stages (64 / 48 KB). Per slice and warpgroup: two wgmma and one
-// commit; the copies run two slices ahead and one slice's MMAs stay in flight (a stage is
-// refilled only after the MMAs that read it are done: see the loop). Accumulator layout (PTX
+// BN columns), BK = 64 bytes, 6 stages (96 / 72 KB: registers allow 2 / 3 blocks an SM, and
+// their shared memory still fits then). Per slice and warpgroup: two wgmma and one commit; the
+// copies run four slices ahead and one slice's MMAs stay in flight (a stage is refilled only
+// after the MMAs that read it are done: see the loop). Accumulator layout (PTX
 // ISA, wgmma D fragments): warp q of the warpgroup holds rows 16 q + lane / 4 (+ 8), in
 // 8-column blocks j the columns 8 j + 2 (lane % 4) (+ 1): the mma.sync m16n8 C layout, so the
 // NCHW kernels' epilogue (conv_store_tile, with 1 x BN / 8 fragments) writes it.
@@ -55,7 +56,7 @@ namespace kern {
 // BN: 128, or 64 for GEMMs of at most 64 columns. BK: 32 BF16-sized elements (64 bytes).
 template <int BN_>
 struct WgmmaTile {
-  static constexpr int BM = 128, BN = BN_, BK = 32, STAGES = 4;
+  static constexpr int BM = 128, BN = BN_, BK = 32, STAGES = 6;
   static constexpr int kWarpGroups = 2, kThreads = 128 * kWarpGroups;
   static constexpr int kRowsPerPass = kThreads / 4;
   static constexpr int NJ = BN / 8;  // 8-column accumulator blocks a thread holds
