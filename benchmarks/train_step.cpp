@@ -10,6 +10,9 @@
 // (the convolution launch plans in use, by kernel family). --math (fp32, tf32, bf16; default fp32) and
 // --conv-algo pick cuda::conv_settings(); --graph runs the steps through GraphedTrainStep
 // (the warm-up steps include its eager steps and the capture).
+// --profile-step (CUDA): the first timed step runs between cuda::profiler_start() and
+// profiler_stop(), so `ncu --profile-from-start off` profiles exactly one step's kernels
+// (tools/gpu_check.sh's ncu_step; tools/ncu_summary.py --breakdown sums them by category).
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -31,25 +34,27 @@
 namespace {
 #if defined(DISCO_WITH_CUDA)
 // "N plans (fprop a, dgrad b, wgrad c); tile t, paired p, grouped g, thin h, smallout s,
-// nhwc n, cudnn c": the step's convolution launch plans by family, one per distinct launch
-// (problem, math mode, dgrad phase batch; cuda::conv_plans_in_use).
+// nhwc n, wgmma w, cudnn c": the step's convolution launch plans by family, one per distinct
+// launch (problem, math mode, dgrad phase batch; cuda::conv_plans_in_use).
 std::string conv_plan_census(const std::vector<disco::cuda::ConvPlanUse>& uses) {
-  static const char* const kFamilies[] = {"tile", "paired", "grouped", "thin", "smallout", "nhwc", "cudnn"};
-  int dirs[3] = {0, 0, 0}, fam[7] = {0, 0, 0, 0, 0, 0, 0};
+  static const char* const kFamilies[] = {"tile", "paired", "grouped", "thin", "smallout", "nhwc", "wgmma", "cudnn"};
+  constexpr int kN = int(sizeof(kFamilies) / sizeof(kFamilies[0]));
+  int dirs[3] = {0, 0, 0}, fam[kN] = {};
   for (const auto& u : uses) {
     ++dirs[int(u.dir == disco::cuda::ConvDir::Fprop ? 0 : u.dir == disco::cuda::ConvDir::Dgrad ? 1 : 2)];
-    for (int f = 0; f < 7; ++f)
+    for (int f = 0; f < kN; ++f)
       if (u.family == kFamilies[f]) ++fam[f];
   }
   std::string out = std::to_string(uses.size()) + " plans (fprop " + std::to_string(dirs[0]) + ", dgrad " +
                     std::to_string(dirs[1]) + ", wgrad " + std::to_string(dirs[2]) + ");";
-  for (int f = 0; f < 7; ++f) out += std::string(f ? "," : "") + " " + kFamilies[f] + " " + std::to_string(fam[f]);
+  for (int f = 0; f < kN; ++f) out += std::string(f ? "," : "") + " " + kFamilies[f] + " " + std::to_string(fam[f]);
   return out;
 }
 #endif
 struct Options {
   int batch = 8, steps = 5, warmup = 1;
   bool graph = false;
+  bool profile_step = false;
 };
 
 template <class B>
@@ -73,9 +78,23 @@ int run(const disco::ModelConfig& cfg, const Options& o) {
   size_t warmup_peak = 0;  // device peak over the warm-up (CUDA)
 #endif
   for (int i = 0; i < o.warmup + o.steps; ++i) {
+    [[maybe_unused]] const bool profiled = o.profile_step && i == o.warmup;
+#if defined(DISCO_WITH_CUDA)
+    if constexpr (std::is_same_v<B, disco::CUDA>) {
+      if (profiled) disco::cuda::profiler_start();
+    }
+#endif
     const auto t0 = std::chrono::steady_clock::now();
     const disco::StepLosses l = step().get();  // reads the losses back: the step has finished
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+#if defined(DISCO_WITH_CUDA)
+    if constexpr (std::is_same_v<B, disco::CUDA>) {
+      if (profiled) {
+        disco::cuda::profiler_stop();
+        std::cout << "profiled_step: " << i - o.warmup << " (between cudaProfilerStart and cudaProfilerStop)\n";
+      }
+    }
+#endif
 #if defined(DISCO_WITH_CUDA)
     // the steady-state peak (steady_peak_mem_bytes) leaves out the warm-up: conv tuning's
     // scratch, the graph capture, cuDNN's algorithm search
@@ -152,20 +171,21 @@ int main(int argc, char** argv) {
     else if (a == "--math") math = val();
     else if (a == "--conv-algo") conv_algo = val();
     else if (a == "--graph") o.graph = true;
+    else if (a == "--profile-step") o.profile_step = true;
     else if (a == "--sep") cfg.sep = std::stoi(val());
     else if (a == "--base-channels") cfg.base_channels = std::stoi(val());
     else if (a == "--code-channels") cfg.code_channels = std::stoi(val());
     else {
       std::cerr << "train_step: unknown option " << a
                 << " (expected --device --resolution --batch --steps --warmup --sep --base-channels --code-channels "
-                   "--math --conv-algo --graph)\n";
+                   "--math --conv-algo --graph --profile-step)\n";
       return 2;
     }
   }
   try {
     if (device == "cpu") {
-      if (!math.empty() || !conv_algo.empty() || o.graph) {
-        std::cerr << "train_step: --math, --conv-algo and --graph apply to --device cuda only\n";
+      if (!math.empty() || !conv_algo.empty() || o.graph || o.profile_step) {
+        std::cerr << "train_step: --math, --conv-algo, --graph and --profile-step apply to --device cuda only\n";
         return 2;
       }
       return run<disco::CPU>(cfg, o);

@@ -12,8 +12,9 @@
 #   4. benchmarks: conv_vs_cudnn (128 and 256 px), ops_cuda (fused loss, instance norm, Adam
 #      and element-wise GB/s against the device copy bandwidth), benchmarks/step_vs_pytorch.py
 #      and build/benchmarks/train_step --device cuda when they exist
-#   5. Nsight Compute counters of a few conv and memory-bound kernels (tools/ncu_summary.py)
-#      when ncu exists and time is left
+#   5. Nsight Compute counters of a few conv and memory-bound kernels (tools/ncu_summary.py),
+#      and one training step's kernel durations by category (ncu_step: train_step
+#      --profile-step, ncu_summary.py --breakdown), when ncu exists and time is left
 #   6. a summary table, printed last; every step's full log is in OUTDIR (default
 #      ./gpu-check-out), and OUTDIR/report.md: the docs/benchmarks.md section (tools/gpu_report.py).
 # --quick: 128 px only, fewer timing runs. --cuda-only: build only the CUDA targets.
@@ -22,7 +23,8 @@
 # device slot of one 600 s call use e.g. --budget 540. With --quick each sanitizer gets at
 # most 120 s and the GPU ctest 300 s (150 s a test), so a hang or a slow racecheck cannot eat
 # the benchmarks' time, and the order puts correctness and the headline figures first: tests,
-# parity, memcheck, conv, ops, step, then racecheck, synccheck, the TF32/BF16 parity rows, ncu.
+# parity, memcheck, conv, ops, step, the step's kernel breakdown, then racecheck, synccheck, the
+# TF32/BF16 parity rows, ncu.
 # --only GROUPS: comma-separated subset of tests,sanitizers,parity,conv,ops,step,ncu (the
 # configure + build always run; an existing --build folder is reused, so a second call on a
 # warm machine only rebuilds what changed): e.g. one call with --only tests,sanitizers,parity
@@ -335,13 +337,28 @@ do_ncu() {
   fi
 }
 
+# Where one training step's GPU time goes: Nsight Compute on exactly one step of train_step
+# (128 px, batch 32, BF16, CUDA graph; the step between cudaProfilerStart / Stop:
+# --profile-step), duration metric only, clocks and caches left alone; tools/ncu_summary.py
+# --breakdown sums the kernels by category. Optional like the other ncu steps.
+do_ncu_step() {
+  local ts="$BUILD/benchmarks/train_step"
+  if [ $DRY -eq 0 ] && { [ -z "$NCU" ] || [ ! -x "$ts" ]; }; then
+    record ncu_step "SKIPPED" 0 "no ncu or no train_step on this machine"; return
+  fi
+  STEP_NOTE="optional" step ncu_step 150 bash -c '"$@"; rc=$?; echo "ncu: exit status $rc (ignored: profiling is optional)"; exit 0' ncu \
+    "$NCU" --profile-from-start off --clock-control none --cache-control none --metrics gpu__time_duration.sum \
+    --csv --page details --log-file "$OUT/ncu_step.csv" \
+    "$ts" --device cuda --resolution 128 --batch 32 --math bf16 --graph --steps 1 --warmup 3 --profile-step
+}
+
 # The order: with --quick (a slot that may not fit everything; --budget skips what no longer
 # fits) the steps that decide correctness and the headline figures come first, the slow or
 # informational ones last. Otherwise the natural order.
 if [ $QUICK -eq 1 ]; then
-  ORDER=(wgmma tests parity sanitizer:memcheck conv ops step sanitizer:racecheck sanitizer:synccheck parity_modes ncu)
+  ORDER=(wgmma tests parity sanitizer:memcheck conv ops step ncu_step sanitizer:racecheck sanitizer:synccheck parity_modes ncu)
 else
-  ORDER=(wgmma tests sanitizer:memcheck sanitizer:racecheck sanitizer:synccheck parity parity_modes conv ops step ncu)
+  ORDER=(wgmma tests sanitizer:memcheck sanitizer:racecheck sanitizer:synccheck parity parity_modes conv ops step ncu_step ncu)
 fi
 for item in "${ORDER[@]}"; do
   case "$item" in
@@ -353,6 +370,7 @@ for item in "${ORDER[@]}"; do
     conv) want conv && do_conv ;;
     ops) want ops && do_ops ;;
     step) want step && do_step ;;
+    ncu_step) want ncu && do_ncu_step ;;
     ncu) want ncu && do_ncu ;;
   esac
 done
@@ -380,6 +398,7 @@ done
   for m in "" _tf32 _bf16; do
     [ -f "$OUT/parity_cuda$m.log" ] && { echo "disco step --device cuda${m:+ --math ${m#_}} vs the official PyTorch step (float64):"; grep -E "^worst relative error|^PASS|^FAIL|^SKIP|^error" "$OUT/parity_cuda$m.log" | sed 's/^/  /'; }
   done
+  [ -s "$OUT/ncu_step.csv" ] && { echo "ncu (one training step's kernels by category):"; python3 "$ROOT/tools/ncu_summary.py" "$OUT/ncu_step.csv" --breakdown | sed 's/^/  /'; }
   for n in conv nhwc ops; do
     [ -s "$OUT/ncu_$n.csv" ] && { echo "ncu ($n kernels):"; python3 "$ROOT/tools/ncu_summary.py" "$OUT/ncu_$n.csv" --top 30 | sed 's/^/  /'; }
   done

@@ -6,7 +6,8 @@ Prints: a header line (card, driver, CUDA, cuDNN and PyTorch versions, date, git
 gpu_check command), the step table of summary.txt, conv_vs_cudnn per size and math mode (with
 the Conv2d / ConvTranspose2d speed-up geomeans against the targets), ops_cuda (GB/s against the
 device copy, the fused-loss target), the step_vs_pytorch table (with its targets), the parity
-result and the Nsight Compute summary (tools/ncu_summary.py), then every target as met / missed.
+result and the Nsight Compute summaries (tools/ncu_summary.py: one training step's kernels by
+category, then single kernels), then every target as met / missed.
 A missing or unreadable input is reported ("not measured (no FILE)") and the report goes on:
 gpu_check may have been cut short by its --budget. Python 3 standard library only.
 
@@ -492,7 +493,7 @@ def load_ncu_summary():
 
 
 def ncu(R):
-    for n in ("conv", "nhwc", "ops"):
+    for n in ("step", "conv", "nhwc", "ops"):
         name = "ncu_%s.csv" % n
         text = R.read(name)
         if not text or not text.strip():
@@ -500,9 +501,15 @@ def ncu(R):
             R.p()
             continue
         buf = io.StringIO()
+        mod = load_ncu_summary()
         with contextlib.redirect_stdout(buf):
-            lines = load_ncu_summary().summarize(text, 30, name)
-        R.p("%s kernels (tools/ncu_summary.py %s):" % (n, name))
+            # the training step's kernels by category (ncu_step), else one line per kernel
+            lines = mod.breakdown(text, name) if n == "step" else mod.summarize(text, 30, name)
+        if n == "step":
+            R.p("One training step's kernels by category (128 px, batch 32, BF16, CUDA graph; "
+                "tools/ncu_summary.py --breakdown %s):" % name)
+        else:
+            R.p("%s kernels (tools/ncu_summary.py %s):" % (n, name))
         R.p()
         R.p("```")
         R.p("\n".join(lines) if lines is not None else buf.getvalue().strip())
@@ -809,6 +816,7 @@ def self_test():
         print("step_vs_pytorch sample: %s" % src)
         put(full, "parity_cuda.log", PARITY_LOG)
         put(full, "ncu_conv.csv", load_ncu_summary().SAMPLE)
+        put(full, "ncu_step.csv", load_ncu_summary().SAMPLE_STEP)
 
         rc, text = run_report([full, "--command", "tools/gpu_check.sh /tmp/o --quick"])
         print(text)
@@ -843,7 +851,9 @@ def self_test():
             "disco BF16 + CUDA graph: <= 3 ms/step: met (2.75 ms; target <= 3.00 ms)",
             "peak memory, disco BF16 + CUDA graph <= PyTorch eager: missed (1630 MiB; target <= 1412 MiB)",
             "`worst relative error 3.214e-05 (grad.ae.e1.conv1.weight); 412 entries, 0 failed; 12.3 s`", "`PASS`",
-            "conv_igemm_kernel<FpropView", "ops kernels: not measured (no ncu_ops.csv)", "#### Targets"]
+            "conv_igemm_kernel<FpropView", "ops kernels: not measured (no ncu_ops.csv)",
+            "One training step's kernels by category", "step_kernel_total_us: 120.0 (8 kernels",
+            "fprop 40.5 us, dgrad 20.0 us, wgrad 31.5 us", "#### Targets"]
         for w in want:
             expect(w in text, "full folder: %r in the report" % w)
         expect(rc == 0, "full folder: exit 0 (got %s)" % rc)
@@ -868,7 +878,8 @@ def self_test():
                   "fused loss GB/s >= 0.8 of a copy of the same bytes (worst size): met (0.853",  # summary.txt's line
                   "disco BF16 + CUDA graph vs PyTorch eager: >= 2x faster: not measured (no step_vs_pytorch.csv / .md)",
                   "<= 3 ms/step: not measured", "`worst relative error 3.214e-05",
-                  "conv kernels: not measured (no ncu_conv.csv)", "| configure | PASS | 9 |  |"]:
+                  "conv kernels: not measured (no ncu_conv.csv)", "step kernels: not measured (no ncu_step.csv)",
+                  "| configure | PASS | 9 |  |"]:
             expect(w in text, "partial folder: %r in the report" % w)
         expect(rc == 0 and "Traceback" not in text, "partial folder: exit 0, no traceback")
         # the command line gpu_check recorded in env.log names the run when --command is not given

@@ -1,4 +1,6 @@
 // disco::cuda runtime: devices, the current stream, the caching allocator, copies.
+#include <cuda_profiler_api.h>
+
 #include <atomic>
 #include <mutex>
 #include <unordered_map>
@@ -222,6 +224,9 @@ void reset_peak_memory() {
   std::lock_guard<std::mutex> lock(a.mu);
   a.stats.peak_bytes = a.stats.bytes_in_use;
 }
+
+void profiler_start() { DISCO_CUDA_CHECK(cudaProfilerStart()); }
+void profiler_stop() { DISCO_CUDA_CHECK(cudaProfilerStop()); }
 
 namespace {
 // Allocator side of a capture: open a pool / stop routing to it / hand it back.

@@ -19,7 +19,7 @@ steps() { awk '/^step +result/{f=1; next} f && NF == 0 {exit} f {printf "%s:%s "
 "$GC" "$OUT/q" --quick --cuda-only --dry-run --build "$OUT/build" --deps "$OUT/nodeps" > "$OUT/q.out" 2>&1 ||
   { cat "$OUT/q.out"; fail "--quick --dry-run exited $?"; }
 want="configure:DRY build_cuda:DRY wgmma_probe:DRY ctest_gpu:DRY ctest_index_math:DRY parity_cuda:DRY sanitizer_memcheck:DRY"
-want="$want conv_vs_cudnn_128:DRY ops_cuda:DRY step_vs_pytorch:DRY sanitizer_racecheck:DRY sanitizer_synccheck:DRY"
+want="$want conv_vs_cudnn_128:DRY ops_cuda:DRY step_vs_pytorch:DRY ncu_step:DRY sanitizer_racecheck:DRY sanitizer_synccheck:DRY"
 want="$want parity_cuda_tf32:DRY parity_cuda_bf16:DRY ncu_conv:DRY ncu_nhwc:DRY ncu_ops:DRY "
 got="$(steps "$OUT/q")"
 [ "$got" = "$want" ] || fail "--quick steps: got '$got', want '$want'"
@@ -28,6 +28,8 @@ grep -q -- "--size 128 --iters 10 --csv $OUT/q/conv_vs_cudnn_128.csv --tuning-cs
 grep -q -- "--tool memcheck" "$OUT/q/sanitizer_memcheck.log" || fail "memcheck command"
 grep -q -- "--no-tune --plan nhwc" "$OUT/q/ncu_nhwc.log" || fail "ncu_nhwc command: $(head -n1 "$OUT/q/ncu_nhwc.log")"
 grep -q -- "--no-tune --plan wgmma" "$OUT/q/wgmma_probe.log" || fail "wgmma_probe command: $(head -n1 "$OUT/q/wgmma_probe.log")"
+grep -q -- "--profile-from-start off .*--metrics gpu__time_duration.sum .*--log-file $OUT/q/ncu_step.csv .*train_step --device cuda --resolution 128 --batch 32 --math bf16 --graph .*--profile-step" \
+  "$OUT/q/ncu_step.log" || fail "ncu_step command: $(head -n1 "$OUT/q/ncu_step.log")"
 grep -q "^command: tools/gpu_check.sh $OUT/q --quick --cuda-only --dry-run" "$OUT/q/env.log" || fail "command line not recorded"
 [ -s "$OUT/q/report.md" ] || fail "no report.md"
 grep -q "^#### Targets" "$OUT/q/report.md" || fail "report.md has no targets section"

@@ -99,6 +99,12 @@ struct MemoryStats {
 MemoryStats memory_stats();
 void reset_peak_memory();
 
+// The range of work that Nsight Compute / Nsight Systems profile when started with
+// --profile-from-start off (cudaProfilerStart / cudaProfilerStop: benchmarks/train_step
+// --profile-step). Without a profiler attached they do nothing.
+void profiler_start();
+void profiler_stop();
+
 // Copies. memcpy_h2d returns once `src` may be reused (pageable host memory is staged);
 // memcpy_d2h waits until the data has arrived in `dst`; memcpy_d2d and memset are async on
 // the current stream. memset sets bytes (like cudaMemset).
