@@ -220,9 +220,10 @@ do_tests() {
   step ctest_index_math 300 ctest --test-dir "$BUILD" -R "$self" --output-on-failure
 }
 
-# compute-sanitizer TOOL on the small "[sanitize]" case. Heuristic conv plans (no tuning runs under
+# compute-sanitizer TOOL on the small "[sanitize]" cases. Heuristic conv plans (no tuning runs under
 # the sanitizer): they already cover the three tile shapes (3-stage pipelines, dynamic shared memory
-# over 48 KB for 128x128), split-K and dgrad phases on these problems
+# over 48 KB for 128x128), split-K and dgrad phases on these problems; the second case pins each
+# channels-last and wgmma tile, which only tuning would pick
 do_sanitizer() {
   if ! have "$TESTS_BIN" || ! have "$SAN"; then
     record "sanitizer_$1" "SKIPPED" 0 "no compute-sanitizer or no test binary"; return

@@ -2,9 +2,12 @@
 // in tools/gpu_check.sh: `disco_cuda_tests "[sanitize]"`. Shapes are small but reach every
 // code path: all conv directions x math modes, the three tile shapes (heuristic plans: 128x32 for
 // the <= 32-column GEMMs, 64x64 with split-K for 384->384 fprop, 128x128 for its wgrad), split-K, dgrad phases
-// without taps, and the element-wise, reduction, norm, loss and optimizer kernels.
+// without taps, and the element-wise, reduction, norm, loss and optimizer kernels; then each
+// channels-last and wgmma tile pinned (they are tuning candidates only: the heuristic plans the
+// sanitizer runs with never pick them), in every direction, BF16 and TF32.
 #include <catch2/catch.hpp>
 
+#include <string>
 #include <vector>
 
 #include "common.hpp"
@@ -77,4 +80,49 @@ TEST_CASE("every kernel once, small shapes", "[sanitize]") {
   dc::linear_fwd(xx.data(), ww.data(), nullptr, yy.data(), 6, 5, 10);
   CHECK(all_finite(download(p1)));
   CHECK(all_finite(download(yy)));
+}
+
+TEST_CASE("the channels-last and wgmma tiles once each, pinned", "[sanitize]") {
+  // fprop 144 x 72, dgrad 144 x 40, wgrad 72 x 360 (padded): every tile below is a candidate
+  // in at least one direction (the wgmma ones where the device runs them)
+  const disco::Conv2dProblem p = disco::make_conv2d_problem(1, 40, 12, 12, 72, 3, 3, 1, 1);
+  auto x = upload(randu(size_t(p.x_size()))), w = upload(randu(size_t(p.w_size())));
+  auto dy = upload(randu(size_t(p.y_size())));
+  std::vector<std::string> tiles = {"128x128nhwc", "64x64nhwc", "256x128nhwc", "128x128nhwc4w"};
+  if (dc::wgmma_available()) tiles.insert(tiles.end(), {"128x128wgmma", "128x64wgmma"});
+  struct Unpin {
+    ~Unpin() { dc::clear_conv_plans(); }
+  } unpin;
+  std::vector<int> ran(tiles.size(), 0);
+  for (dc::MathMode m : {dc::MathMode::TF32, dc::MathMode::BF16})
+    for (dc::ConvDir dir : {dc::ConvDir::Fprop, dc::ConvDir::Dgrad, dc::ConvDir::Wgrad})
+      for (size_t t = 0; t < tiles.size(); ++t) {
+        const std::string& tile = tiles[t];
+        // pin the first candidate of this tile (any split), if it is one for this direction / mode
+        bool found = false;
+        for (int i = 0; i < dc::conv_plan_candidates(dir, p) && !found; ++i) {
+          dc::set_conv_plan(dir, p, m, i);
+          const std::string plan = dc::conv_plan(dir, p, m);
+          found = plan == tile || plan.rfind(tile + " ", 0) == 0;
+        }
+        if (!found) continue;
+        INFO(dc::to_string(dir) << " " << dc::to_string(m) << " " << dc::conv_plan(dir, p, m));
+        auto y = poisoned(size_t(p.y_size())), dx = poisoned(size_t(p.x_size())), dw = poisoned(size_t(p.w_size()));
+        if (dir == dc::ConvDir::Fprop) {
+          dc::conv2d_fprop(p, x.data(), w.data(), nullptr, y.data(), dc::ConvAlgo::Custom, m);
+          CHECK(all_finite(download(y)));
+        } else if (dir == dc::ConvDir::Dgrad) {
+          dc::conv2d_dgrad(p, dy.data(), w.data(), dx.data(), false, dc::ConvAlgo::Custom, m);
+          CHECK(all_finite(download(dx)));
+        } else {
+          dc::conv2d_wgrad(p, x.data(), dy.data(), dw.data(), false, dc::ConvAlgo::Custom, m);
+          CHECK(all_finite(download(dw)));
+        }
+        ++ran[t];
+      }
+  // each tile ran somewhere; the two general channels-last tiles in every direction and mode
+  for (size_t t = 0; t < tiles.size(); ++t) {
+    INFO(tiles[t]);
+    CHECK(ran[t] >= (t < 2 ? 6 : 1));
+  }
 }
