@@ -37,7 +37,10 @@
 // CPU emulation (tests/emu_backend): disco_emu_wgmma computes a thread's accumulator elements
 // from the descriptors -- decoding start address, offsets and swizzle mode from the PTX ISA's
 // descriptor format and canonical layouts, independently of the kernel's address math -- and
-// disco_emu_smem_addr stands for __cvta_generic_to_shared.
+// disco_emu_smem_addr stands for __cvta_generic_to_shared. It models the asynchrony too: the
+// accumulators are written only by the wait_group that completes the wgmma
+// (disco_emu_wgmma_commit / _wait), and shared memory a pending wgmma reads must not change
+// before then.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -118,6 +121,8 @@ __device__ __forceinline__ void wgmma_fence() {
 __device__ __forceinline__ void wgmma_commit() {
 #if defined(DISCO_WGMMA_DEVICE)
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#elif defined(DISCO_KERNEL_EMULATION)
+  disco_emu_wgmma_commit();
 #endif
 }
 // Waits until at most N of this warpgroup's committed wgmma groups are still running.
@@ -125,6 +130,8 @@ template <int N>
 __device__ __forceinline__ void wgmma_wait() {
 #if defined(DISCO_WGMMA_DEVICE)
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#elif defined(DISCO_KERNEL_EMULATION)
+  disco_emu_wgmma_wait(N);
 #endif
 }
 // Pins the accumulator registers in place for the compiler: a wgmma writes them

@@ -279,8 +279,9 @@ TEST_CASE("every launch plan tuning may pick gives the right result", "[cuda][co
       {"9->3 k3s1p1 @7, batch 2 (thin fprop)", disco::make_conv2d_problem(2, 9, 7, 7, 3, 3, 3, 1, 1)},
       {"3->32 k4s2p1 @32, batch 4 (small-output wgrad, 4-16 splits)", disco::make_conv2d_problem(4, 3, 32, 32, 32, 4, 4, 2, 1)},
       {"8->40 k3s1p1 @8, batch 2 (grouped fprop and dgrad, contiguous)", disco::make_conv2d_problem(2, 8, 8, 8, 40, 3, 3, 1, 1)},
-      {"40->72 k3s1p1 @12, batch 1 (256x128nhwc fprop, wgmma fprop, dgrad and wgrad)",
-       disco::make_conv2d_problem(1, 40, 12, 12, 72, 3, 3, 1, 1)},
+      {"40->72 k3s1p1 @12, batch 2 (256x128nhwc fprop, wgmma fprop, dgrad and wgrad; 9 wgrad k-slices: "
+       "the wgmma pipelines refill stages)",
+       disco::make_conv2d_problem(2, 40, 12, 12, 72, 3, 3, 1, 1)},
       {"40->48 k1s3 @18, batch 1 (wgmma dgrad with phases without taps, 128x64wgmma wgrad)",
        disco::make_conv2d_problem(1, 40, 18, 18, 48, 1, 1, 3, 0)},
   };

@@ -46,6 +46,8 @@ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
 void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr, bool trans);
 uint32_t smem_addr(const void* p);  // __cvta_generic_to_shared: the offset in dynamic shared memory
 void wgmma(float* d, int n, bool tf32, uint64_t desc_a, uint64_t desc_b, int accumulate, bool mn_major);
+void wgmma_commit();
+void wgmma_wait(int n);
 
 // Runs body(ctx) as every thread of every block of the grid, with `smem` bytes of dynamic
 // shared memory (emu_runtime.cpp).
@@ -126,6 +128,8 @@ inline void disco_emu_wgmma(float* d, int n, int tf32, uint64_t desc_a, uint64_t
                             int mn_major) {
   ::disco_emu::wgmma(d, n, tf32 != 0, desc_a, desc_b, accumulate, mn_major != 0);
 }
+inline void disco_emu_wgmma_commit() { ::disco_emu::wgmma_commit(); }
+inline void disco_emu_wgmma_wait(int n) { ::disco_emu::wgmma_wait(n); }
 // The typed form, which <cuda_runtime.h> declares for nvcc only (__CUDACC__): kernel -> address.
 template <class T>
 inline cudaError_t cudaFuncSetAttribute(T* entry, enum cudaFuncAttribute attr, int value) {

@@ -97,11 +97,23 @@ constexpr int kMaxThreads = 1024;
 
 enum class St { Run, WaitBlock, WaitWarp, Done };
 
+// A wgmma this thread issued and has not waited for (see wgmma() below).
+struct PendingWgmma {
+  float* d;
+  int n, accumulate;
+  bool tf32, mn_major;
+  uint64_t desc_a, desc_b;
+  uint64_t group;               // the commit group it belongs to
+  std::vector<uint32_t> bits;   // its operands' bits in shared memory when issued
+};
+
 struct Fiber {
   void* sp = nullptr;
   char* stack = nullptr;  // lowest address (guard page), kStackBytes long
   St st = St::Done;
   unsigned sync_calls = 0;  // alternates the warp exchange buffers (shuffles, mma)
+  std::vector<PendingWgmma> wgmma_pending;  // issued, not yet completed by a wait_group
+  uint64_t wgmma_group = 0;                 // the open (not yet committed) group's number
 };
 
 struct WarpExchange {
@@ -132,6 +144,9 @@ void yield_to_main() {
 void fiber_main() {
   g_s->body(g_s->ctx);
   Scheduler& s = *g_s;
+  if (!s.fibers[s.cur].wgmma_pending.empty())
+    kfail("the thread ended with " + std::to_string(s.fibers[s.cur].wgmma_pending.size()) +
+          " wgmma not completed by a wgmma.wait_group (their accumulators were never final)");
   s.fibers[s.cur].st = St::Done;
   s.done += 1;
   if (s.block_waiting > 0)
@@ -158,6 +173,8 @@ void init_fiber(Fiber& f) {
   f.sp = top - 9;
   f.st = St::Run;
   f.sync_calls = 0;
+  f.wgmma_pending.clear();
+  f.wgmma_group = 0;
 }
 
 inline uint3 tid_of(int t) {
@@ -400,43 +417,89 @@ float bf16_bits_to_float(uint16_t h) {
 // wgmma.mma_async.sync.aligned.m64nNk16.f32.bf16.bf16 d, desc_a, desc_b, scale-d, 1, 1, t, t
 // and .m64nNk8.f32.tf32.tf32 d, desc_a, desc_b, scale-d, 1, 1 (both operands K-major, or with
 // mn_major (t = 1; BF16 only) both MN-major; D = A B + D, or A B when scale-d is false; TF32
-// elements are read with their low 13 bits ignored):
-// this thread's N / 2 accumulators -- warp q of its warpgroup, lane l: element 4 j + e is row
-// 16 q + l / 4 + 8 (e / 2), column 8 j + 2 (l % 4) + e % 2 -- each from the K products (summed
-// in double, then added as a float, like the mma.sync model above). Reading shared memory
-// directly is exact here: the kernel waits for the group before it changes the stage or
-// reads d.
-void wgmma(float* d, int n, bool tf32, uint64_t desc_a, uint64_t desc_b, int accumulate, bool mn_major) {
-  if (mn_major && tf32) kfail("wgmma: TF32 operands cannot be MN-major");
-  if (n % 8 != 0 || n < 8 || n > 256) kfail("wgmma: N must be a multiple of 8 in 8..256");
+// elements are read with their low 13 bits ignored): this thread's N / 2 accumulators -- warp q
+// of its warpgroup, lane l: element 4 j + e is row 16 q + l / 4 + 8 (e / 2), column 8 j +
+// 2 (l % 4) + e % 2 -- each from the K products (summed in double, then added as a float, like
+// the mma.sync model above).
+//
+// Asynchrony, as the PTX ISA defines it: the instruction only starts the MMA; its operands may
+// be read from shared memory at any time until a wgmma.wait_group completes its commit group,
+// and d is written by then. The model reads the operands when the wgmma is issued (so data that
+// has not landed yet is caught as wrong results), keeps them with the wgmma, and does the
+// arithmetic -- writing d -- only in the wait_group that completes it (so reading d before the
+// wait gives stale values). There it reads the operands again: if shared memory changed in
+// between (a stage refilled while a wgmma that reads it was still pending), that is a fault.
+// A thread that ends with wgmmas pending is a fault too.
+namespace {
+// This thread's operand bits of one wgmma: A's two rows (K each), then B's 2 N / 8 columns.
+std::vector<uint32_t> wgmma_operand_bits(int n, bool tf32, uint64_t desc_a, uint64_t desc_b, bool mn_major) {
   const SmemMatrix A(desc_a), B(desc_b);
   const int K = tf32 ? 8 : 16, bytes = tf32 ? 4 : 2;
   const auto elem = [&](const SmemMatrix& m, int mn, int k) {
     return mn_major ? m.at_mn_major(mn, k, bytes) : m.at_k_major(mn, k, bytes);
   };
-  const auto value = [&](uint32_t bits) {
-    if (!tf32) return bf16_bits_to_float(uint16_t(bits));
-    bits &= 0xffffe000u;
+  const int tw = int(g_thread_idx.x) % 128, q = tw / 32, lane = tw % 32;
+  std::vector<uint32_t> bits;
+  bits.reserve(size_t(2 + n / 4) * size_t(K));
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < K; ++k) bits.push_back(elem(A, 16 * q + lane / 4 + 8 * h, k));
+  for (int j = 0; j < n / 8; ++j)
+    for (int c = 0; c < 2; ++c)
+      for (int k = 0; k < K; ++k) bits.push_back(elem(B, 8 * j + 2 * (lane % 4) + c, k));
+  return bits;
+}
+
+void wgmma_complete(const PendingWgmma& w) {
+  if (wgmma_operand_bits(w.n, w.tf32, w.desc_a, w.desc_b, w.mn_major) != w.bits)
+    kfail("wgmma: shared memory that a pending wgmma reads changed before the wgmma.wait_group that "
+          "completes it (a stage refilled too early)");
+  const int K = w.tf32 ? 8 : 16;
+  const auto value = [&](uint32_t b) {
+    if (!w.tf32) return bf16_bits_to_float(uint16_t(b));
+    b &= 0xffffe000u;
     float f;
-    std::memcpy(&f, &bits, 4);
+    std::memcpy(&f, &b, 4);
     return f;
   };
-  const int tw = int(g_thread_idx.x) % 128, q = tw / 32, lane = tw % 32;
-  float a[2][16];
-  for (int h = 0; h < 2; ++h)
-    for (int k = 0; k < K; ++k) a[h][k] = value(elem(A, 16 * q + lane / 4 + 8 * h, k));
-  for (int j = 0; j < n / 8; ++j)
+  const uint32_t* a = w.bits.data();             // a[h * K + k]
+  const uint32_t* bcols = a + 2 * size_t(K);      // column (j, c): bcols[(2 j + c) * K + k]
+  for (int j = 0; j < w.n / 8; ++j)
     for (int c = 0; c < 2; ++c) {
-      const int col = 8 * j + 2 * (lane % 4) + c;
-      float b[16];
-      for (int k = 0; k < K; ++k) b[k] = value(elem(B, col, k));
+      const uint32_t* b = bcols + size_t(2 * j + c) * size_t(K);
       for (int h = 0; h < 2; ++h) {
         double acc = 0;
-        for (int k = 0; k < K; ++k) acc += double(a[h][k]) * double(b[k]);
-        float& out = d[4 * j + 2 * h + c];
-        out = accumulate ? out + float(acc) : float(acc);  // scale-d false: d is not read
+        for (int k = 0; k < K; ++k) acc += double(value(a[h * K + k])) * double(value(b[k]));
+        float& out = w.d[4 * j + 2 * h + c];
+        out = w.accumulate ? out + float(acc) : float(acc);  // scale-d false: d is not read
       }
     }
+}
+}  // namespace
+
+void wgmma(float* d, int n, bool tf32, uint64_t desc_a, uint64_t desc_b, int accumulate, bool mn_major) {
+  if (mn_major && tf32) kfail("wgmma: TF32 operands cannot be MN-major");
+  if (n % 8 != 0 || n < 8 || n > 256) kfail("wgmma: N must be a multiple of 8 in 8..256");
+  Fiber& f = g_s->fibers[g_s->cur];
+  f.wgmma_pending.push_back({d, n, accumulate, tf32, mn_major, desc_a, desc_b, f.wgmma_group,
+                             wgmma_operand_bits(n, tf32, desc_a, desc_b, mn_major)});
+}
+
+// wgmma.commit_group: the wgmmas issued since the last commit form one group.
+void wgmma_commit() { ++g_s->fibers[g_s->cur].wgmma_group; }
+
+// wgmma.wait_group N: completes, in issue order, the wgmmas of every committed group but the
+// newest N.
+void wgmma_wait(int n) {
+  if (n < 0) kfail("wgmma.wait_group: N must be >= 0");
+  Fiber& f = g_s->fibers[g_s->cur];
+  std::vector<PendingWgmma> keep;
+  for (const PendingWgmma& w : f.wgmma_pending) {
+    if (w.group + uint64_t(n) < f.wgmma_group)
+      wgmma_complete(w);
+    else
+      keep.push_back(w);
+  }
+  f.wgmma_pending.swap(keep);
 }
 
 void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, void (*body)(const void*), const void* ctx) {
