@@ -424,12 +424,13 @@ float bf16_bits_to_float(uint16_t h) {
 //
 // Asynchrony, as the PTX ISA defines it: the instruction only starts the MMA; its operands may
 // be read from shared memory at any time until a wgmma.wait_group completes its commit group,
-// and d is written by then. The model reads the operands when the wgmma is issued (so data that
-// has not landed yet is caught as wrong results), keeps them with the wgmma, and does the
-// arithmetic -- writing d -- only in the wait_group that completes it (so reading d before the
-// wait gives stale values). There it reads the operands again: if shared memory changed in
-// between (a stage refilled while a wgmma that reads it was still pending), that is a fault.
-// A thread that ends with wgmmas pending is a fault too.
+// and d is written by then. The model reads the operands when the wgmma is issued, keeps them
+// with the wgmma, and does the arithmetic -- writing d -- only in the wait_group that completes
+// it (so reading d before the wait gives stale values). There it reads the operands again: if
+// shared memory changed in between (a stage refilled while a wgmma that reads it was still
+// pending), that is a fault. A thread that ends with wgmmas pending is a fault too. (cp.async
+// copies land at once in this emulation, so a missing cp.async wait, or a missing
+// fence.proxy.async, is not caught here.)
 namespace {
 // This thread's operand bits of one wgmma: A's two rows (K each), then B's 2 N / 8 columns.
 std::vector<uint32_t> wgmma_operand_bits(int n, bool tf32, uint64_t desc_a, uint64_t desc_b, bool mn_major) {
