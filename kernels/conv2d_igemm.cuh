@@ -112,7 +112,9 @@ inline int conv_b_vec4(const convidx::ConvGemmParams& g, const float* w) {
 
 // ---- PTX wrappers -----------------------------------------------------------------------------
 // Without __CUDA_ARCH__ >= 800 they fall back to plain C++ (synchronous copies, no rounding)
-// and the mma helpers trap. DISCO_KERNEL_EMULATION (CPU emulation, tests/emu/) routes the mma
+// and the mma helpers trap; in the CUDA backend's emulation (tests/emu_backend,
+// DISCO_EMU_ASYNC_COPIES) a 16-byte copy lands only at the cp.async.wait_group that completes
+// its group (the 4-byte ones of the NCHW tiles land at once). DISCO_KERNEL_EMULATION (CPU emulation, tests/emu/) routes the mma
 // helpers instead to disco_emu_mma_tf32 / disco_emu_mma_bf16, which the includer declares at
 // global scope with the signature of mma_tf32_16x8x8. Preprocessor only: nvcc builds see no change.
 __device__ __forceinline__ void cp_async_f32(float* smem, const float* gmem, bool pred) {
@@ -121,7 +123,7 @@ __device__ __forceinline__ void cp_async_f32(float* smem, const float* gmem, boo
   const int src_bytes = pred ? 4 : 0;  // 0: nothing is read, the 4 bytes are zero-filled
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
 #else
-  *smem = pred ? *gmem : 0.f;
+  *smem = pred ? *gmem : 0.f;  // (lands at once in every emulation: they are too many to queue)
 #endif
 }
 // 16 bytes (4 floats, 8 BF16), both addresses 16-byte aligned; zero-filled when !pred. The
@@ -136,21 +138,30 @@ __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool p
   const bool misaligned = ((reinterpret_cast<uintptr_t>(smem) | (pred ? reinterpret_cast<uintptr_t>(gmem) : 0)) & 15u) != 0;
   if (misaligned)
     std::memset(smem, 0xff, 16);
+#if defined(DISCO_EMU_ASYNC_COPIES)
+  else
+    disco_emu_cp_async(smem, gmem, 16, pred);
+#else
   else if (pred)
     std::memcpy(smem, gmem, 16);
   else
     std::memset(smem, 0, 16);
 #endif
+#endif
 }
 __device__ __forceinline__ void cp_async_commit() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.commit_group;\n" ::: "memory");
+#elif defined(DISCO_EMU_ASYNC_COPIES)
+  disco_emu_cp_async_commit();
 #endif
 }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#elif defined(DISCO_EMU_ASYNC_COPIES)
+  disco_emu_cp_async_wait(N);
 #endif
 }
 

@@ -48,6 +48,9 @@ uint32_t smem_addr(const void* p);  // __cvta_generic_to_shared: the offset in d
 void wgmma(float* d, int n, bool tf32, uint64_t desc_a, uint64_t desc_b, int accumulate, bool mn_major);
 void wgmma_commit();
 void wgmma_wait(int n);
+void cp_async(void* dst, const void* src, int bytes, bool pred);
+void cp_async_commit();
+void cp_async_wait(int n);
 
 // Runs body(ctx) as every thread of every block of the grid, with `smem` bytes of dynamic
 // shared memory (emu_runtime.cpp).
@@ -130,6 +133,12 @@ inline void disco_emu_wgmma(float* d, int n, int tf32, uint64_t desc_a, uint64_t
 }
 inline void disco_emu_wgmma_commit() { ::disco_emu::wgmma_commit(); }
 inline void disco_emu_wgmma_wait(int n) { ::disco_emu::wgmma_wait(n); }
+// Hooks of kernels/conv2d_igemm.cuh's cp.async wrappers (DISCO_EMU_ASYNC_COPIES).
+inline void disco_emu_cp_async(void* dst, const void* src, int bytes, bool pred) {
+  ::disco_emu::cp_async(dst, src, bytes, pred);
+}
+inline void disco_emu_cp_async_commit() { ::disco_emu::cp_async_commit(); }
+inline void disco_emu_cp_async_wait(int n) { ::disco_emu::cp_async_wait(n); }
 // The typed form, which <cuda_runtime.h> declares for nvcc only (__CUDACC__): kernel -> address.
 template <class T>
 inline cudaError_t cudaFuncSetAttribute(T* entry, enum cudaFuncAttribute attr, int value) {
@@ -137,4 +146,5 @@ inline cudaError_t cudaFuncSetAttribute(T* entry, enum cudaFuncAttribute attr, i
 }
 
 #define DISCO_KERNEL_EMULATION 1
+#define DISCO_EMU_ASYNC_COPIES 1  // cp.async lands at its cp.async.wait_group (emu_runtime.cpp)
 #define DISCO_DYNAMIC_SMEM(name) unsigned char* const name = ::disco_emu::dynamic_smem()

@@ -107,6 +107,14 @@ struct PendingWgmma {
   std::vector<uint32_t> bits;   // its operands' bits in shared memory when issued
 };
 
+// A cp.async this thread issued that has not landed yet (see cp_async() below).
+struct PendingCopy {
+  unsigned char* dst;
+  int bytes;
+  uint64_t group;
+  unsigned char data[16];  // what lands: the source read at issue, or zeros
+};
+
 struct Fiber {
   void* sp = nullptr;
   char* stack = nullptr;  // lowest address (guard page), kStackBytes long
@@ -114,6 +122,9 @@ struct Fiber {
   unsigned sync_calls = 0;  // alternates the warp exchange buffers (shuffles, mma)
   std::vector<PendingWgmma> wgmma_pending;  // issued, not yet completed by a wait_group
   uint64_t wgmma_group = 0;                 // the open (not yet committed) group's number
+  std::vector<PendingCopy> copies_pending;  // cp.async issued; [copies_head, end) not yet landed
+  size_t copies_head = 0;
+  uint64_t copy_group = 0;                  // the open cp.async group's number
 };
 
 struct WarpExchange {
@@ -141,9 +152,12 @@ void yield_to_main() {
   disco_emu_switch(&f.sp, g_s->main_sp);
 }
 
+void land_copies(Fiber& f, uint64_t before_group);
+
 void fiber_main() {
   g_s->body(g_s->ctx);
   Scheduler& s = *g_s;
+  land_copies(s.fibers[s.cur], ~uint64_t(0));  // what a GPU would still write
   if (!s.fibers[s.cur].wgmma_pending.empty())
     kfail("the thread ended with " + std::to_string(s.fibers[s.cur].wgmma_pending.size()) +
           " wgmma not completed by a wgmma.wait_group (their accumulators were never final)");
@@ -175,6 +189,9 @@ void init_fiber(Fiber& f) {
   f.sync_calls = 0;
   f.wgmma_pending.clear();
   f.wgmma_group = 0;
+  f.copies_pending.clear();
+  f.copies_head = 0;
+  f.copy_group = 0;
 }
 
 inline uint3 tid_of(int t) {
@@ -428,9 +445,9 @@ float bf16_bits_to_float(uint16_t h) {
 // with the wgmma, and does the arithmetic -- writing d -- only in the wait_group that completes
 // it (so reading d before the wait gives stale values). There it reads the operands again: if
 // shared memory changed in between (a stage refilled while a wgmma that reads it was still
-// pending), that is a fault. A thread that ends with wgmmas pending is a fault too. (cp.async
-// copies land at once in this emulation, so a missing cp.async wait, or a missing
-// fence.proxy.async, is not caught here.)
+// pending), that is a fault. A thread that ends with wgmmas pending is a fault too. (The
+// 16-byte cp.async copies land at their wait_group -- see cp_async below -- but the proxies are
+// not modelled: a missing fence.proxy.async is not caught.)
 namespace {
 // This thread's operand bits of one wgmma: A's two rows (K each), then B's 2 N / 8 columns.
 std::vector<uint32_t> wgmma_operand_bits(int n, bool tf32, uint64_t desc_a, uint64_t desc_b, bool mn_major) {
@@ -501,6 +518,47 @@ void wgmma_wait(int n) {
       keep.push_back(w);
   }
   f.wgmma_pending.swap(keep);
+}
+
+// ---- cp.async (kernels/conv2d_igemm.cuh) ---------------------------------------------------------
+// As the PTX ISA allows: the copy reads its source when issued (global memory the kernel only
+// reads) but writes shared memory only when a cp.async.wait_group completes its commit group,
+// so a read of a stage before that wait -- or before the barrier that follows it, by another
+// thread -- sees the stage's old contents.
+namespace {
+// The copies are queued in group order: those of groups before `before_group` are a prefix.
+void land_copies(Fiber& f, uint64_t before_group) {
+  std::vector<PendingCopy>& q = f.copies_pending;
+  size_t i = f.copies_head;
+  for (; i < q.size() && q[i].group < before_group; ++i) std::memcpy(q[i].dst, q[i].data, size_t(q[i].bytes));
+  if (i == q.size()) {
+    q.clear();  // keeps the capacity
+    f.copies_head = 0;
+  } else {
+    f.copies_head = i;
+  }
+}
+}  // namespace
+
+void cp_async(void* dst, const void* src, int bytes, bool pred) {
+  if (bytes != 4 && bytes != 16) kfail("cp.async: only 4- and 16-byte copies are emulated");
+  const auto* d = static_cast<unsigned char*>(dst);
+  if (g_smem->data() == nullptr || d < g_smem->data() || d + bytes > g_smem->data() + g_smem->size())
+    kfail("cp.async: the destination is not in the block's dynamic shared memory");
+  Fiber& f = g_s->fibers[g_s->cur];
+  PendingCopy c{static_cast<unsigned char*>(dst), bytes, f.copy_group, {}};
+  if (pred) std::memcpy(c.data, src, size_t(bytes));
+  f.copies_pending.push_back(c);
+}
+
+// cp.async.commit_group: the copies issued since the last commit form one group.
+void cp_async_commit() { ++g_s->fibers[g_s->cur].copy_group; }
+
+// cp.async.wait_group N: every committed group but the newest N has landed.
+void cp_async_wait(int n) {
+  if (n < 0) kfail("cp.async.wait_group: N must be >= 0");
+  Fiber& f = g_s->fibers[g_s->cur];
+  land_copies(f, f.copy_group >= uint64_t(n) ? f.copy_group - uint64_t(n) : 0);
 }
 
 void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, void (*body)(const void*), const void* ctx) {
