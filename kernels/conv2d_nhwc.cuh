@@ -439,6 +439,21 @@ struct NhwcWgradLoader {
   }
 };
 
+// A weight-gradient block's GEMM size, tile origin and split range (grid: row tiles, column
+// tiles, splits; one slot), like NhwcBlock for fprop / dgrad. V: convidx::NhwcWgradT; BK:
+// reduction rows a slice.
+template <class V, int BM, int BN, int BK>
+struct NhwcWgradBlock {
+  int M, N, m0, n0, kt_begin, nkt;
+  __device__ __forceinline__ explicit NhwcWgradBlock(const NhwcConvArgs& args)
+      : M(V::gemm_m(args.g, 0)), N(args.g.gemm_n), m0(int(blockIdx.x) * BM), n0(int(blockIdx.y) * BN) {
+    int kt_end;
+    convidx::splitk_range((V::max_gemm_k(args.g) + BK - 1) / BK, args.splits, int(blockIdx.z), kt_begin, kt_end);
+    nkt = kt_end - kt_begin;
+  }
+  __device__ __forceinline__ bool outside() const { return m0 >= M || n0 >= N; }
+};
+
 template <class Tile, class T = __nv_bfloat16>
 __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_kernel(const __grid_constant__ NhwcConvArgs args) {
   constexpr bool kTF32 = std::is_same_v<T, float>;
@@ -456,18 +471,15 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgrad_nhwc_kernel(const _
   const convidx::ConvGemmParams& g = args.g;
   const T* const a_src = static_cast<const T*>(args.a);
   const T* const b_src = static_cast<const T*>(args.b);
-  const int M = V::gemm_m(g, 0), N = g.gemm_n, kred = V::max_gemm_k(g);
-  const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
-  if (m0 >= M || n0 >= N) return;
-  int kt_begin, kt_end;
-  convidx::splitk_range((kred + BK - 1) / BK, args.splits, int(blockIdx.z), kt_begin, kt_end);
-  const int nkt = kt_end - kt_begin;
+  const NhwcWgradBlock<V, BM, BN, BK> blk(args);
+  if (blk.outside()) return;
+  const int M = blk.M, N = blk.N, m0 = blk.m0, n0 = blk.n0, nkt = blk.nkt;
 
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int wm0 = (warp / Tile::WARPS_N) * Tile::WM;
   const int wn0 = (warp % Tile::WARPS_N) * Tile::WN;
 
-  const NhwcWgradLoader<T, BM, BN, BK, Tile::kThreads> loader(g, m0, n0, tid, kt_begin);
+  const NhwcWgradLoader<T, BM, BN, BK, Tile::kThreads> loader(g, m0, n0, tid, blk.kt_begin);
   const auto load = [&](int stage, int slice) {
     loader.load(g, a_src, b_src, As + stage * BM * BK, Bs + stage * BN * BK, slice);
   };

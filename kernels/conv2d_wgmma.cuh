@@ -212,6 +212,45 @@ __device__ __forceinline__ void wgmma(float (&d)[1][NJ][4], uint64_t desc_a, uin
 #undef DISCO_WGMMA_D32
 #undef DISCO_WGMMA_D4
 
+// Every accumulator of this thread set to v (a block that cannot run its wgmmas: NaN, or zeros
+// where it has no reduction).
+template <int NJ>
+__device__ __forceinline__ void wgmma_fill(float (&d)[1][NJ][4], float v) {
+#pragma unroll
+  for (int j = 0; j < NJ; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) d[0][j][e] = v;
+}
+
+// The wgmma kernels' pipeline over nkt slices: the copies run D = STAGES - 2 slices ahead, and
+// one slice's MMAs stay in flight while the next slice's are issued. At iteration i the loads
+// refill the stage of slice i - 2, whose MMAs every warpgroup has finished (wait for <= 1
+// pending group at the end of iteration i - 1, then the barrier); slice i - 1's stage is left
+// alone. load(stage, slice) issues a slice's cp.async copies (slices in increasing order);
+// issue(stage, i) issues slice i's wgmmas (one commit group). Returns when all have completed.
+template <int STAGES, class Load, class Issue>
+__device__ __forceinline__ void wgmma_pipeline(int nkt, const Load& load, const Issue& issue) {
+  constexpr int D = STAGES - 2;
+  static_assert(D >= 1, "at least 3 stages");
+#pragma unroll
+  for (int st = 0; st < D; ++st) {
+    if (st < nkt) load(st, st);
+    cp_async_commit();
+  }
+  for (int i = 0; i < nkt; ++i) {
+    cp_async_wait<D - 1>();      // slice i has landed (this thread's copies)
+    fence_proxy_async_shared();  // ... and is visible to the async proxy
+    __syncthreads();
+    if (i + D < nkt) load((i + D) % STAGES, i + D);
+    cp_async_commit();
+    wgmma_fence();
+    issue(i % STAGES, i);
+    wgmma_commit();
+    wgmma_wait<1>();
+  }
+  wgmma_wait<0>();
+}
+
 // View: convidx::NhwcFprop / NhwcDgrad with T = __nv_bfloat16 (8 channels a chunk), or
 // NhwcFprop32 / NhwcDgrad32 with T = float (TF32: 4 channels a chunk; the packs are rounded to
 // TF32, which the tensor cores read as they are). Grid and arguments as conv_nhwc_kernel's
@@ -244,50 +283,26 @@ __global__ void __launch_bounds__(WgmmaTile<BN_>::kThreads)
   // accumulators ahead of the pipelined wgmmas makes ptxas serialize them.)
   float acc[1][NJ][4];
   if (((a_base | b_base) & 511u) != 0 || nkt <= 0) {  // misaligned: NaN; no reduction (a phase
-    const float v = nkt <= 0 ? 0.f : wgmma_nan();    // without taps): zeros
-#pragma unroll
-    for (int j = 0; j < NJ; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[0][j][e] = v;
+    wgmma_fill(acc, nkt <= 0 ? 0.f : wgmma_nan());     // without taps): zeros
     conv_store_tile<typename View::Out, 1, NJ>(args, slot, acc, m0 + 64 * wg + 16 * (warp & 3), n0, lane, M, N);
     return;
   }
 
-  // The pipeline: the copies run D = STAGES - 2 slices ahead, and one slice's MMAs stay in
-  // flight while the next slice's are issued. At iteration i the loads refill the stage of
-  // slice i - 2, whose MMAs every warpgroup has finished (wait for <= 1 pending group at the
-  // end of iteration i - 1, then the barrier); slice i - 1's stage is left alone.
-  constexpr int D = STAGES - 2;
-  static_assert(D >= 1, "at least 3 stages");
   NhwcChunkLoader<View, BM, BN, RPP> loader(g, slot, m0, tid, kt_begin);
-  const auto load = [&](int stage) {
+  // (the loader steps through the slices itself, in the order they are asked for)
+  const auto load = [&](int stage, int) {
     loader.load(g, slot, n0, a_src, b_src, As + stage * BM * BK, Bs + stage * BN * BK);
   };
-#pragma unroll
-  for (int st = 0; st < D; ++st) {
-    if (st < nkt) load(st);
-    cp_async_commit();
-  }
-  for (int i = 0; i < nkt; ++i) {
-    cp_async_wait<D - 1>();      // slice i has landed (this thread's copies)
-    fence_proxy_async_shared();  // ... and is visible to the async proxy
-    __syncthreads();
-    if (i + D < nkt) load((i + D) % STAGES);
-    cp_async_commit();
-    const int stage = i % STAGES;
+  wgmma_pipeline<STAGES>(nkt, load, [&](int stage, int i) {
     // this warpgroup's 64 rows of A; all BN rows (columns of the GEMM) of B; bytes
     const uint32_t a_st = a_base + uint32_t((stage * BM + 64 * wg) * BK * 2);
     const uint32_t b_st = b_base + uint32_t(stage * BN * BK * 2);
-    wgmma_fence();
 #pragma unroll
     for (int kh = 0; kh < 2; ++kh) {  // two 32-byte K steps of the 64-byte rows
       const uint64_t da = wgmma_desc_k_sw64(a_st + 32u * kh), db = wgmma_desc_k_sw64(b_st + 32u * kh);
       wgmma<kTF32>(acc, da, db, (i | kh) != 0);
     }
-    wgmma_commit();
-    wgmma_wait<1>();
-  }
-  wgmma_wait<0>();
+  });
   wgmma_fence_operands(acc);
 
   conv_store_tile<typename View::Out, 1, NJ>(args, slot, acc, m0 + 64 * wg + 16 * (warp & 3), n0, lane, M, N);
@@ -320,12 +335,9 @@ __global__ void __launch_bounds__(WgmmaTile<BN_>::kThreads)
   const convidx::ConvGemmParams& g = args.g;
   const T* const a_src = static_cast<const T*>(args.a);
   const T* const b_src = static_cast<const T*>(args.b);
-  const int M = V::gemm_m(g, 0), N = g.gemm_n, kred = V::max_gemm_k(g);
-  const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
-  if (m0 >= M || n0 >= N) return;
-  int kt_begin, kt_end;
-  convidx::splitk_range((kred + BK - 1) / BK, args.splits, int(blockIdx.z), kt_begin, kt_end);
-  const int nkt = kt_end - kt_begin;
+  const NhwcWgradBlock<V, BM, BN, BK> blk(args);
+  if (blk.outside()) return;
+  const int M = blk.M, N = blk.N, m0 = blk.m0, n0 = blk.n0, nkt = blk.nkt;
 
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
   const int row0 = m0 + 64 * wg + 16 * (warp & 3);  // this warp's first accumulator row
@@ -334,46 +346,25 @@ __global__ void __launch_bounds__(WgmmaTile<BN_>::kThreads)
   const uint32_t a_base = smem_addr(As), b_base = smem_addr(Bs);
   float acc[1][NJ][4];
   if (((a_base | b_base) & 1023u) != 0 || nkt <= 0) {
-    const float v = nkt <= 0 ? 0.f : wgmma_nan();
-#pragma unroll
-    for (int j = 0; j < NJ; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[0][j][e] = v;
+    wgmma_fill(acc, nkt <= 0 ? 0.f : wgmma_nan());
     conv_store_tile<V, 1, NJ>(args, 0, acc, row0, n0, lane, M, N);
     return;
   }
 
-  constexpr int D = STAGES - 2;  // copies D slices ahead, one slice's MMAs in flight
-  static_assert(D >= 1, "at least 3 stages");
-  const NhwcWgradLoader<T, BM, BN, BK, Tile::kThreads> loader(g, m0, n0, tid, kt_begin);
+  const NhwcWgradLoader<T, BM, BN, BK, Tile::kThreads> loader(g, m0, n0, tid, blk.kt_begin);
   const auto load = [&](int stage, int slice) {
     loader.load(g, a_src, b_src, As + stage * BM * BK, Bs + stage * BN * BK, slice);
   };
-#pragma unroll
-  for (int st = 0; st < D; ++st) {
-    if (st < nkt) load(st, st);
-    cp_async_commit();
-  }
-  for (int i = 0; i < nkt; ++i) {
-    cp_async_wait<D - 1>();
-    fence_proxy_async_shared();
-    __syncthreads();
-    if (i + D < nkt) load((i + D) % STAGES, i + D);
-    cp_async_commit();
-    const int stage = i % STAGES;
+  wgmma_pipeline<STAGES>(nkt, load, [&](int stage, int i) {
     const uint32_t a_st = a_base + uint32_t(stage * BM * BK * 2) + uint32_t(wg) * kBlockBytes;
     const uint32_t b_st = b_base + uint32_t(stage * BN * BK * 2);
-    wgmma_fence();
 #pragma unroll
     for (int kh = 0; kh < BK / 16; ++kh) {  // 16 k rows = two 8-row atoms a step
       const uint64_t da = wgmma_desc_mn_sw128(a_st + 2048u * kh, kBlockBytes);
       const uint64_t db = wgmma_desc_mn_sw128(b_st + 2048u * kh, kBlockBytes);
       wgmma<false, NJ, true>(acc, da, db, (i | kh) != 0);
     }
-    wgmma_commit();
-    wgmma_wait<1>();
-  }
-  wgmma_wait<0>();
+  });
   wgmma_fence_operands(acc);
 
   conv_store_tile<V, 1, NJ>(args, 0, acc, row0, n0, lane, M, N);

@@ -40,8 +40,8 @@ def short_name(name):
     return name[:90]
 
 
-def summarize(text, top, source):
-    """The summary lines of one ncu CSV report (text), or None with a message printed."""
+def csv_rows(text, source):
+    """The rows of an ncu `--csv --page details` report, or None with a message printed."""
     # ncu may print "==PROF==" lines before the CSV header
     lines = [l for l in text.splitlines() if not l.startswith("==")]
     rows = list(csv.DictReader(lines))
@@ -49,6 +49,14 @@ def summarize(text, top, source):
     if not rows or not need.issubset(rows[0].keys()):
         print("ncu_summary: %s has no rows with the columns %s (found: %s)" %
               (source, sorted(need), sorted(rows[0].keys()) if rows else "nothing"))
+        return None
+    return rows
+
+
+def summarize(text, top, source):
+    """The summary lines of one ncu CSV report (text), or None with a message printed."""
+    rows = csv_rows(text, source)
+    if rows is None:
         return None
     kernels = collections.OrderedDict()
     for r in rows:
@@ -112,12 +120,8 @@ def direction(name):
 def durations(text, source):
     """[(kernel name, microseconds)] in launch order from an ncu CSV (details page: the metric
     gpu__time_duration.sum or the Duration of SpeedOfLight), or None with a message printed."""
-    lines = [l for l in text.splitlines() if not l.startswith("==")]
-    rows = list(csv.DictReader(lines))
-    need = {"ID", "Kernel Name", "Metric Name", "Metric Value"}
-    if not rows or not need.issubset(rows[0].keys()):
-        print("ncu_summary: %s has no rows with the columns %s (found: %s)" %
-              (source, sorted(need), sorted(rows[0].keys()) if rows else "nothing"))
+    rows = csv_rows(text, source)
+    if rows is None:
         return None
     scale = {"nsecond": 1e-3, "ns": 1e-3, "usecond": 1.0, "us": 1.0, "msecond": 1e3, "ms": 1e3, "second": 1e6, "s": 1e6}
     kernels = collections.OrderedDict()
