@@ -522,9 +522,11 @@ void wgmma_wait(int n) {
 
 // ---- cp.async (kernels/conv2d_igemm.cuh) ---------------------------------------------------------
 // As the PTX ISA allows: the copy reads its source when issued (global memory the kernel only
-// reads) but writes shared memory only when a cp.async.wait_group completes its commit group,
-// so a read of a stage before that wait -- or before the barrier that follows it, by another
-// thread -- sees the stage's old contents.
+// reads), and its destination is undefined from then until a cp.async.wait_group completes its
+// commit group. The model fills the destination with 0xff bytes (NaN) at once and writes the
+// data at that wait, so both a read before the wait (or before the barrier after it, by
+// another thread) and a stage refilled while still being read -- by ldmatrix or by a pending
+// wgmma -- show.
 namespace {
 // The copies are queued in group order: those of groups before `before_group` are a prefix.
 void land_copies(Fiber& f, uint64_t before_group) {
@@ -548,6 +550,7 @@ void cp_async(void* dst, const void* src, int bytes, bool pred) {
   Fiber& f = g_s->fibers[g_s->cur];
   PendingCopy c{static_cast<unsigned char*>(dst), bytes, f.copy_group, {}};
   if (pred) std::memcpy(c.data, src, size_t(bytes));
+  std::memset(dst, 0xff, size_t(bytes));  // undefined until it lands
   f.copies_pending.push_back(c);
 }
 
