@@ -114,7 +114,8 @@ inline int conv_b_vec4(const convidx::ConvGemmParams& g, const float* w) {
 // Without __CUDA_ARCH__ >= 800 they fall back to plain C++ (synchronous copies, no rounding)
 // and the mma helpers trap; in the CUDA backend's emulation (tests/emu_backend,
 // DISCO_EMU_ASYNC_COPIES) a 16-byte copy lands only at the cp.async.wait_group that completes
-// its group (the 4-byte ones of the NCHW tiles land at once). DISCO_KERNEL_EMULATION (CPU emulation, tests/emu/) routes the mma
+// its group (the 4-byte ones of the NCHW tiles land at once), and every copy's source must lie
+// inside one device allocation (as for compute-sanitizer memcheck). DISCO_KERNEL_EMULATION (CPU emulation, tests/emu/) routes the mma
 // helpers instead to disco_emu_mma_tf32 / disco_emu_mma_bf16, which the includer declares at
 // global scope with the signature of mma_tf32_16x8x8. Preprocessor only: nvcc builds see no change.
 __device__ __forceinline__ void cp_async_f32(float* smem, const float* gmem, bool pred) {
@@ -123,6 +124,9 @@ __device__ __forceinline__ void cp_async_f32(float* smem, const float* gmem, boo
   const int src_bytes = pred ? 4 : 0;  // 0: nothing is read, the 4 bytes are zero-filled
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
 #else
+#if defined(DISCO_EMU_ASYNC_COPIES)
+  if (pred) disco_emu_check_copy_source(gmem, 4);  // inside a device allocation (memcheck)
+#endif
   *smem = pred ? *gmem : 0.f;  // (lands at once in every emulation: they are too many to queue)
 #endif
 }

@@ -40,7 +40,8 @@
 // disco_emu_smem_addr stands for __cvta_generic_to_shared. It models the asynchrony too: the
 // accumulators are written only by the wait_group that completes the wgmma
 // (disco_emu_wgmma_commit / _wait), and shared memory a pending wgmma reads must not change
-// before then.
+// before then; a wgmma operand a cp.async wrote must have been fenced by its writer
+// (disco_emu_fence_proxy_async) before the wgmma is issued.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -154,6 +155,8 @@ __device__ __forceinline__ void wgmma_fence_operands(float (&d)[1][NJ][4]) {
 __device__ __forceinline__ void fence_proxy_async_shared() {
 #if defined(DISCO_WGMMA_DEVICE)
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#elif defined(DISCO_KERNEL_EMULATION)
+  disco_emu_fence_proxy_async();
 #endif
 }
 

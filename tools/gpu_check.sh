@@ -223,12 +223,14 @@ do_tests() {
 # compute-sanitizer TOOL on the small "[sanitize]" cases. Heuristic conv plans (no tuning runs under
 # the sanitizer): they already cover the three tile shapes (3-stage pipelines, dynamic shared memory
 # over 48 KB for 128x128), split-K and dgrad phases on these problems; the second case pins each
-# channels-last and wgmma tile, which only tuning would pick
+# channels-last and wgmma tile, which only tuning would pick. DISCO_CUDA_EXACT_ALLOC=1: every
+# device block exactly its tensor's size (no rounding to the caching allocator's bins), so memcheck
+# sees a read or write past a tensor's end
 do_sanitizer() {
   if ! have "$TESTS_BIN" || ! have "$SAN"; then
     record "sanitizer_$1" "SKIPPED" 0 "no compute-sanitizer or no test binary"; return
   fi
-  step "sanitizer_$1" "$SAN_LIMIT" env DISCO_CONV_AUTOTUNE=0 "$SAN" --tool "$1" --error-exitcode 3 "$TESTS_BIN" "[sanitize]"
+  step "sanitizer_$1" "$SAN_LIMIT" env DISCO_CONV_AUTOTUNE=0 DISCO_CUDA_EXACT_ALLOC=1 "$SAN" --tool "$1" --error-exitcode 3 "$TESTS_BIN" "[sanitize]"
 }
 
 # `disco step --device cuda` (FP32, disco's kernels) against the official train.py step in

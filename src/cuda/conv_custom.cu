@@ -583,15 +583,21 @@ const T* activation_pack(const float* src, T* dst, int n, int ch, int chp, int64
 // allocator sees few distinct sizes across the layers: the blocks it keeps for the packs --
 // in a captured graph's private pool too, where a freed block only serves later requests of
 // its own size -- stay under twice the largest.
+// With DISCO_CUDA_EXACT_ALLOC=1 (checking runs) each pack is a block of its own exact size
+// instead, so a memory checker sees a read past either pack's end.
 struct PackScratch {
-  detail::Scratch mem;
+  detail::Scratch mem, mem_b;  // mem_b: the second pack's own block (exact allocations only)
   size_t b_offset;
   PackScratch(size_t a_bytes, size_t b_bytes)
-      : mem(pow2_at_least(round_up(a_bytes) + b_bytes)), b_offset(round_up(a_bytes)) {}
+      : mem(exact_allocations() ? a_bytes : pow2_at_least(round_up(a_bytes) + b_bytes)),
+        mem_b(exact_allocations() ? b_bytes : 0),
+        b_offset(round_up(a_bytes)) {}
   template <class T>
   T* a() const { return mem.as<T>(); }
   template <class T>
-  T* b() const { return reinterpret_cast<T*>(mem.as<unsigned char>() + b_offset); }
+  T* b() const {
+    return exact_allocations() ? mem_b.as<T>() : reinterpret_cast<T*>(mem.as<unsigned char>() + b_offset);
+  }
   static size_t round_up(size_t n) { return (n + 255) / 256 * 256; }
   static size_t pow2_at_least(size_t n) {
     size_t p = 256;

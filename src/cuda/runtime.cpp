@@ -2,6 +2,8 @@
 #include <cuda_profiler_api.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <string>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -88,9 +90,22 @@ void synchronize() { DISCO_CUDA_CHECK(cudaStreamSynchronize(detail::stream())); 
 void device_synchronize() { DISCO_CUDA_CHECK(cudaDeviceSynchronize()); }
 
 // ---- caching allocator ---------------------------------------------------------------------------
+// DISCO_CUDA_EXACT_ALLOC=1 in the environment (read once): every block is exactly the size
+// asked for (no rounding to a bin), so a memory checker that tracks cudaMalloc's extents --
+// compute-sanitizer memcheck, or the CPU emulation's cp.async source check -- sees an access
+// past a tensor's end. Blocks are still cached and reused (for requests of the same size).
+bool exact_allocations() {
+  static const bool on = [] {
+    const char* v = std::getenv("DISCO_CUDA_EXACT_ALLOC");
+    return v && *v && std::string(v) != "0";
+  }();
+  return on;
+}
+
 namespace {
 
 size_t bin_size(size_t bytes) {
+  if (exact_allocations()) return bytes;
   constexpr size_t kSmall = size_t(1) << 20;
   if (bytes <= kSmall) return (bytes + 511) & ~size_t(511);
   size_t p = kSmall;

@@ -26,6 +26,7 @@ got="$(steps "$OUT/q")"
 grep -q -- "--size 128 --iters 10 --csv $OUT/q/conv_vs_cudnn_128.csv --tuning-csv $OUT/q/conv_tuning_128.csv" \
   "$OUT/q/conv_vs_cudnn_128.log" || fail "conv_vs_cudnn_128 command: $(head -n1 "$OUT/q/conv_vs_cudnn_128.log")"
 grep -q -- "--tool memcheck" "$OUT/q/sanitizer_memcheck.log" || fail "memcheck command"
+grep -q -- "DISCO_CUDA_EXACT_ALLOC=1" "$OUT/q/sanitizer_memcheck.log" || fail "memcheck without exact allocations"
 grep -q -- "--no-tune --plan nhwc" "$OUT/q/ncu_nhwc.log" || fail "ncu_nhwc command: $(head -n1 "$OUT/q/ncu_nhwc.log")"
 grep -q -- "--no-tune --plan wgmma" "$OUT/q/wgmma_probe.log" || fail "wgmma_probe command: $(head -n1 "$OUT/q/wgmma_probe.log")"
 grep -q -- "--profile-from-start off .*--metrics gpu__time_duration.sum .*--log-file $OUT/q/ncu_step.csv .*train_step --device cuda --resolution 128 --batch 32 --math bf16 --graph .*--profile-step" \

@@ -67,8 +67,10 @@ target_link_libraries(disco_cuda_tests_emu PRIVATE disco_cuda_emu disco_build_fl
 # Fresh random data each run (the seed is printed; set this to replay one).
 set(DISCO_EMU_TEST_SEED "" CACHE STRING "DISCO_TEST_SEED of the emu.cuda.* ctest entries (empty: random)")
 # Per-layer conv tuning off (timing emulated kernels only costs time); the [plans] tests
-# switch it on themselves.
-set(_emu_env "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;DISCO_CONV_AUTOTUNE=0")
+# switch it on themselves. Exact-size device blocks (DISCO_CUDA_EXACT_ALLOC=1): every tensor is
+# its own allocation of its own size, so the emulation's check of every cp.async source (inside
+# one device allocation) sees a read past a tensor's end.
+set(_emu_env "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;DISCO_CONV_AUTOTUNE=0;DISCO_CUDA_EXACT_ALLOC=1")
 if(NOT DISCO_EMU_TEST_SEED STREQUAL "")
   list(APPEND _emu_env "DISCO_TEST_SEED=${DISCO_EMU_TEST_SEED}")
 endif()

@@ -110,6 +110,15 @@ cudaError_t stream_check(cudaStream_t stream, bool& recorded) {
 
 }  // namespace
 
+bool device_allocation(const void* p, uintptr_t* base, size_t* size) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  const auto* a = find_alloc(p);
+  if (!a) return false;
+  *base = a->first;
+  *size = a->second;
+  return true;
+}
+
 bool is_device_range(const void* p, size_t bytes) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   const auto* a = find_alloc(p);

@@ -47,8 +47,10 @@ void ldmatrix_x4(uint32_t (&r)[4], const void* row_addr, bool trans);
 uint32_t smem_addr(const void* p);  // __cvta_generic_to_shared: the offset in dynamic shared memory
 void wgmma(float* d, int n, bool tf32, uint64_t desc_a, uint64_t desc_b, int accumulate, bool mn_major);
 void wgmma_commit();
+void fence_proxy_async();
 void wgmma_wait(int n);
 void cp_async(void* dst, const void* src, int bytes, bool pred);
+void check_copy_source(const void* src, int bytes);
 void cp_async_commit();
 void cp_async_wait(int n);
 
@@ -132,11 +134,13 @@ inline void disco_emu_wgmma(float* d, int n, int tf32, uint64_t desc_a, uint64_t
   ::disco_emu::wgmma(d, n, tf32 != 0, desc_a, desc_b, accumulate, mn_major != 0);
 }
 inline void disco_emu_wgmma_commit() { ::disco_emu::wgmma_commit(); }
+inline void disco_emu_fence_proxy_async() { ::disco_emu::fence_proxy_async(); }
 inline void disco_emu_wgmma_wait(int n) { ::disco_emu::wgmma_wait(n); }
 // Hooks of kernels/conv2d_igemm.cuh's cp.async wrappers (DISCO_EMU_ASYNC_COPIES).
 inline void disco_emu_cp_async(void* dst, const void* src, int bytes, bool pred) {
   ::disco_emu::cp_async(dst, src, bytes, pred);
 }
+inline void disco_emu_check_copy_source(const void* src, int bytes) { ::disco_emu::check_copy_source(src, bytes); }
 inline void disco_emu_cp_async_commit() { ::disco_emu::cp_async_commit(); }
 inline void disco_emu_cp_async_wait(int n) { ::disco_emu::cp_async_wait(n); }
 // The typed form, which <cuda_runtime.h> declares for nvcc only (__CUDACC__): kernel -> address.

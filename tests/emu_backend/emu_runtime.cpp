@@ -11,6 +11,10 @@
 // shuffles and mma.sync are barriers at which a fiber yields until every thread (lane) arrived.
 #include <cuda_runtime.h>
 #include <sys/mman.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #include <algorithm>
 #include <cstdint>
@@ -125,6 +129,8 @@ struct Fiber {
   std::vector<PendingCopy> copies_pending;  // cp.async issued; [copies_head, end) not yet landed
   size_t copies_head = 0;
   uint64_t copy_group = 0;                  // the open cp.async group's number
+  std::vector<uint32_t> unfenced;           // 16-byte smem chunks this thread's copies wrote
+                                            // since its last fence.proxy.async
 };
 
 struct WarpExchange {
@@ -145,16 +151,44 @@ struct Scheduler {
   const void* ctx = nullptr;
 };
 Scheduler* g_s = new Scheduler;  // leaked on purpose
+// Per 16-byte chunk of the block's dynamic shared memory: 0, or 1 + the thread whose cp.async
+// wrote it (through the generic proxy) and that has not fenced since (fence.proxy.async); the
+// async proxy (wgmma) must not read such a chunk. Cleared at every block.
+std::vector<uint16_t>* g_unfenced = new std::vector<uint16_t>;
 smem::Buffer* g_smem = new smem::Buffer;  // the running launch's dynamic shared memory (leaked too)
+
+// AddressSanitizer builds (an optional check, README.md): ASan must be told about every switch
+// between the host thread's stack and a fiber's, and a reused fiber stack must be unpoisoned
+// (frames a finished fiber never returned from leave their red zones behind).
+#if defined(__SANITIZE_ADDRESS__)
+const void* g_main_stack_bottom = nullptr;
+size_t g_main_stack_size = 0;
+void asan_unpoison(void* p, size_t n) { __asan_unpoison_memory_region(p, n); }
+void asan_to_fiber(const Fiber& f) {
+  __sanitizer_start_switch_fiber(nullptr, f.stack + kGuardBytes, kStackBytes - kGuardBytes);
+}
+void asan_back_in_main() { __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr); }
+void asan_to_main() { __sanitizer_start_switch_fiber(nullptr, g_main_stack_bottom, g_main_stack_size); }
+void asan_in_fiber() { __sanitizer_finish_switch_fiber(nullptr, &g_main_stack_bottom, &g_main_stack_size); }
+#else
+void asan_unpoison(void*, size_t) {}
+void asan_to_fiber(const Fiber&) {}
+void asan_back_in_main() {}
+void asan_to_main() {}
+void asan_in_fiber() {}
+#endif
 
 void yield_to_main() {
   Fiber& f = g_s->fibers[g_s->cur];
+  asan_to_main();
   disco_emu_switch(&f.sp, g_s->main_sp);
+  asan_in_fiber();
 }
 
 void land_copies(Fiber& f, uint64_t before_group);
 
 void fiber_main() {
+  asan_in_fiber();
   g_s->body(g_s->ctx);
   Scheduler& s = *g_s;
   land_copies(s.fibers[s.cur], ~uint64_t(0));  // what a GPU would still write
@@ -179,6 +213,7 @@ void init_fiber(Fiber& f) {
     mprotect(p, kGuardBytes, PROT_NONE);  // stack overflow faults instead of corrupting memory
     f.stack = static_cast<char*>(p);
   }
+  asan_unpoison(f.stack + kGuardBytes, kStackBytes - kGuardBytes);
   uint64_t* top = reinterpret_cast<uint64_t*>(f.stack + kStackBytes);  // 16-byte aligned
   top[-1] = 0;                                                         // fake return address of fiber_main
   top[-2] = reinterpret_cast<uint64_t>(&fiber_main);                   // `ret` of disco_emu_switch
@@ -192,6 +227,7 @@ void init_fiber(Fiber& f) {
   f.copies_pending.clear();
   f.copies_head = 0;
   f.copy_group = 0;
+  f.unfenced.clear();
 }
 
 inline uint3 tid_of(int t) {
@@ -367,11 +403,13 @@ namespace {
 struct SmemMatrix {
   uint32_t start, lbo, sbo;
   int swizzle_bytes;  // 0: none
-  explicit SmemMatrix(uint64_t d)
+  bool at_issue;      // the wgmma is being issued: its operands must be fenced (see below)
+  SmemMatrix(uint64_t d, bool issue)
       : start(uint32_t(d & 0x3FFF) << 4),
         lbo(uint32_t((d >> 16) & 0x3FFF) << 4),
         sbo(uint32_t((d >> 32) & 0x3FFF) << 4),
-        swizzle_bytes(0) {
+        swizzle_bytes(0),
+        at_issue(issue) {
     if (((d >> 49) & 7) != 0) kfail("wgmma: descriptor base offset != 0 is not emulated");
     const int mode = int(d >> 62);
     swizzle_bytes = mode == 1 ? 128 : mode == 2 ? 64 : mode == 3 ? 32 : 0;
@@ -416,8 +454,12 @@ struct SmemMatrix {
     }
     return load(a, bytes);
   }
-  static uint32_t load(uint32_t a, int bytes) {
+  uint32_t load(uint32_t a, int bytes) const {
     if (size_t(a) + size_t(bytes) > g_smem->size()) kfail("wgmma: operand outside the block's dynamic shared memory");
+    if (const uint16_t w = at_issue ? (*g_unfenced)[a / 16] : 0)
+      kfail("wgmma: an operand in shared memory was written by a cp.async of thread " + std::to_string(w - 1) +
+            " (the generic proxy) with no fence.proxy.async by that thread between its landing and this wgmma "
+            "(the async proxy)");
     uint32_t v = 0;
     std::memcpy(&v, g_smem->data() + a, size_t(bytes));  // little-endian: the element's bits
     return v;
@@ -445,13 +487,18 @@ float bf16_bits_to_float(uint16_t h) {
 // with the wgmma, and does the arithmetic -- writing d -- only in the wait_group that completes
 // it (so reading d before the wait gives stale values). There it reads the operands again: if
 // shared memory changed in between (a stage refilled while a wgmma that reads it was still
-// pending), that is a fault. A thread that ends with wgmmas pending is a fault too. (The
-// 16-byte cp.async copies land at their wait_group -- see cp_async below -- but the proxies are
-// not modelled: a missing fence.proxy.async is not caught.)
+// pending), that is a fault. A thread that ends with wgmmas pending is a fault too.
+// Proxies: the 16-byte cp.async copies land at their wait_group (see cp_async below), as writes
+// of the generic proxy; the wgmma reads through the async proxy, so each thread must issue a
+// fence.proxy.async after its copies landed (and a barrier must follow for the other threads'
+// wgmmas). A wgmma whose operands include a chunk a copy wrote since its writer's last fence is
+// a fault. (Operands written by ordinary st.shared are not tracked: the kernels write wgmma
+// operands with cp.async only.)
 namespace {
 // This thread's operand bits of one wgmma: A's two rows (K each), then B's 2 N / 8 columns.
-std::vector<uint32_t> wgmma_operand_bits(int n, bool tf32, uint64_t desc_a, uint64_t desc_b, bool mn_major) {
-  const SmemMatrix A(desc_a), B(desc_b);
+std::vector<uint32_t> wgmma_operand_bits(int n, bool tf32, uint64_t desc_a, uint64_t desc_b, bool mn_major,
+                                         bool at_issue) {
+  const SmemMatrix A(desc_a, at_issue), B(desc_b, at_issue);
   const int K = tf32 ? 8 : 16, bytes = tf32 ? 4 : 2;
   const auto elem = [&](const SmemMatrix& m, int mn, int k) {
     return mn_major ? m.at_mn_major(mn, k, bytes) : m.at_k_major(mn, k, bytes);
@@ -468,7 +515,7 @@ std::vector<uint32_t> wgmma_operand_bits(int n, bool tf32, uint64_t desc_a, uint
 }
 
 void wgmma_complete(const PendingWgmma& w) {
-  if (wgmma_operand_bits(w.n, w.tf32, w.desc_a, w.desc_b, w.mn_major) != w.bits)
+  if (wgmma_operand_bits(w.n, w.tf32, w.desc_a, w.desc_b, w.mn_major, false) != w.bits)
     kfail("wgmma: shared memory that a pending wgmma reads changed before the wgmma.wait_group that "
           "completes it (a stage refilled too early)");
   const int K = w.tf32 ? 8 : 16;
@@ -499,7 +546,16 @@ void wgmma(float* d, int n, bool tf32, uint64_t desc_a, uint64_t desc_b, int acc
   if (n % 8 != 0 || n < 8 || n > 256) kfail("wgmma: N must be a multiple of 8 in 8..256");
   Fiber& f = g_s->fibers[g_s->cur];
   f.wgmma_pending.push_back({d, n, accumulate, tf32, mn_major, desc_a, desc_b, f.wgmma_group,
-                             wgmma_operand_bits(n, tf32, desc_a, desc_b, mn_major)});
+                             wgmma_operand_bits(n, tf32, desc_a, desc_b, mn_major, true)});
+}
+
+// fence.proxy.async.shared::cta: this thread's landed copies become visible to the async proxy.
+void fence_proxy_async() {
+  Fiber& f = g_s->fibers[g_s->cur];
+  const uint16_t me = uint16_t(g_s->cur + 1);
+  for (uint32_t c : f.unfenced)
+    if ((*g_unfenced)[c] == me) (*g_unfenced)[c] = 0;
+  f.unfenced.clear();
 }
 
 // wgmma.commit_group: the wgmmas issued since the last commit form one group.
@@ -532,7 +588,12 @@ namespace {
 void land_copies(Fiber& f, uint64_t before_group) {
   std::vector<PendingCopy>& q = f.copies_pending;
   size_t i = f.copies_head;
-  for (; i < q.size() && q[i].group < before_group; ++i) std::memcpy(q[i].dst, q[i].data, size_t(q[i].bytes));
+  for (; i < q.size() && q[i].group < before_group; ++i) {
+    std::memcpy(q[i].dst, q[i].data, size_t(q[i].bytes));
+    const uint32_t chunk = uint32_t((q[i].dst - g_smem->data()) / 16);
+    (*g_unfenced)[chunk] = uint16_t(g_s->cur + 1);
+    f.unfenced.push_back(chunk);
+  }
   if (i == q.size()) {
     q.clear();  // keeps the capacity
     f.copies_head = 0;
@@ -542,11 +603,36 @@ void land_copies(Fiber& f, uint64_t before_group) {
 }
 }  // namespace
 
+// The allocation the last checked copy source lay in (reset at every launch: allocations
+// change only between launches).
+struct SourceRange {
+  uintptr_t lo = 0, hi = 0;
+};
+SourceRange g_last_source;
+
+// A cp.async source must lie inside one live device allocation, as compute-sanitizer memcheck
+// requires: a read past a tensor's end is a fault (with DISCO_CUDA_EXACT_ALLOC=1 the caching
+// allocator's blocks are exactly the tensors' sizes, so this sees every such read).
+void check_copy_source(const void* src, int bytes) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(src);
+  if (a >= g_last_source.lo && a + uintptr_t(bytes) <= g_last_source.hi) return;
+  uintptr_t base = 0;
+  size_t size = 0;
+  if (!device_allocation(src, &base, &size) || a + uintptr_t(bytes) > base + size) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "cp.async: the %d-byte source %p is not inside one device allocation%s", bytes, src,
+                  size ? " (it runs past the end of one)" : "");
+    kfail(buf);
+  }
+  g_last_source = {base, base + size};
+}
+
 void cp_async(void* dst, const void* src, int bytes, bool pred) {
   if (bytes != 4 && bytes != 16) kfail("cp.async: only 4- and 16-byte copies are emulated");
   const auto* d = static_cast<unsigned char*>(dst);
   if (g_smem->data() == nullptr || d < g_smem->data() || d + bytes > g_smem->data() + g_smem->size())
     kfail("cp.async: the destination is not in the block's dynamic shared memory");
+  if (pred) check_copy_source(src, bytes);
   Fiber& f = g_s->fibers[g_s->cur];
   PendingCopy c{static_cast<unsigned char*>(dst), bytes, f.copy_group, {}};
   if (pred) std::memcpy(c.data, src, size_t(bytes));
@@ -567,6 +653,7 @@ void cp_async_wait(int n) {
 void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, void (*body)(const void*), const void* ctx) {
   Scheduler& s = *g_s;
   g_smem->reset(smem);  // a buffer of the launch's size (enqueue_kernel checked the size)
+  g_last_source = {};
   g_kernel_name = name;
   g_grid_dim = grid;
   g_block_dim = block;
@@ -580,6 +667,7 @@ void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, void (*body)
     g_block_idx = make_uint3(unsigned(b % grid.x), unsigned(b / grid.x % grid.y), unsigned(b / grid.x / grid.y));
     for (int t = 0; t < s.n; ++t) init_fiber(s.fibers[t]);
     g_smem->poison();  // a block starts with garbage (NaN) in its dynamic shared memory
+    g_unfenced->assign((smem + 15) / 16, 0);
     s.done = 0;
     s.block_waiting = 0;
     std::fill(std::begin(s.warp_waiting), std::end(s.warp_waiting), 0);
@@ -594,7 +682,9 @@ void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, void (*body)
         if (f.st != St::Run) continue;
         s.cur = t;
         g_thread_idx = tid_of(t);
+        asan_to_fiber(f);
         disco_emu_switch(&s.main_sp, f.sp);
+        asan_back_in_main();
         ran = true;
       }
       if (!ran) {

@@ -18,6 +18,8 @@ cudaError_t enqueue(cudaStream_t stream, const char* what, std::function<void()>
 
 // Whether [p, p + bytes) lies inside one live cudaMalloc allocation.
 bool is_device_range(const void* p, size_t bytes);
+// The live cudaMalloc allocation holding p: [*base, *base + *size). False if none.
+bool device_allocation(const void* p, uintptr_t* base, size_t* size);
 
 // Stream operations enqueued (run or recorded into a graph) since start, by name: kernel
 // names, "memcpy", "memset", "cublasGemmEx", "graph" (one replay). Clear it to start over.

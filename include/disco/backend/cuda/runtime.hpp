@@ -80,10 +80,13 @@ class Graph {
 
 // ---- memory -----------------------------------------------------------------------------
 // Caching allocator over cudaMalloc: sizes are rounded up to a bin (multiples of 512 B up to
-// 1 MiB, then 1/8 steps of the next power of two); freed blocks go to a per-bin free list
-// and are reused. Out of memory: the cache is emptied and cudaMalloc retried once, then
+// 1 MiB, then 1/16 steps of the enclosing power of two); freed blocks go to a per-bin free
+// list and are reused. Out of memory: the cache is emptied and cudaMalloc retried once, then
 // disco::Error. device_malloc(0) returns nullptr; device_free(nullptr) does nothing.
+// DISCO_CUDA_EXACT_ALLOC=1 in the environment: no rounding (every block exactly the size asked
+// for), so compute-sanitizer memcheck sees an access past a tensor's end; for checking runs.
 void* device_malloc(size_t bytes);
+bool exact_allocations();  // DISCO_CUDA_EXACT_ALLOC is set (read once per process)
 void device_free(void* ptr);
 // Return all cached (free) blocks to the driver (cudaFree). Synchronizes the device.
 void empty_cache();
