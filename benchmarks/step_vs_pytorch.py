@@ -27,11 +27,13 @@ Rows (--variants, comma separated; default eager,eager_fp32,eager_tuned,compile)
   disco_<v>       `$DISCO_BUILD_DIR/benchmarks/train_step --device cuda --resolution R
                  --batch B --steps N --warmup W --math M [--graph]` (or --disco-bench PATH),
                  one row per --disco-variants entry (default fp32,tf32,bf16,tf32_graph,
-                 bf16_graph,bf16_graph_cudnn,tf32_graph_auto,bf16_graph_auto: math mode,
-                 _graph for the step as one CUDA graph, _cudnn for cuDNN's convolutions in
-                 place of disco's: the same step with only the conv kernels swapped, which
-                 isolates their share; _auto for --conv-algo auto, per layer and direction
-                 the faster of the two); parses
+                 bf16_graph,bf16_graph_cudnn,tf32_graph_auto,bf16_graph_auto,bf16_graph_wgmma:
+                 math mode, _graph for the step as one CUDA graph, _cudnn for cuDNN's
+                 convolutions in place of disco's: the same step with only the conv kernels
+                 swapped, which isolates their share; _auto for --conv-algo auto, per layer and
+                 direction the faster of the two; _nhwc / _wgmma for --conv-prefer: every conv
+                 on the channels-last / Hopper wgmma kernels where they are offered, untuned --
+                 the step on one kernel family, next to the tuned mix); parses
                  `median_ms:`, `pipelined_ms:` and, when present, `peak_mem_bytes:` and `conv_plans:` (the note).
 
 Timing (PyTorch): each row runs in its own python process (clean allocator statistics,
@@ -353,16 +355,21 @@ def find_disco_bench(args):
 
 
 DISCO_VARIANTS = ("fp32", "tf32", "bf16", "fp32_graph", "tf32_graph", "bf16_graph", "tf32_graph_cudnn",
-                  "bf16_graph_cudnn", "tf32_graph_auto", "bf16_graph_auto")
-DEFAULT_DISCO_VARIANTS = "fp32,tf32,bf16,tf32_graph,bf16_graph,bf16_graph_cudnn,tf32_graph_auto,bf16_graph_auto"
+                  "bf16_graph_cudnn", "tf32_graph_auto", "bf16_graph_auto", "bf16_graph_nhwc", "bf16_graph_wgmma")
+DEFAULT_DISCO_VARIANTS = ("fp32,tf32,bf16,tf32_graph,bf16_graph,bf16_graph_cudnn,tf32_graph_auto,bf16_graph_auto,"
+                          "bf16_graph_wgmma")
 
 
 def run_disco_row(args, remaining, out_dir, variant="fp32"):
     name = "disco_" + variant
     parts = variant.split("_")
     math, graph, cudnn, auto = parts[0], "graph" in parts, "cudnn" in parts, "auto" in parts
+    # _nhwc / _wgmma: every conv on that kernel family where it is offered, untuned (--conv-prefer)
+    prefer = next((f for f in ("nhwc", "wgmma") if f in parts), None)
     label = "disco %s%s%s" % (math, " + CUDA graph" if graph else "",
-                              ", cuDNN convs" if cudnn else (", auto convs (per layer disco or cuDNN)" if auto else ""))
+                              ", cuDNN convs" if cudnn else (", auto convs (per layer disco or cuDNN)" if auto else
+                                                             (", every conv on %s where offered (untuned)" % prefer
+                                                              if prefer else "")))
     res = {"name": name, "label": label, "ok": False}
     exe = find_disco_bench(args)
     res["bench"] = exe
@@ -375,6 +382,7 @@ def run_disco_row(args, remaining, out_dir, variant="fp32"):
            "--steps", str(args.steps), "--warmup", str(args.warmup)]
     if args.device == "cuda":
         cmd += ["--math", math] + (["--graph"] if graph else []) + (["--conv-algo", "cudnn"] if cudnn else (["--conv-algo", "auto"] if auto else []))
+        cmd += ["--conv-prefer", prefer] if prefer else []
     limit = min(args.row_timeout, remaining)
     print("[%s] running (limit %.0f s): %s" % (name, limit, " ".join(cmd)), flush=True)
     rc, text = run_logged(cmd, limit, os.path.join(out_dir, "step_vs_pytorch_%s.log" % name))

@@ -9,7 +9,9 @@
 // timed steps only, without the warm-up's conv tuning and graph capture) and `conv_plans: ...`
 // (the convolution launch plans in use, by kernel family). --math (fp32, tf32, bf16; default fp32) and
 // --conv-algo pick cuda::conv_settings(); --graph runs the steps through GraphedTrainStep
-// (the warm-up steps include its eager steps and the capture).
+// (the warm-up steps include its eager steps and the capture). --conv-prefer FAMILY (nhwc,
+// wgmma, ...: cuda::set_conv_prefer) runs every convolution on that kernel family where it is
+// offered, with per-layer tuning off.
 // --profile-step (CUDA): the first timed step runs between cuda::profiler_start() and
 // profiler_stop(), so `ncu --profile-from-start off` profiles exactly one step's kernels
 // (tools/gpu_check.sh's ncu_step; tools/ncu_summary.py --breakdown sums them by category).
@@ -152,7 +154,7 @@ int run(const disco::ModelConfig& cfg, const Options& o) {
 int main(int argc, char** argv) {
   disco::prefer_passive_openmp(argv);
   disco::ModelConfig cfg;
-  std::string device = "cpu", math, conv_algo;
+  std::string device = "cpu", math, conv_algo, conv_prefer;
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -170,6 +172,7 @@ int main(int argc, char** argv) {
     else if (a == "--warmup") o.warmup = std::stoi(val());
     else if (a == "--math") math = val();
     else if (a == "--conv-algo") conv_algo = val();
+    else if (a == "--conv-prefer") conv_prefer = val();
     else if (a == "--graph") o.graph = true;
     else if (a == "--profile-step") o.profile_step = true;
     else if (a == "--sep") cfg.sep = std::stoi(val());
@@ -178,14 +181,15 @@ int main(int argc, char** argv) {
     else {
       std::cerr << "train_step: unknown option " << a
                 << " (expected --device --resolution --batch --steps --warmup --sep --base-channels --code-channels "
-                   "--math --conv-algo --graph --profile-step)\n";
+                   "--math --conv-algo --conv-prefer --graph --profile-step)\n";
       return 2;
     }
   }
   try {
     if (device == "cpu") {
-      if (!math.empty() || !conv_algo.empty() || o.graph || o.profile_step) {
-        std::cerr << "train_step: --math, --conv-algo, --graph and --profile-step apply to --device cuda only\n";
+      if (!math.empty() || !conv_algo.empty() || !conv_prefer.empty() || o.graph || o.profile_step) {
+        std::cerr << "train_step: --math, --conv-algo, --conv-prefer, --graph and --profile-step apply to --device "
+                     "cuda only\n";
         return 2;
       }
       return run<disco::CPU>(cfg, o);
@@ -209,6 +213,14 @@ int main(int argc, char** argv) {
       else if (!conv_algo.empty() && conv_algo != "disco") {
         std::cerr << "train_step: --conv-algo " << conv_algo << " is not disco, cudnn or auto\n";
         return 2;
+      }
+      if (!conv_prefer.empty()) {  // every layer on one kernel family where it is offered, untuned
+        if (cs.algo != disco::cuda::ConvAlgo::Custom) {
+          std::cerr << "train_step: --conv-prefer needs disco's convolutions (--conv-algo disco)\n";
+          return 2;
+        }
+        disco::cuda::set_conv_prefer(conv_prefer);  // (disco::Error for an unknown family)
+        disco::cuda::set_conv_autotune(false);
       }
       disco::cuda::reset_peak_memory();
       return run<disco::CUDA>(cfg, o);

@@ -772,6 +772,52 @@ std::atomic<bool>& autotune_flag() {
   return on;
 }
 
+// ---- the preferred kernel family of untuned launches (set_conv_prefer, DISCO_CONV_PREFER) ------
+const char* const kFamilies[] = {"tile", "paired", "grouped", "thin", "smallout", "nhwc", "wgmma"};
+bool known_family(const std::string& f) {
+  for (const char* k : kFamilies)
+    if (f == k) return true;
+  return false;
+}
+std::string family_list() {
+  std::string out;
+  for (const char* k : kFamilies) out += (out.empty() ? "" : ", ") + std::string(k);
+  return out;
+}
+std::mutex& prefer_mutex() {
+  static std::mutex m;
+  return m;
+}
+// The preference; the environment's, read at the first use, until set_conv_prefer.
+std::string& prefer_family() {
+  static std::string f = [] {
+    const char* e = std::getenv("DISCO_CONV_PREFER");
+    const std::string v = e ? e : "";
+    DISCO_CHECK(v.empty() || known_family(v), "DISCO_CONV_PREFER: unknown conv kernel family '", v, "' (expected ",
+                family_list(), ", or empty)");
+    return v;
+  }();
+  return f;
+}
+
+// The plan of a launch that is not tuned: the first candidate of the preferred family where
+// there is one (candidates in plan_candidates' order), else the heuristic's.
+LaunchPlan plan_untuned(const convidx::ConvGemmParams& g, ConvMath math, bool* preferred = nullptr) {
+  std::string f;
+  {
+    std::lock_guard<std::mutex> lock(prefer_mutex());
+    f = prefer_family();
+  }
+  if (preferred) *preferred = false;
+  if (!f.empty())
+    for (const LaunchPlan& pl : plan_candidates(g, math))
+      if (f == tile_family(pl.tile)) {
+        if (preferred) *preferred = true;
+        return pl;
+      }
+  return plan_heuristic(g);
+}
+
 // Cache key: the direction, the problem, the math mode, the dgrad phase batch and the device.
 using PlanKey = std::array<int, 20>;
 PlanKey plan_key(ConvKind kind, const Conv2dProblem& p, ConvMath math, int phase_base) {
@@ -810,6 +856,12 @@ class KeyedCache {
 // The launch plans: tuned, or forced by a test.
 KeyedCache<LaunchPlan>& plan_cache() {
   static auto* c = new KeyedCache<LaunchPlan>;  // never destroyed: used until exit
+  return *c;
+}
+// Untuned launches that ran set_conv_prefer's family: a record for conv_plans_in_use only (not
+// a cache: the next untuned launch decides again).
+KeyedCache<LaunchPlan>& preferred_record() {
+  static auto* c = new KeyedCache<LaunchPlan>;
   return *c;
 }
 
@@ -954,7 +1006,12 @@ LaunchPlan plan_for(ConvKind kind, const Conv2dProblem& p, const convidx::ConvGe
   const PlanKey key = plan_key(kind, p, math, phase_base);
   LaunchPlan pl;
   if (plan_cache().get(key, pl)) return pl;
-  if (!autotune_flag().load() || stream_is_capturing()) return plan_heuristic(g);
+  if (!autotune_flag().load() || stream_is_capturing()) {
+    bool preferred = false;
+    pl = plan_untuned(g, math, &preferred);
+    if (preferred) preferred_record().put(key, pl);
+    return pl;
+  }
   PlanTimes times;
   pl = tune<View>(g, a, b, out_elems, math, times);
   plan_cache().put(key, pl);
@@ -1124,8 +1181,19 @@ void set_conv_tuning_fault(const std::string& plan_substring) {
   tuning_fault() = plan_substring;
 }
 bool conv_autotune() { return autotune_flag().load(); }
+void set_conv_prefer(const std::string& family) {
+  DISCO_CHECK(family.empty() || known_family(family), "set_conv_prefer: unknown conv kernel family '", family,
+              "' (expected ", family_list(), ", or empty)");
+  std::lock_guard<std::mutex> lock(prefer_mutex());
+  prefer_family() = family;
+}
+std::string conv_prefer() {
+  std::lock_guard<std::mutex> lock(prefer_mutex());
+  return prefer_family();
+}
 void clear_conv_plans() {
   plan_cache().clear();
+  preferred_record().clear();
   auto_cache().clear();
   tuning_times().clear();
 }
@@ -1151,7 +1219,9 @@ std::vector<ConvPlanUse> conv_plans_in_use() {
   std::vector<ConvPlanUse> out;
   const int dev = current_device_id();
   const auto autos = auto_cache().snapshot();
-  for (const auto& [key, pl] : plan_cache().snapshot()) {
+  auto plans = plan_cache().snapshot();
+  for (const auto& [key, pl] : preferred_record().snapshot()) plans.emplace(key, pl);  // (tuned / set ones win)
+  for (const auto& [key, pl] : plans) {
     if (key[18] != dev) continue;
     ConvPlanUse u;
     u.dir = key[0] == int(ConvKind::Fprop) ? ConvDir::Fprop : key[0] == int(ConvKind::Dgrad) ? ConvDir::Dgrad : ConvDir::Wgrad;
@@ -1177,7 +1247,7 @@ std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode) {
   std::string out;
   for_each_launch(kind, p, [&](int base, const convidx::ConvGemmParams& g) {
     LaunchPlan pl;
-    if (!plan_cache().get(plan_key(kind, p, to_math(mode), base), pl)) pl = plan_heuristic(g);
+    if (!plan_cache().get(plan_key(kind, p, to_math(mode), base), pl)) pl = plan_untuned(g, to_math(mode));
     out += (out.empty() ? "" : " + ") + plan_string(pl);
   });
   return out;

@@ -491,6 +491,71 @@ TEST_CASE("conv_plans_in_use lists the planned launches with their kernel family
   CHECK(seen == 3);
 }
 
+TEST_CASE("set_conv_prefer: untuned launches run the preferred kernel family", "[cuda][conv][plans]") {
+  PlanGuard guard;
+  struct PreferGuard {
+    std::string was = dc::conv_prefer();
+    ~PreferGuard() { dc::set_conv_prefer(was); }
+  } prefer_guard;
+  dc::set_conv_autotune(false);
+  dc::clear_conv_plans();
+  dc::set_conv_prefer("");
+  // (batch 4: more than 32 GEMM rows in every direction, so wgmma is offered)
+  const Conv2dProblem p = disco::make_conv2d_problem(4, 24, 8, 8, 40, 4, 4, 2, 1);
+  const Refs r = make_refs(p);
+  auto x = upload(r.x), w = upload(r.w), dy = upload(r.dy);
+  std::vector<std::string> families = {"nhwc"};
+  if (dc::wgmma_available()) families.push_back("wgmma");
+  for (dc::ConvDir dir : {dc::ConvDir::Fprop, dc::ConvDir::Dgrad, dc::ConvDir::Wgrad})
+    for (dc::MathMode mode : {dc::MathMode::FP32, dc::MathMode::TF32, dc::MathMode::BF16}) {
+      INFO(dc::to_string(dir) << " | " << dc::to_string(mode));
+      dc::set_conv_prefer("");
+      const std::string heuristic = dc::conv_plan(dir, p, mode);
+      const std::vector<float> want = run_custom_dir(dir, p, x.data(), w.data(), nullptr, dy.data(), mode);
+      CHECK(dc::conv_plans_in_use().empty());  // untuned heuristic plans are not listed
+      for (const std::string& f : families) {
+        INFO("prefer " << f);
+        dc::set_conv_prefer(f);
+        CHECK(dc::conv_prefer() == f);
+        const std::string plan = dc::conv_plan(dir, p, mode);
+        // channels-last kernels: TF32 / BF16 only; wgmma: no TF32 weight gradient
+        const bool offered = mode != dc::MathMode::FP32 && !(f == "wgmma" && dir == dc::ConvDir::Wgrad &&
+                                                              mode == dc::MathMode::TF32);
+        INFO("plan " << plan << ", heuristic " << heuristic);
+        if (!offered) {
+          CHECK(plan == heuristic);
+          continue;
+        }
+        CHECK(plan.find(f) != std::string::npos);
+        const std::vector<float> got = run_custom_dir(dir, p, x.data(), w.data(), nullptr, dy.data(), mode);
+        CHECK(rel_l2(got, want) <= (mode == dc::MathMode::TF32 ? 2e-3 : 1e-2));
+        // the launch is listed with its family (an untuned launch of the preferred family)
+        bool listed = false;
+        for (const auto& u : dc::conv_plans_in_use())
+          listed = listed || (u.dir == dir && u.mode == mode && u.family == f && u.plan == plan);
+        CHECK(listed);
+        dc::clear_conv_plans();
+      }
+    }
+  // a tuned or set plan wins over the preference
+  dc::set_conv_prefer("nhwc");
+  dc::set_conv_plan(dc::ConvDir::Fprop, p, dc::MathMode::BF16, 0);
+  dc::set_conv_prefer("");
+  const std::string pinned = dc::conv_plan(dc::ConvDir::Fprop, p, dc::MathMode::BF16);
+  dc::set_conv_prefer("nhwc");
+  CHECK(dc::conv_plan(dc::ConvDir::Fprop, p, dc::MathMode::BF16) == pinned);
+  // unknown families
+  try {
+    dc::set_conv_prefer("nchw");
+    FAIL("expected disco::Error");
+  } catch (const disco::Error& e) {
+    const std::string m = e.what();
+    CHECK(m.find("'nchw'") != std::string::npos);
+    CHECK(m.find("wgmma") != std::string::npos);
+  }
+  CHECK(dc::conv_prefer() == "nhwc");  // unchanged by the refused one
+}
+
 TEST_CASE("ConvPackShare: a backward's data and weight gradients share the channels-last pack of dy",
           "[cuda][conv][plans]") {
   PlanGuard guard;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <unistd.h>
@@ -645,6 +646,132 @@ TEST_CASE("ContentDisentangler<CUDA> trains like ContentDisentangler<CPU>", "[cu
     }
     dc::conv_settings() = dc::ConvSettings{};
   }
+}
+
+// Every convolution of a TF32 / BF16 training step, untuned, on the channels-last kernels (and
+// on Hopper's wgmma ones where they exist) via set_conv_prefer -- with the joined batch, the
+// backward's shared dy packs and the accumulating data gradients of the model -- against the
+// same step on the heuristic plans (NCHW kernels) from the same state. The small test model is
+// badly conditioned in reduced precision (InstanceNorm over the 2 x 2 maps of its bottleneck):
+// the heuristic TF32 / BF16 step's gradients differ from the exact FP32 step's by 2-9% / 14-25%
+// relative L2 (seen over seeds), and two plans of the same kernels -- accumulation order alone
+// -- by up to 7% in BF16; the family's step differs from the heuristic's by 1-9% / 0.3-12%.
+// So each gradient must lie within twice the heuristic step's distance from the FP32 CPU
+// step's, plus 5% / 10%: this catches the gross errors of a wrong layout, a stale shared pack
+// or a lost accumulation (O(1)), not subtle ones -- the [plans] tests check each kernel
+// against the double reference for those. The losses (forward) agree far more closely.
+TEST_CASE("a TF32 / BF16 step on the channels-last and wgmma kernels matches the heuristic plans' step",
+          "[cuda][model][plans]") {
+  const bool tuning = dc::conv_autotune();
+  const std::string prefer = dc::conv_prefer();
+  const dc::ConvSettings settings = dc::conv_settings();
+  dc::set_conv_autotune(false);
+  const disco::ModelConfig cfg = small_config();
+  disco::ContentDisentangler<CPU> mc(cfg);
+  const int64_t n = 2, R = cfg.resolution;
+  const Shape shp = {n, 3, R, R};
+  const auto [a, b] = kink_free_batch(mc, n);
+  disco::ContentDisentangler<CPU> exact(cfg);  // the FP32 step on the CPU
+  copy_parameters(mc, exact);
+  const disco::StepLosses le = exact.train_step(TC::from_vector(a, shp), TC::from_vector(b, shp));
+  const auto pe = exact.named_parameters();
+  std::vector<std::string> families = {"nhwc"};
+  if (dc::wgmma_available()) families.push_back("wgmma");
+  const auto step = [&](const std::string& family, disco::StepLosses& losses) {
+    dc::set_conv_prefer(family);
+    dc::clear_conv_plans();
+    auto m = std::make_unique<disco::ContentDisentangler<CUDA>>(cfg);
+    copy_parameters(mc, *m);
+    losses = m->train_step(TG::from_vector(a, shp), TG::from_vector(b, shp));
+    return m;
+  };
+  const auto dist = [](const std::vector<float>& x, const std::vector<float>& y) {
+    double d = 0;
+    for (size_t k = 0; k < x.size(); ++k) d += (double(x[k]) - y[k]) * (double(x[k]) - y[k]);
+    return std::sqrt(d);
+  };
+  for (dc::MathMode mode : {dc::MathMode::TF32, dc::MathMode::BF16}) {
+    const bool bf16 = mode == dc::MathMode::BF16;
+    dc::conv_settings() = dc::ConvSettings{dc::ConvAlgo::Custom, mode};
+    disco::StepLosses lr;
+    const auto ref = step("", lr);
+    const auto pr = ref->named_parameters();
+    for (const std::string& family : families) {
+      INFO(dc::to_string(mode) << ", every layer on " << family << " where offered");
+      disco::StepLosses l;
+      const auto m = step(family, l);
+      int dirs[3] = {0, 0, 0};  // untuned launches of the family, by direction
+      for (const auto& u : dc::conv_plans_in_use())
+        if (u.family == family && u.mode == mode) ++dirs[int(u.dir)];
+      INFO("launches: fprop " << dirs[0] << ", dgrad " << dirs[1] << ", wgrad " << dirs[2]);
+      const bool wide = family == "nhwc";  // wgmma: GEMMs of more than 32 rows only
+      CHECK(dirs[int(dc::ConvDir::Fprop)] >= (wide ? 8 : 5));
+      CHECK(dirs[int(dc::ConvDir::Dgrad)] >= (wide ? 8 : 4));
+      CHECK(dirs[int(dc::ConvDir::Wgrad)] >= (wide ? 8 : bf16 ? 1 : 0));  // (no TF32 wgmma wgrad)
+      // the losses (forward): as close as the math mode allows, or as the heuristic step is to
+      // the FP32 one; the gradient norm carries the gradients' conditioning (below)
+      const auto loss = [&](double got, double want, double fp32, double tol, const char* what) {
+        INFO(what << ": " << family << " " << got << ", heuristic " << want << ", FP32 " << fp32);
+        CHECK(std::fabs(got - want) <= std::fabs(want - fp32) + tol * std::fabs(fp32));
+      };
+      const double tol = bf16 ? 1e-2 : 2e-3;
+      loss(l.recon_a, lr.recon_a, le.recon_a, tol, "recon_a");
+      loss(l.recon_b, lr.recon_b, le.recon_b, tol, "recon_b");
+      loss(l.adv, lr.adv, le.adv, tol, "adv");
+      loss(l.disc, lr.disc, le.disc, tol, "disc");
+      loss(l.ae_grad_norm, lr.ae_grad_norm, le.ae_grad_norm, 5 * tol, "ae_grad_norm");
+      const auto pg = m->named_parameters();
+      double worst = 0;
+      std::string worst_name;
+      for (size_t i = 0; i < pg.size(); ++i) {
+        // (the discriminator's gradients come after the autoencoder's Adam update, whose early
+        // steps move rounding-noise elements by up to lr either way: see check_parameters; and
+        // its layers are linear, not convolutions)
+        if (!pr[i].second.grad().defined() || pr[i].first.rfind("disc.", 0) == 0) continue;
+        const auto gg = vals(pg[i].second.grad()), gr = vals(pr[i].second.grad()), ge = vals(pe[i].second.grad());
+        const double norm = dist(ge, std::vector<float>(ge.size(), 0.f));
+        const double family_vs_ref = dist(gg, gr) / norm, ref_vs_exact = dist(gr, ge) / norm;
+        INFO("gradient of " << pr[i].first << ": " << family << " vs heuristic " << family_vs_ref
+                            << ", heuristic vs FP32 " << ref_vs_exact);
+        CHECK(family_vs_ref <= 2 * ref_vs_exact + (bf16 ? 0.1 : 0.05));
+        if (family_vs_ref > worst) worst = family_vs_ref, worst_name = pr[i].first;
+      }
+      WARN(dc::to_string(mode) << " on " << family << ": worst gradient difference from the heuristic plans' "
+                               << worst << " (" << worst_name << ")");
+    }
+  }
+  // The same family in a captured CUDA graph (its plans decided during the capture) equals it
+  // eagerly, step for step (BF16 on the channels-last kernels: pack sharing, graph pool).
+  {
+    INFO("bf16 on nhwc: graphed vs eager");
+    dc::conv_settings() = dc::ConvSettings{dc::ConvAlgo::Custom, dc::MathMode::BF16};
+    dc::set_conv_prefer("nhwc");
+    disco::ContentDisentangler<CUDA> eager(cfg), graphed(cfg);
+    copy_parameters(mc, eager);
+    copy_parameters(mc, graphed);
+    disco::GraphedTrainStep<> g(graphed, 1);
+    for (int s = 0; s < 3; ++s) {
+      INFO("step " << s);
+      const auto x = randu(size_t(n * 3 * R * R)), y = randu(size_t(n * 3 * R * R));
+      const disco::StepLosses le2 = eager.train_step(TG::from_vector(x, shp), TG::from_vector(y, shp));
+      const disco::StepLosses lg = g.step(TG::from_vector(x, shp), TG::from_vector(y, shp)).get();
+      check_rel(lg.ae, le2.ae, 1e-6, "ae");
+      check_rel(lg.ae_grad_norm, le2.ae_grad_norm, 1e-6, "ae_grad_norm");
+      const auto pe2 = eager.named_parameters(), pg = graphed.named_parameters();
+      for (size_t i = 0; i < pe2.size(); ++i) {
+        INFO(pe2[i].first);
+        CHECK(rel_l2(vals(pg[i].second), vals(pe2[i].second)) <= 1e-6);
+      }
+    }
+    CHECK(g.replays() == 2);
+    int nhwc = 0;
+    for (const auto& u : dc::conv_plans_in_use()) nhwc += u.family == "nhwc";
+    CHECK(nhwc >= 24);
+  }
+  dc::conv_settings() = settings;
+  dc::set_conv_prefer(prefer);
+  dc::set_conv_autotune(tuning);
+  dc::clear_conv_plans();
 }
 
 TEST_CASE("GraphedTrainStep: the training step as one CUDA graph equals eager steps", "[cuda][model][graph]") {

@@ -69,6 +69,16 @@ class ConvPackShare {
 // ---- per-layer tuning of ConvAlgo::Custom ------------------------------------------------
 void set_conv_autotune(bool on);
 bool conv_autotune();
+// The kernel family of launches that are not tuned (tuning off, or during a graph capture):
+// "" (the heuristic's plan), or one of "tile", "paired", "grouped", "thin", "smallout", "nhwc",
+// "wgmma" -- then the first tuning candidate of that family where the problem has one
+// (conv_plan_candidates' order), else the heuristic's. Tuned or set plans are unaffected. For
+// tests and benchmarks that run every layer on one family (e.g. the whole training step on the
+// channels-last kernels). Default: DISCO_CONV_PREFER in the environment (read at the first
+// use), else "". Throws disco::Error for an unknown family (also for a bad DISCO_CONV_PREFER, at
+// the first convolution).
+void set_conv_prefer(const std::string& family);
+std::string conv_prefer();
 // For tests of tuning's output check: from now on tuning scales the output of every candidate
 // but the reference whose plan name contains `plan_substring` by 1.5 before comparing it
 // ("": no fault).
@@ -76,7 +86,8 @@ void set_conv_tuning_fault(const std::string& plan_substring);
 // Forget every tuned (or set) plan, and ConvAlgo::Auto's choices.
 void clear_conv_plans();
 // The plan the custom kernels use for this problem, e.g. "128x128", "64x64 split 6" (dgrad
-// with several phase launches: "a + b"): the tuned one if tuned, else the heuristic's.
+// with several phase launches: "a + b"): the tuned one if tuned, else the untuned one (the
+// heuristic's, or set_conv_prefer's family).
 std::string conv_plan(ConvDir dir, const Conv2dProblem& p, MathMode mode);
 // How many plans tuning tries for this problem, and pinning candidate i (0 = the heuristic;
 // clamped to the last) as if tuning had chosen it -- for tests and benchmarks.
@@ -106,8 +117,8 @@ struct ConvPlanTiming {
 std::vector<ConvPlanTiming> conv_tuning_times(ConvDir dir, const Conv2dProblem& p, MathMode mode);
 
 // The launch plans this process uses on the current device: one entry per launch planned so
-// far (tuned, or set by set_conv_plan; heuristic plans of untuned launches are not cached and
-// not listed), with its family -- "tile" (128x128 / 64x64 / 128x32), "paired", "grouped",
+// far (tuned, set by set_conv_plan, or untuned with set_conv_prefer's family; the heuristic
+// plans of other untuned launches are not cached and not listed), with its family -- "tile" (128x128 / 64x64 / 128x32), "paired", "grouped",
 // "thin", "smallout", "nhwc" -- or plan and family "cudnn", once per problem, where
 // ConvAlgo::Auto hands the problem to cuDNN. train_step prints their census.
 struct ConvPlanUse {
