@@ -648,6 +648,27 @@ TEST_CASE("ContentDisentangler<CUDA> trains like ContentDisentangler<CPU>", "[cu
   }
 }
 
+// One step of `eager` and of the graphed copy `g` (of `graphed`, in the same state) on a fresh
+// random batch of n pairs: the same losses and parameters (1e-6). Returns {eager, graphed}.
+std::pair<disco::StepLosses, disco::StepLosses> step_both(disco::ContentDisentangler<CUDA>& eager,
+                                                          disco::ContentDisentangler<CUDA>& graphed,
+                                                          disco::GraphedTrainStep<>& g, int64_t n) {
+  const int64_t R = eager.config().resolution;
+  const Shape shp = {n, 3, R, R};
+  const auto a = randu(size_t(n * 3 * R * R)), b = randu(size_t(n * 3 * R * R));
+  const disco::StepLosses le = eager.train_step(TG::from_vector(a, shp), TG::from_vector(b, shp));
+  const disco::StepLosses lg = g.step(TG::from_vector(a, shp), TG::from_vector(b, shp)).get();
+  check_rel(lg.ae, le.ae, 1e-6, "ae");
+  check_rel(lg.disc, le.disc, 1e-6, "disc");
+  check_rel(lg.ae_grad_norm, le.ae_grad_norm, 1e-6, "ae_grad_norm");
+  auto pe = eager.named_parameters(), pg = graphed.named_parameters();
+  for (size_t i = 0; i < pe.size(); ++i) {
+    INFO(pe[i].first);
+    CHECK(rel_l2(vals(pg[i].second), vals(pe[i].second)) <= 1e-6);
+  }
+  return {le, lg};
+}
+
 // Every convolution of a TF32 / BF16 training step, untuned, on the channels-last kernels (and
 // on Hopper's wgmma ones where they exist) via set_conv_prefer -- with the joined batch, the
 // backward's shared dy packs and the accumulating data gradients of the model -- against the
@@ -752,16 +773,7 @@ TEST_CASE("a TF32 / BF16 step on the channels-last and wgmma kernels matches the
     disco::GraphedTrainStep<> g(graphed, 1);
     for (int s = 0; s < 3; ++s) {
       INFO("step " << s);
-      const auto x = randu(size_t(n * 3 * R * R)), y = randu(size_t(n * 3 * R * R));
-      const disco::StepLosses le2 = eager.train_step(TG::from_vector(x, shp), TG::from_vector(y, shp));
-      const disco::StepLosses lg = g.step(TG::from_vector(x, shp), TG::from_vector(y, shp)).get();
-      check_rel(lg.ae, le2.ae, 1e-6, "ae");
-      check_rel(lg.ae_grad_norm, le2.ae_grad_norm, 1e-6, "ae_grad_norm");
-      const auto pe2 = eager.named_parameters(), pg = graphed.named_parameters();
-      for (size_t i = 0; i < pe2.size(); ++i) {
-        INFO(pe2[i].first);
-        CHECK(rel_l2(vals(pg[i].second), vals(pe2[i].second)) <= 1e-6);
-      }
+      step_both(eager, graphed, g, n);
     }
     CHECK(g.replays() == 2);
     int nhwc = 0;
@@ -787,19 +799,9 @@ TEST_CASE("GraphedTrainStep: the training step as one CUDA graph equals eager st
     disco::GraphedTrainStep<> g(graphed, 1);
     for (int step = 0; step < 6; ++step) {
       INFO("step " << step);
-      const auto a = randu(size_t(n * 3 * R * R)), b = randu(size_t(n * 3 * R * R));
-      const disco::StepLosses le = eager.train_step(TG::from_vector(a, shp), TG::from_vector(b, shp));
-      const disco::StepLosses lg = g.step(TG::from_vector(a, shp), TG::from_vector(b, shp)).get();
+      const disco::StepLosses lg = step_both(eager, graphed, g, n).second;
       CHECK(g.fallback_reason() == "");
-      check_rel(lg.ae, le.ae, 1e-6, "ae");
-      check_rel(lg.disc, le.disc, 1e-6, "disc");
-      check_rel(lg.ae_grad_norm, le.ae_grad_norm, 1e-6, "ae_grad_norm");
       CHECK(lg.ae_grad_norm > cfg.clip);
-      auto pe = eager.named_parameters(), pg = graphed.named_parameters();
-      for (size_t i = 0; i < pe.size(); ++i) {
-        INFO(pe[i].first);
-        CHECK(rel_l2(vals(pg[i].second), vals(pe[i].second)) <= 1e-6);
-      }
       if (step == 3) reserved_after_capture = dc::memory_stats().bytes_reserved;
     }
     CHECK(g.graph_ready());
