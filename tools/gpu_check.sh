@@ -213,6 +213,9 @@ CTEST_LIMIT=1200; CTEST_EACH=900; SAN_LIMIT=900
 do_tests() {
   if ! have "$TESTS_BIN"; then record ctest_gpu "NOT BUILT" 0 "$TESTS_BIN missing"; return; fi
   step ctest_gpu "$CTEST_LIMIT" ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout "$CTEST_EACH"
+  # every test's output, the passing ones' too: their warnings carry figures (the summary quotes
+  # the largest tuning-candidate difference and the whole step on the channels-last / wgmma kernels)
+  [ $DRY -eq 1 ] || cp "$BUILD/Testing/Temporary/LastTest.log" "$OUT/ctest_gpu_full.log" 2>/dev/null || true
   # also the CPU test suite's CUDA index-math checks and the benchmark self-test
   # (with --cuda-only the CPU test binary is not built: CI runs the index-math test anyway)
   local self="bench.conv_vs_cudnn_self_test|bench.ops_cuda_self_test"
@@ -390,6 +393,8 @@ done
   done
   echo
   [ -f "$OUT/ctest_gpu.log" ] && { echo "ctest -L gpu:"; grep -E "tests passed|tests failed|Skipped|\*\*\*Failed|Not Run" "$OUT/ctest_gpu.log" | sed 's/^/  /'; }
+  [ -f "$OUT/ctest_gpu_full.log" ] && grep -A2 -E "worst gradient difference|largest difference from the reference plan" \
+    "$OUT/ctest_gpu_full.log" | grep -v -E "^--$|: warning:$|^[[:space:]]*$" | sed 's/^ */  /'
   for tool in memcheck racecheck synccheck; do
     [ -f "$OUT/sanitizer_$tool.log" ] && echo "$tool: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.log" | tail -n1)"
   done
