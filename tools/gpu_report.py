@@ -265,6 +265,29 @@ def environment(R, args):
 
 
 # ---- sections ------------------------------------------------------------------------------------------
+# The GPU tests' warnings that carry figures (Catch2 wraps a warning's text over indented lines
+# after "FILE:LINE: warning:"): the largest difference of a tuning candidate from its layer's
+# reference plan, and each TF32 / BF16 step on the channels-last / wgmma kernels against the
+# heuristic plans' step.
+TEST_WARNINGS = ("largest difference from the reference plan", "worst gradient difference")
+
+
+def test_warnings(text):
+    out, cur = [], None
+    for line in text.splitlines() + [""]:
+        if re.search(r": warning:\s*$", line):
+            cur = []
+        elif cur is not None:
+            if line.startswith(" ") and line.strip():
+                cur.append(line.strip())
+            else:
+                w = " ".join(cur)
+                if any(k in w for k in TEST_WARNINGS) and w not in out:
+                    out.append(w)
+                cur = None
+    return out
+
+
 def steps(R):
     text = R.read("summary.txt")
     if text is None:
@@ -294,6 +317,8 @@ def steps(R):
     if done:
         R.p("- ctest -L gpu: %s%s%s" % (done[-1], "; %d skipped" % skipped if skipped else "",
                                         "; " + "; ".join(failed[:5]) if failed else ""))
+    for w in test_warnings(R.read("ctest_gpu_full.log") or ""):
+        R.p("- GPU test: %s" % w)
     for tool in ("memcheck", "racecheck", "synccheck"):
         m = re.search(r"^%s: (.*)$" % tool, text, re.M)
         if m:
@@ -560,6 +585,21 @@ def build(out, args):
 
 
 # ---- self-test ------------------------------------------------------------------------------------------
+CTEST_FULL_LOG = """5/9 Testing: cuda.test_cuda_conv
+/work/main/tests/cuda/test_cuda_conv.cpp:456: warning:
+  largest difference from the reference plan: FP32 1.2e-06, TF32 0.0011, BF16
+  0.0042
+
+/work/main/tests/cuda/test_cuda_conv.cpp:299: warning:
+  built without cuDNN: the element-wise ops are not compared with cuDNN
+
+6/9 Testing: cuda.test_cuda_model
+/work/main/tests/cuda/test_cuda_model.cpp:760: warning:
+  bf16 on wgmma: worst gradient difference from the heuristic plans' 0.0644582
+  (e2.full.3.weight)
+
+"""
+
 ENV_LOG = """date: Sat Nov 28 01:03:29 UTC 2026
 host: gpu-7
 repo: /work/main
@@ -815,6 +855,7 @@ def self_test():
         src = write_step_files(full)
         print("step_vs_pytorch sample: %s" % src)
         put(full, "parity_cuda.log", PARITY_LOG)
+        put(full, "ctest_gpu_full.log", CTEST_FULL_LOG)
         put(full, "ncu_conv.csv", load_ncu_summary().SAMPLE)
         put(full, "ncu_step.csv", load_ncu_summary().SAMPLE_STEP)
 
@@ -828,6 +869,8 @@ def self_test():
             "| sanitizer_racecheck | TIMEOUT | 90 |  |", "| ops_cuda | FAIL(1) | 12 |  |",
             "| sanitizer_synccheck | SKIPPED | 0 | no time left (--budget 540) |",
             "ctest -L gpu: 100% tests passed, 0 tests failed out of 9",
+            "- GPU test: bf16 on wgmma: worst gradient difference from the heuristic plans' 0.0644582 (e2.full.3.weight)",
+            "- GPU test: largest difference from the reference plan: FP32 1.2e-06, TF32 0.0011, BF16 0.0042",
             "compute-sanitizer memcheck: ========= ERROR SUMMARY: 0 errors",
             "| E1.conv1 | fprop | forward | 1.074 | 0.1000 | 10.7 | 0.1200 | 0.833 | yes |",
             "| D.convT1 | fprop | bwd-data |", "| E1.conv1 | dgrad | bwd-data | 1.074 | - | - | - | - | **MISMATCH** |",
