@@ -393,8 +393,7 @@ done
   done
   echo
   [ -f "$OUT/ctest_gpu.log" ] && { echo "ctest -L gpu:"; grep -E "tests passed|tests failed|Skipped|\*\*\*Failed|Not Run" "$OUT/ctest_gpu.log" | sed 's/^/  /'; }
-  [ -f "$OUT/ctest_gpu_full.log" ] && grep -A2 -E "worst gradient difference|largest difference from the reference plan" \
-    "$OUT/ctest_gpu_full.log" | grep -v -E "^--$|: warning:$|^[[:space:]]*$" | sed 's/^ */  /'
+  [ -f "$OUT/ctest_gpu_full.log" ] && python3 "$ROOT/tools/gpu_report.py" --test-warnings "$OUT/ctest_gpu_full.log" | sed 's/^/  /'
   for tool in memcheck racecheck synccheck; do
     [ -f "$OUT/sanitizer_$tool.log" ] && echo "$tool: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.log" | tail -n1)"
   done

@@ -961,6 +961,13 @@ def self_test():
                   "not measured (no readable rows in conv_vs_cudnn_256.csv)"]:
             expect(w in text, "garbled folder: %r in the report" % w)
 
+        # gpu_check's summary quotes the same warnings through --test-warnings
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            rc = main(["--test-warnings", os.path.join(full, "ctest_gpu_full.log")])
+        expect(rc == 0 and buf.getvalue().splitlines() == test_warnings(CTEST_FULL_LOG) and
+               len(buf.getvalue().splitlines()) == 2, "--test-warnings: the two warnings, one a line", buf.getvalue())
+
         rc, text = run_report([os.path.join(tmp, "no-such-folder")])
         expect(rc == 2 and "not a folder" in text and len(text.strip().splitlines()) == 1,
                "missing OUT: exit 2 with one line (got %s: %r)" % (rc, text))
@@ -976,9 +983,16 @@ def main(argv=None):
     ap.add_argument("--date", help="YYYY-MM-DD for the header (default: env.log's date line)")
     ap.add_argument("--command", help="the gpu_check command line for the header (default: %s)" % DEFAULT_COMMAND)
     ap.add_argument("--self-test", action="store_true", help="check the report on built-in sample folders")
+    ap.add_argument("--test-warnings", metavar="LOG",
+                    help="print the figure-carrying warnings of a ctest log (gpu_check's summary), one a line")
     a = ap.parse_args(argv)
     if a.self_test:
         return self_test()
+    if a.test_warnings:
+        with open(a.test_warnings, "rb") as fi:
+            for w in test_warnings(fi.read().decode("utf-8", "replace")):
+                print(w)
+        return 0
     if not a.out:
         ap.error("OUT is required (or --self-test)")
     if not os.path.isdir(a.out):

@@ -587,17 +587,15 @@ const T* activation_pack(const float* src, T* dst, int n, int ch, int chp, int64
 // instead, so a memory checker sees a read past either pack's end.
 struct PackScratch {
   detail::Scratch mem, mem_b;  // mem_b: the second pack's own block (exact allocations only)
-  size_t b_offset;
+  unsigned char* b_start;
   PackScratch(size_t a_bytes, size_t b_bytes)
       : mem(exact_allocations() ? a_bytes : pow2_at_least(round_up(a_bytes) + b_bytes)),
         mem_b(exact_allocations() ? b_bytes : 0),
-        b_offset(round_up(a_bytes)) {}
+        b_start(exact_allocations() ? mem_b.as<unsigned char>() : mem.as<unsigned char>() + round_up(a_bytes)) {}
   template <class T>
   T* a() const { return mem.as<T>(); }
   template <class T>
-  T* b() const {
-    return exact_allocations() ? mem_b.as<T>() : reinterpret_cast<T*>(mem.as<unsigned char>() + b_offset);
-  }
+  T* b() const { return reinterpret_cast<T*>(b_start); }
   static size_t round_up(size_t n) { return (n + 255) / 256 * 256; }
   static size_t pow2_at_least(size_t n) {
     size_t p = 256;
@@ -773,15 +771,25 @@ std::atomic<bool>& autotune_flag() {
 }
 
 // ---- the preferred kernel family of untuned launches (set_conv_prefer, DISCO_CONV_PREFER) ------
-const char* const kFamilies[] = {"tile", "paired", "grouped", "thin", "smallout", "nhwc", "wgmma"};
+// The kernel families, as tile_family names them, in TileKind order without repeats.
+const std::vector<std::string>& families() {
+  static const std::vector<std::string> f = [] {
+    std::vector<std::string> out;
+    for (int t = 0; t <= int(TileKind::Wgmma64); ++t) {
+      const std::string name = tile_family(TileKind(t));
+      if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+    }
+    return out;
+  }();
+  return f;
+}
 bool known_family(const std::string& f) {
-  for (const char* k : kFamilies)
-    if (f == k) return true;
-  return false;
+  const auto& all = families();
+  return std::find(all.begin(), all.end(), f) != all.end();
 }
 std::string family_list() {
   std::string out;
-  for (const char* k : kFamilies) out += (out.empty() ? "" : ", ") + std::string(k);
+  for (const std::string& k : families()) out += (out.empty() ? "" : ", ") + k;
   return out;
 }
 std::mutex& prefer_mutex() {

@@ -23,9 +23,11 @@ TEST_CASE("device queries", "[cuda][runtime]") {
 TEST_CASE("caching allocator reuses blocks and keeps stats", "[cuda][runtime]") {
   // DISCO_CUDA_EXACT_ALLOC=1 (the emulated tests run so, for their cp.async source checks):
   // every block exactly the size asked for; else 512-byte bins up to 1 MiB.
+  const bool exact = dc::exact_allocations();
   const char* env = std::getenv("DISCO_CUDA_EXACT_ALLOC");
-  const bool exact = env && *env && std::string(env) != "0";
-  INFO("DISCO_CUDA_EXACT_ALLOC " << (exact ? "on" : "off"));
+  INFO("DISCO_CUDA_EXACT_ALLOC " << (env ? env : "(unset)"));
+  if (env == nullptr) CHECK(!exact);
+  if (env != nullptr && std::string(env) == "1") CHECK(exact);
   dc::empty_cache();
   const auto s0 = dc::memory_stats();
   CHECK(s0.bytes_cached == 0);

@@ -120,9 +120,9 @@ bool device_allocation(const void* p, uintptr_t* base, size_t* size) {
 }
 
 bool is_device_range(const void* p, size_t bytes) {
-  std::lock_guard<std::recursive_mutex> lock(g_mu);
-  const auto* a = find_alloc(p);
-  return a && reinterpret_cast<uintptr_t>(p) + bytes <= a->first + a->second;
+  uintptr_t base = 0;
+  size_t size = 0;
+  return device_allocation(p, &base, &size) && reinterpret_cast<uintptr_t>(p) + bytes <= base + size;
 }
 
 bool order_reverse() {
