@@ -113,13 +113,17 @@ TEST_CASE("instance norm forward and backward", "[cuda][norm]") {
       CHECK(rel_l2(download(rstd), r.rstd) <= 1e-5);
       if (s.HW == 1) continue;  // variance 0: gradient is ~0 / rstd huge, nothing to compare usefully
       const auto want = ref_bwd(dtest::to_double(hdy), xd, s.NC, s.HW, eps, a, slope);
+      // The backward subtracts dy's mean and its projection on x-hat: over 4 values that cancels
+      // most of dy in some planes, and float sums lose the rest's digits (seen: 1.17e-5 over the
+      // 15584 planes of 4 with seed 1653248912); larger planes stay within 1e-5.
+      const double tol = s.HW <= 4 ? 5e-5 : 1e-5;
       auto dx = poisoned(hx.size());
       dc::instance_norm_bwd(dy.data(), x.data(), false, mean.data(), rstd.data(), dx.data(), s.NC, s.HW, a, slope);
-      CHECK(rel_l2(download(dx), want) <= 1e-5);
+      CHECK(rel_l2(download(dx), want) <= tol);
       if (a != Activation::ReLU) {  // from the forward output
         dtest::poison(dx);
         dc::instance_norm_bwd(dy.data(), y.data(), true, mean.data(), rstd.data(), dx.data(), s.NC, s.HW, a, slope);
-        CHECK(rel_l2(download(dx), want) <= 1e-5);
+        CHECK(rel_l2(download(dx), want) <= tol);
       } else {
         CHECK_THROWS_AS(dc::instance_norm_bwd(dy.data(), y.data(), true, mean.data(), rstd.data(), dx.data(), s.NC,
                                               s.HW, a, slope),
@@ -130,7 +134,7 @@ TEST_CASE("instance norm forward and backward", "[cuda][norm]") {
                             true);
       auto want2 = want;
       for (auto& v : want2) v *= 2;
-      CHECK(rel_l2(download(dx), want2) <= 1e-5);
+      CHECK(rel_l2(download(dx), want2) <= tol);
     }
   }
 }
